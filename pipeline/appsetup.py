@@ -1,0 +1,29 @@
+"""Wiring the pipeline into a Celery app: defaults, validation, broker layout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from pipeline import conf
+from pipeline.keys import Keys
+
+
+def install(app: Celery) -> Celery:
+    """Declare the ``pipeline_*`` defaults on *app* and validate them once configured.
+
+    Also puts the broker's Redis lists under the pipeline's hash tag (kombu's
+    ``global_keyprefix``), so the lock scripts can hand a job straight to its
+    queue in the same Lua call that frees its resources.
+    """
+    app.conf.add_defaults(conf.defaults())
+
+    def _on_configure(sender: Any = None, **_: Any) -> None:
+        settings = conf.read(app.conf)
+        options = dict(app.conf.broker_transport_options or {})
+        options.setdefault("global_keyprefix", Keys(settings.redis_prefix).broker_queue_prefix())
+        app.conf.broker_transport_options = options
+
+    app.on_after_configure.connect(_on_configure, weak=False)
+    return app

@@ -1,0 +1,183 @@
+"""Every ``pipeline_*`` setting, declared once: name, type, default, doc.
+
+Settings live on ``app.conf`` as lowercase ``pipeline_<area>_<name>`` keys. An
+unknown ``pipeline_*`` key or a value of the wrong type raises
+``ConfigurationError`` when the app is configured, never a silent no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting."""
+
+    name: str
+    type: type | tuple[type, ...]
+    default: Any
+    doc: str
+    minimum: float | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # Redis layout
+    Setting("pipeline_redis_prefix", str, "pipeline",
+            "Hash tag of every pipeline key: all keys share one Redis Cluster slot."),
+    # Locks
+    Setting("pipeline_lock_lease", (int, float), 30.0,
+            "Seconds a hold lasts unless its heartbeat renews it.", 1.0),
+    Setting("pipeline_lock_heartbeat", (int, float), 0.0,
+            "Seconds between lease renewals; 0 means a third of the lease.", 0.0),
+    Setting("pipeline_lock_grant_ttl", (int, float), 30.0,
+            "Seconds a job handed its locks at release may take to start before the grant "
+            "expires.", 1.0),
+    Setting("pipeline_capacity_user", int, 1,
+            "Running jobs per user; 0 = unlimited.", 0),
+    Setting("pipeline_capacity_model", int, 1,
+            "Writers per model (readers share it while no writer holds it); 0 = unlimited.", 0),
+    Setting("pipeline_capacity_project", int, 2,
+            "Running jobs per project (fair share); 0 = unlimited.", 0),
+    Setting("pipeline_concurrency_global", int, 5,
+            "Running pipeline jobs in the whole system; 0 = unlimited.", 0),
+    Setting("pipeline_serialized", bool, False,
+            "Run at most one pipeline job at a time in the whole system."),
+    Setting("pipeline_wait_timeout", (int, float), 1800.0,
+            "Seconds a parked job may wait before it expires.", 1.0),
+    # Events and store
+    Setting("pipeline_events_maxlen", int, 1_000_000,
+            "Safety cap of the event stream; the recorder trims what it has written.", 1000),
+    Setting("pipeline_store_url", (str, type(None)), None,
+            "SQLAlchemy URL of the job store; None = $PIPELINE_DATABASE_URL or SQLite in "
+            "the data directory."),
+    Setting("pipeline_store_enabled", bool, True,
+            "Record jobs, workflows and the audit log in the job store."),
+    Setting("pipeline_log_retention", (int, float), 7 * 24 * 3600.0,
+            "Seconds queue-log rows are kept before the retention sweep deletes them.", 60.0),
+    Setting("pipeline_data_dir", str, ".pipeline",
+            "Directory of the embedded Redis data and the default SQLite store."),
+    # Retries
+    Setting("pipeline_retry_max", int, 3,
+            "Attempts after the first before a job is dead-lettered.", 0),
+    Setting("pipeline_retry_backoff", (int, float), 1.0,
+            "Seconds of the first retry delay; doubles with each attempt.", 0.0),
+    Setting("pipeline_retry_backoff_max", (int, float), 600.0,
+            "Upper bound of a retry delay in seconds.", 0.0),
+    Setting("pipeline_retry_jitter", bool, True,
+            "Randomise retry delays (full jitter) so retries do not stampede."),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+PREFIX = "pipeline_"
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join("None" if t is type(None) else t.__name__ for t in types)
+
+
+def check_value(setting: Setting, value: Any) -> None:
+    """Raise ``ConfigurationError`` unless *value* fits *setting*."""
+    wrong_bool = isinstance(value, bool) and setting.type is not bool
+    if wrong_bool or not isinstance(value, setting.type):
+        raise ConfigurationError(
+            f"{setting.name}={value!r} has the wrong type: expected "
+            f"{_type_name(setting.type)} ({setting.doc})"
+        )
+    if setting.minimum is not None and value is not None and value < setting.minimum:
+        raise ConfigurationError(
+            f"{setting.name}={value!r} is too small: expected at least {setting.minimum}"
+        )
+
+
+def validate(conf: Mapping[str, Any]) -> None:
+    """Check every ``pipeline_*`` key of a Celery configuration.
+
+    Raises:
+        ConfigurationError: naming the first unknown key or badly typed value.
+    """
+    for key in list(conf.keys()):
+        if not isinstance(key, str) or not key.lower().startswith(PREFIX):
+            continue
+        setting = BY_NAME.get(key)
+        if setting is None:
+            known = ", ".join(sorted(BY_NAME))
+            raise ConfigurationError(f"unknown setting {key!r}: the pipeline knows {known}")
+        check_value(setting, conf[key])
+
+
+def defaults() -> dict[str, Any]:
+    """Every setting with its default, for ``app.conf.add_defaults``."""
+    return {s.name: s.default for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A typed, read-once view of the settings the hot path needs."""
+
+    redis_prefix: str
+    lease: float
+    heartbeat: float
+    grant_ttl: float
+    capacity_user: int
+    capacity_model: int
+    capacity_project: int
+    capacity_global: int
+    wait_timeout: float
+    events_maxlen: int
+    retry_max: int
+    retry_backoff: float
+    retry_backoff_max: float
+    retry_jitter: bool
+    store_url: str
+    store_enabled: bool
+    log_retention: float
+    data_dir: str
+
+
+def store_url_from(conf: Mapping[str, Any]) -> str:
+    """The job store URL: setting, then ``$PIPELINE_DATABASE_URL``, then SQLite."""
+    url = conf.get("pipeline_store_url") or os.environ.get("PIPELINE_DATABASE_URL")
+    if url:
+        return str(url)
+    data_dir = os.path.abspath(str(conf.get("pipeline_data_dir") or ".pipeline"))
+    return f"sqlite:///{os.path.join(data_dir, 'pipeline.db')}"
+
+
+def read(conf: Mapping[str, Any]) -> Settings:
+    """Validate *conf* and return the typed settings (defaults filled in)."""
+    validate(conf)
+
+    def get(name: str) -> Any:
+        value = conf.get(name)
+        return BY_NAME[name].default if value is None else value
+
+    lease = float(get("pipeline_lock_lease"))
+    heartbeat = float(get("pipeline_lock_heartbeat")) or lease / 3
+    serialized = bool(get("pipeline_serialized"))
+    return Settings(
+        redis_prefix=get("pipeline_redis_prefix"),
+        lease=lease,
+        heartbeat=heartbeat,
+        grant_ttl=float(get("pipeline_lock_grant_ttl")),
+        capacity_user=get("pipeline_capacity_user"),
+        capacity_model=get("pipeline_capacity_model"),
+        capacity_project=get("pipeline_capacity_project"),
+        capacity_global=1 if serialized else get("pipeline_concurrency_global"),
+        wait_timeout=float(get("pipeline_wait_timeout")),
+        events_maxlen=get("pipeline_events_maxlen"),
+        retry_max=get("pipeline_retry_max"),
+        retry_backoff=float(get("pipeline_retry_backoff")),
+        retry_backoff_max=float(get("pipeline_retry_backoff_max")),
+        retry_jitter=bool(get("pipeline_retry_jitter")),
+        store_url=store_url_from(conf),
+        store_enabled=bool(get("pipeline_store_enabled")),
+        log_retention=float(get("pipeline_log_retention")),
+        data_dir=get("pipeline_data_dir"),
+    )

@@ -1,0 +1,82 @@
+"""The per-process handle of one app: its settings, key names and Redis client.
+
+Created lazily on first use and dropped in a forked child, so no connection
+pool crosses a ``fork`` (prefork pool, ``worker_process_init``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from pipeline import conf
+from pipeline.keys import Keys
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from pipeline.locks.redis import RedisLocks
+
+_ENGINES: dict[int, Engine] = {}
+_LOCK = threading.Lock()
+
+
+class Engine:
+    """Settings, keys, the Redis client and the lock engine of one app in this process."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self.settings = conf.read(app.conf)
+        self.keys = Keys(self.settings.redis_prefix)
+        self.pid = os.getpid()
+        self._redis: redis.Redis | None = None
+        self._locks: RedisLocks | None = None
+
+    @property
+    def redis(self) -> redis.Redis:
+        """A client on the broker's Redis (the locks live beside the queues)."""
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(broker_redis_url(self.app))
+        return self._redis
+
+    @property
+    def locks(self) -> RedisLocks:
+        """The lock engine."""
+        if self._locks is None:
+            from pipeline.locks.redis import RedisLocks
+
+            self._locks = RedisLocks(self.redis, self.keys, self.settings)
+        return self._locks
+
+
+def broker_redis_url(app: Celery) -> str:
+    """The broker URL as a redis-py URL (``redis://`` / ``rediss://`` / ``unix://``)."""
+    url = str(app.conf.broker_url or "redis://127.0.0.1:6379/0")
+    if url.startswith("redis+socket://"):
+        return "unix://" + url[len("redis+socket://"):]
+    if url.startswith("socket://"):
+        return "unix://" + url[len("socket://"):]
+    return url
+
+
+def engine_for(app: Any) -> Engine:
+    """The engine of *app* in this process (a new one after ``fork``)."""
+    key = id(app)
+    engine = _ENGINES.get(key)
+    if engine is None or engine.pid != os.getpid():
+        with _LOCK:
+            engine = _ENGINES.get(key)
+            if engine is None or engine.pid != os.getpid():
+                engine = Engine(app)
+                _ENGINES[key] = engine
+    return engine
+
+
+def _forget_after_fork() -> None:
+    _ENGINES.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

@@ -1,0 +1,63 @@
+"""Errors raised by the pipeline.
+
+Every error a user can cause names the field, the value and what is accepted.
+Each class can be rebuilt as ``cls(*exc.args)`` so it survives the JSON result
+backend and the prefork pool's pickling of exceptions::
+
+    PipelineError
+    ├── ConfigurationError      a pipeline_* setting is unknown or has the wrong type
+    ├── InvalidJobError         a call's priority, resources or arguments are not accepted
+    ├── LockError
+    │   ├── LockNotAcquired     an eager call met a resource that another job holds
+    │   └── LockLost            a lease expired while its job still ran
+    ├── StoreError
+    │   └── StoreNotMigrated    the job store's schema is not at the current head
+    ├── WorkflowError           a workflow cannot be built or run as asked
+    └── ServiceError            Redis or the database is unreachable or unsafe
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class of every error the pipeline raises on purpose."""
+
+
+class ConfigurationError(PipelineError):
+    """A ``pipeline_*`` setting is unknown, has the wrong type or a bad value."""
+
+
+class InvalidJobError(PipelineError, ValueError):
+    """A call's options (priority, resources, arguments) are not accepted.
+
+    Subclasses ``ValueError`` so callers validating input with ``except
+    ValueError`` keep working.
+    """
+
+
+class LockError(PipelineError):
+    """Base class of lock failures."""
+
+
+class LockNotAcquired(LockError):
+    """A resource is held by another job and the call cannot wait (eager mode)."""
+
+
+class LockLost(LockError):
+    """A job's lease expired and another holder may now own the resource."""
+
+
+class StoreError(PipelineError):
+    """The job store cannot be read or written."""
+
+
+class StoreNotMigrated(StoreError):
+    """The database schema is missing or behind; the message names the fix."""
+
+
+class WorkflowError(PipelineError):
+    """A workflow cannot be built or run as asked."""
+
+
+class ServiceError(PipelineError):
+    """Redis or the database is unreachable or configured unsafely."""

@@ -1,0 +1,71 @@
+"""Job priorities and their parsing.
+
+The pipeline speaks Celery's Redis convention: an int 0-9 where 0 is the most
+urgent. The four named levels sit on kombu's Redis priority steps (0, 3, 6, 9),
+so every level is one Redis list and a worker drains them strictly in order.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from pipeline.errors import InvalidJobError
+
+#: kombu's Redis transport floors an int priority onto these steps.
+PRIORITY_STEPS: tuple[int, ...] = (0, 3, 6, 9)
+
+
+class Priority(enum.IntEnum):
+    """The four priority levels, valued as the Redis priority they publish with."""
+
+    CRITICAL = 0
+    HIGH = 3
+    NORMAL = 6
+    LOW = 9
+
+    @property
+    def label(self) -> str:
+        """Lower-case name, as shown to users (``"high"``)."""
+        return self.name.lower()
+
+
+DEFAULT_PRIORITY = Priority.NORMAL
+ACCEPTED = "one of critical, high, normal, low (any case), a Priority, or an int 0-9 (0 = most urgent)"
+
+
+def parse_priority(value: Any, *, field: str = "priority") -> int:
+    """Turn a user's priority into the Redis priority int 0-9.
+
+    Args:
+        value: a level name in any case, a ``Priority``, or an int 0-9.
+        field: the name used in the error message.
+
+    Returns:
+        The int 0-9 to publish with.
+
+    Raises:
+        InvalidJobError: (a ``ValueError``) naming the field, the value and what
+            is accepted.
+    """
+    if isinstance(value, Priority):
+        return int(value)
+    if isinstance(value, str):
+        member = Priority.__members__.get(value.strip().upper())
+        if member is not None:
+            return int(member)
+    elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
+        return value
+    raise InvalidJobError(f"{field}={value!r} is not accepted: expected {ACCEPTED}")
+
+
+def level_of(value: int) -> Priority:
+    """The named level an int priority 0-9 runs at (kombu floors onto its steps)."""
+    return Priority(max(step for step in PRIORITY_STEPS if step <= value))
+
+
+def from_seed_scale(value: int) -> int:
+    """Map the 1-10 scale of older queues (1 = most urgent) onto 0-9."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+        raise InvalidJobError(f"priority={value!r} is not accepted: expected an int 1-10")
+    return value - 1

@@ -1,0 +1,156 @@
+"""What a job needs: the resource set of a call or a workflow.
+
+A job needs its user, its project, each of its models, and one global slot.
+Each is a :class:`Claim` on a resource id (``user:alice``, ``model:bert``,
+``project:nlp``, ``global``) with a mode (exclusive, or shared for readers of a
+model) and the capacity of its kind. A kind whose capacity is 0 (unlimited)
+is not locked at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.conf import Settings
+from pipeline.errors import InvalidJobError
+
+EXCLUSIVE = "x"
+SHARED = "s"
+KINDS = ("user", "project", "model", "global")
+#: Header carrying a job's declared resources from publisher to worker.
+HEADER = "pl"
+MAX_NAME = 200
+
+
+@dataclass(frozen=True, order=True)
+class Claim:
+    """One resource a job needs: ``resource`` id, ``mode`` and ``capacity``."""
+
+    resource: str
+    mode: str
+    capacity: int
+
+
+@dataclass(frozen=True)
+class Demand:
+    """The resources a call declares, before capacities are applied."""
+
+    user: str | None = None
+    project: str | None = None
+    models: tuple[str, ...] = ()
+    shared_models: tuple[str, ...] = ()
+    workflow: str | None = None
+
+    def to_header(self) -> dict[str, Any]:
+        """The compact header published with the job."""
+        header: dict[str, Any] = {}
+        if self.user is not None:
+            header["u"] = self.user
+        if self.project is not None:
+            header["p"] = self.project
+        if self.models:
+            header["m"] = list(self.models)
+        if self.shared_models:
+            header["r"] = list(self.shared_models)
+        if self.workflow is not None:
+            header["w"] = self.workflow
+        return header
+
+    @classmethod
+    def from_header(cls, header: Mapping[str, Any] | None) -> Demand:
+        """Read the header written by :meth:`to_header` (missing = no resources)."""
+        if not header:
+            return cls()
+        return cls(
+            user=header.get("u"),
+            project=header.get("p"),
+            models=tuple(header.get("m") or ()),
+            shared_models=tuple(header.get("r") or ()),
+            workflow=header.get("w"),
+        )
+
+    def union(self, other: Demand) -> Demand:
+        """Both demands together (a workflow's steps); a write beats a read of one model."""
+        user = _single("user", self.user, other.user)
+        project = _single("project", self.project, other.project)
+        models = tuple(dict.fromkeys(self.models + other.models))
+        shared = tuple(m for m in dict.fromkeys(self.shared_models + other.shared_models)
+                       if m not in models)
+        return Demand(user, project, models, shared, self.workflow or other.workflow)
+
+
+def _single(field: str, left: str | None, right: str | None) -> str | None:
+    if left is not None and right is not None and left != right:
+        raise InvalidJobError(
+            f"{field}={right!r} conflicts with {field}={left!r}: a job or workflow has one {field}"
+        )
+    return left if left is not None else right
+
+
+def check_name(field: str, value: Any) -> str:
+    """Validate one resource name (a user, project or model)."""
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+        raise InvalidJobError(
+            f"{field}={value!r} is not accepted: expected a non-empty string of at most "
+            f"{MAX_NAME} characters"
+        )
+    return value
+
+
+def check_models(field: str, value: Any) -> tuple[str, ...]:
+    """Validate a model list: one name or an iterable of names."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (check_name(field, value),)
+    if not isinstance(value, Iterable) or isinstance(value, Mapping | bytes):
+        raise InvalidJobError(
+            f"{field}={value!r} is not accepted: expected a model name or a list of names"
+        )
+    return tuple(dict.fromkeys(check_name(field, item) for item in value))
+
+
+def demand_from_options(options: dict[str, Any], task_models: tuple[str, ...] = (),
+                        task_shared: tuple[str, ...] = ()) -> Demand:
+    """Pop ``user``, ``project``, ``models`` and ``shared`` from apply_async options.
+
+    ``shared`` is ``True`` (every model of the call is read, not written) or a
+    list of models the call only reads.
+    """
+    user = options.pop("user", None)
+    project = options.pop("project", None)
+    models = task_models + check_models("models", options.pop("models", None))
+    shared_opt = options.pop("shared", None)
+    if shared_opt is True:
+        shared = models + task_shared
+        models = ()
+    elif shared_opt in (None, False):
+        shared = task_shared
+    else:
+        shared = task_shared + check_models("shared", shared_opt)
+    models = tuple(dict.fromkeys(models))
+    shared = tuple(m for m in dict.fromkeys(shared) if m not in models)
+    return Demand(
+        user=None if user is None else check_name("user", user),
+        project=None if project is None else check_name("project", project),
+        models=models,
+        shared_models=shared,
+    )
+
+
+def claims(demand: Demand, settings: Settings) -> tuple[Claim, ...]:
+    """The sorted claims of *demand* under the configured capacities."""
+    out: list[Claim] = []
+    if demand.user is not None and settings.capacity_user:
+        out.append(Claim(f"user:{demand.user}", EXCLUSIVE, settings.capacity_user))
+    if demand.project is not None and settings.capacity_project:
+        out.append(Claim(f"project:{demand.project}", EXCLUSIVE, settings.capacity_project))
+    if settings.capacity_model:
+        out.extend(Claim(f"model:{m}", EXCLUSIVE, settings.capacity_model) for m in demand.models)
+        out.extend(Claim(f"model:{m}", SHARED, settings.capacity_model)
+                   for m in demand.shared_models)
+    if settings.capacity_global:
+        out.append(Claim("global", EXCLUSIVE, settings.capacity_global))
+    return tuple(sorted(out))

@@ -1,0 +1,1 @@
+"""Process launch: the embedded Redis server, worker and beat."""

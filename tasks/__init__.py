@@ -1,0 +1,1 @@
+"""The deployable pipeline app and its task modules."""

@@ -1,0 +1,12 @@
+"""The pipeline's Celery app: ``celery -A tasks.app worker``."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from pipeline.appsetup import install
+
+app = install(Celery("tasks"))
+app.config_from_object("celeryconfig")
+app.autodiscover_tasks(["tasks"], related_name=None, force=True)
+app.conf.include = ["tasks.demo"]
