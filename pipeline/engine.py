@@ -18,6 +18,7 @@ from pipeline.keys import Keys
 if TYPE_CHECKING:
     from celery import Celery
 
+    from pipeline.heartbeat import Heartbeat
     from pipeline.locks.redis import RedisLocks
 
 _ENGINES: dict[int, Engine] = {}
@@ -34,6 +35,7 @@ class Engine:
         self.pid = os.getpid()
         self._redis: redis.Redis | None = None
         self._locks: RedisLocks | None = None
+        self._heartbeat: Heartbeat | None = None
 
     @property
     def redis(self) -> redis.Redis:
@@ -50,6 +52,15 @@ class Engine:
 
             self._locks = RedisLocks(self.redis, self.keys, self.settings)
         return self._locks
+
+    @property
+    def heartbeat(self) -> Heartbeat:
+        """The lease-renewing thread of this process (started on first use)."""
+        if self._heartbeat is None:
+            from pipeline.heartbeat import Heartbeat
+
+            self._heartbeat = Heartbeat(self.locks, self.settings.heartbeat)
+        return self._heartbeat
 
 
 def broker_redis_url(app: Celery) -> str:

@@ -56,11 +56,6 @@ class Keys:
         return f"{self.base}fence"
 
     @property
-    def seq(self) -> str:
-        """Counter giving every parked job its arrival number."""
-        return f"{self.base}seq"
-
-    @property
     def parked_count(self) -> str:
         """Hash priority level -> number of parked jobs."""
         return f"{self.base}parked:count"

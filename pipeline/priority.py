@@ -31,7 +31,9 @@ class Priority(enum.IntEnum):
 
 
 DEFAULT_PRIORITY = Priority.NORMAL
-ACCEPTED = "one of critical, high, normal, low (any case), a Priority, or an int 0-9 (0 = most urgent)"
+ACCEPTED = (
+    "one of critical, high, normal, low (any case), a Priority, or an int 0-9 (0 = most urgent)"
+)
 
 
 def parse_priority(value: Any, *, field: str = "priority") -> int:

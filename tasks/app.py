@@ -8,5 +8,4 @@ from pipeline.appsetup import install
 
 app = install(Celery("tasks"))
 app.config_from_object("celeryconfig")
-app.autodiscover_tasks(["tasks"], related_name=None, force=True)
-app.conf.include = ["tasks.demo"]
+app.conf.include = ["tasks.lockprobes"]

@@ -1,0 +1,62 @@
+"""pipeline: Celery jobs and workflows that declare the resources they need.
+
+Public API::
+
+    from pipeline import PipelineTask, Priority, workflow, explain
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.errors import (
+    ConfigurationError,
+    InvalidJobError,
+    LockError,
+    LockLost,
+    LockNotAcquired,
+    PipelineError,
+    StoreError,
+    StoreNotMigrated,
+    WorkflowError,
+)
+from pipeline.lifecycle import fencing_tokens
+from pipeline.locks.base import Explanation
+from pipeline.priority import Priority, parse_priority
+from pipeline.task import PipelineTask
+
+
+def explain(job_id: str, app: Any = None) -> Explanation:
+    """Whether a job is running, parked (behind what, at which position) or neither.
+
+    Args:
+        job_id: the Celery task id.
+        app: the Celery app; the current app when omitted.
+    """
+    from celery import current_app
+
+    from pipeline.engine import engine_for
+
+    return engine_for(app or current_app).locks.explain(job_id)
+
+
+__all__ = [
+    # tasks and workflows
+    "PipelineTask",
+    "Priority",
+    "parse_priority",
+    "fencing_tokens",
+    # queries
+    "explain",
+    "Explanation",
+    # errors
+    "PipelineError",
+    "ConfigurationError",
+    "InvalidJobError",
+    "LockError",
+    "LockNotAcquired",
+    "LockLost",
+    "StoreError",
+    "StoreNotMigrated",
+    "WorkflowError",
+]

@@ -1,0 +1,177 @@
+"""What PipelineTask's hooks do: validate and publish, lock or park, release.
+
+The task class stays a thin list of Celery hooks; this module holds the steps,
+so the eager path, the worker path and the parent process's clean-up share
+one implementation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from celery import states
+from celery.signals import task_postrun
+
+from pipeline import parking
+from pipeline.engine import Engine, engine_for
+from pipeline.errors import LockNotAcquired
+from pipeline.events import COMPLETED, FAILED, RELEASED, RETRIED
+from pipeline.locks.base import Acquired, Blocked, Duplicate, Ticket
+from pipeline.priority import DEFAULT_PRIORITY, parse_priority
+from pipeline.resources import HEADER, Demand, claims, demand_from_options
+
+BLOCKED = "BLOCKED"
+# Flower orders task states by precedence; give BLOCKED the rank of STARTED so
+# each replaces the other in the order they happen (parked after the worker
+# said "started", then started for real after the hand-off).
+states.PRECEDENCE_LOOKUP[BLOCKED] = states.PRECEDENCE_LOOKUP[states.STARTED]
+
+HOST = socket.gethostname()
+_OUTCOME_EVENTS = {states.SUCCESS: COMPLETED, states.FAILURE: FAILED, states.RETRY: RETRIED}
+_SUMMARY = 200
+
+
+@dataclass(frozen=True)
+class Running:
+    """A job of this process that holds its locks."""
+
+    holder: str
+    tokens: dict[str, int]
+    workflow: str | None
+
+
+_RUNNING: dict[str, Running] = {}
+
+
+def prepare_options(task: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """Validate priority and resources of an ``apply_async`` call and put them in its header.
+
+    Raises:
+        InvalidJobError: before anything is published.
+    """
+    priority = options.get("priority")
+    if priority is not None:
+        options["priority"] = parse_priority(priority)
+    demand = demand_from_options(options, tuple(task.models), tuple(task.shared_models))
+    header = demand.to_header()
+    header["t"] = round(time.time(), 3)
+    headers = dict(options.get("headers") or {})
+    headers[HEADER] = header
+    options["headers"] = headers
+    return options
+
+
+def _priority_of(request: Any) -> int:
+    value = (request.delivery_info or {}).get("priority")
+    return int(DEFAULT_PRIORITY) if value is None else int(value)
+
+
+def ticket_for(task: Any, request: Any, engine: Engine) -> Ticket:
+    """The lock ticket of the job *request* describes."""
+    header = getattr(request, HEADER, None) or {}
+    demand = Demand.from_header(header)
+    if not header:
+        # Published without PipelineTask.apply_async (send_task, another client):
+        # the task's own models still apply.
+        demand = Demand(models=tuple(task.models), shared_models=tuple(task.shared_models))
+    priority = _priority_of(request)
+    detail = {
+        "task": task.name, "priority": priority, "attempt": (request.retries or 0) + 1,
+        "user": demand.user, "project": demand.project,
+        "models": list(demand.models + demand.shared_models), "workflow": demand.workflow,
+        "queued_at": header.get("t"),
+    }
+    return Ticket(
+        job_id=request.id,
+        holder=demand.workflow or request.id,
+        claims=claims(demand, engine.settings),
+        priority=priority,
+        detail=json.dumps(detail, separators=(",", ":")),
+        submitted_ms=int(float(header.get("t") or 0) * 1000),
+    )
+
+
+def start(task: Any, task_id: str) -> str | None:
+    """Take the job's locks; returns the reason when it was parked instead.
+
+    Raises:
+        LockNotAcquired: in eager mode (``apply()``, ``task_always_eager``),
+            where a job cannot be parked, when a resource is taken.
+    """
+    request = task.request
+    engine = engine_for(task.app)
+    ticket = ticket_for(task, request, engine)
+    locks = engine.locks
+    pid = os.getpid()
+    result = locks.acquire(ticket, host=HOST, pid=pid)
+    if isinstance(result, Blocked):
+        if request.is_eager:
+            raise LockNotAcquired(f"job {task_id} ({task.name}) cannot run now: {result.reason}")
+        result = locks.acquire(
+            ticket, host=HOST, pid=pid,
+            park_message=parking.message_for(task.app, request, ticket.priority),
+            queue_key=parking.queue_key(task.app, (request.delivery_info or {}).get(
+                "routing_key") or task.app.conf.task_default_queue),
+        )
+    if isinstance(result, Acquired):
+        workflow = ticket.holder if ticket.holder != task_id else None
+        _RUNNING[task_id] = Running(ticket.holder, result.tokens, workflow)
+        request.pipeline_tokens = result.tokens
+        engine.heartbeat.track(ticket.holder)
+        return None
+    if isinstance(result, Duplicate):
+        return f"job {task_id} already runs under a live lease; this delivery is dropped"
+    _report_blocked(task, task_id, result)
+    return result.reason
+
+
+def _report_blocked(task: Any, task_id: str, blocked: Blocked) -> None:
+    meta = {"reason": blocked.reason, "resource": blocked.resource,
+            "blocked_by": blocked.blocked_by, "position": blocked.position}
+    task.backend.store_result(task_id, meta, BLOCKED, request=task.request)
+    task.send_event("task-blocked", **meta)
+
+
+def _summary(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SUMMARY else text[: _SUMMARY - 3] + "..."
+
+
+def finish(task: Any, task_id: str, status: str, retval: Any) -> None:
+    """Release the job's locks (no-op if it holds none) and record its outcome."""
+    running = _RUNNING.pop(task_id, None)
+    if running is None:
+        return
+    engine = engine_for(task.app)
+    engine.heartbeat.untrack(running.holder)
+    event = _OUTCOME_EVENTS.get(status, RELEASED)
+    key = "result" if status == states.SUCCESS else "error"
+    detail = json.dumps({key: _summary(retval)}, separators=(",", ":"), default=str)
+    engine.locks.release(running.holder, task_id, event=event, detail=detail)
+
+
+def fencing_tokens() -> dict[str, int]:
+    """Fencing tokens of the running job's resources (resource id -> token).
+
+    A token only grows per resource: pass it to an external store so it can
+    refuse a write from a holder whose lease ran out.
+    """
+    from celery import current_task
+
+    if current_task is None:
+        return {}
+    return dict(getattr(current_task.request, "pipeline_tokens", None) or {})
+
+
+@task_postrun.connect(weak=False)
+def _release_on_skipped_after_return(task_id: str | None = None, task: Any = None,
+                                     state: str | None = None, retval: Any = None,
+                                     **_: Any) -> None:
+    """Celery skips ``after_return`` for Ignore and Reject raised by the job: release here."""
+    if task_id is not None and task_id in _RUNNING and task is not None:
+        finish(task, task_id, state or RELEASED, retval)

@@ -1,0 +1,1 @@
+"""Resource locks: the interface (``base``) and its Redis implementation."""

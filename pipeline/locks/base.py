@@ -1,0 +1,156 @@
+"""The lock engine's interface and the values it returns.
+
+An engine takes all of a job's claims at once or parks the job, releases and
+hands freed capacity to parked jobs, renews leases, and answers what a job is
+doing. ``pipeline.locks.redis.RedisLocks`` implements it with Lua scripts.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pipeline.resources import Claim
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What the engine needs to know about a job to lock or park it.
+
+    Attributes:
+        job_id: the Celery task id.
+        holder: the id the locks are held under: the job id, or the workflow id
+            for every step of a workflow.
+        claims: everything the job needs, sorted.
+        priority: the Redis priority 0-9 (0 most urgent).
+        detail: JSON text carried into the ``started`` event.
+        submitted_ms: when the job was published (ms since the epoch), its
+            place in line among jobs of its priority; 0 when unknown.
+    """
+
+    job_id: str
+    holder: str
+    claims: tuple[Claim, ...]
+    priority: int
+    detail: str = "{}"
+    submitted_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Acquired:
+    """The job holds every claim; ``tokens`` maps resource id -> fencing token."""
+
+    tokens: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """The job cannot run yet.
+
+    Attributes:
+        resource: the first resource it waits for.
+        blocked_by: the holder of that resource, or the job ahead of it in line.
+        position: its place in that resource's line (1 = next); 0 if not parked.
+    """
+
+    resource: str
+    blocked_by: str
+    position: int
+
+    @property
+    def reason(self) -> str:
+        """One line a person can read."""
+        where = f", position {self.position} in line" if self.position else ""
+        return f"waiting for {self.resource} (held by or queued behind {self.blocked_by}){where}"
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """The same job already runs elsewhere under a live lease (a redelivered message)."""
+
+
+AcquireResult = Acquired | Blocked | Duplicate
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a job is doing, as far as the locks know.
+
+    Attributes:
+        job_id: the job asked about.
+        status: ``running``, ``granted`` (handed its locks, not started yet),
+            ``between`` (a workflow between steps), ``parked`` or ``unknown``
+            (not holding and not waiting: queued in the broker, finished or gone).
+        holder: the hold id when holding.
+        resources: the resource ids held or needed.
+        tokens: fencing tokens per resource when holding.
+        waiting_for: the resource it waits for when parked.
+        blocked_by: who holds that resource or is ahead in line.
+        position: its place in that line (1 = next).
+        priority: the priority it waits at.
+        parked_at: when it was parked (seconds since the epoch).
+        host: worker host of a running hold.
+        pid: worker process of a running hold.
+        expires_at: lease deadline (seconds since the epoch).
+    """
+
+    job_id: str
+    status: str
+    holder: str = ""
+    resources: tuple[str, ...] = ()
+    tokens: dict[str, int] = field(default_factory=dict)
+    waiting_for: str = ""
+    blocked_by: str = ""
+    position: int = 0
+    priority: int | None = None
+    parked_at: float | None = None
+    host: str = ""
+    pid: str = ""
+    expires_at: float | None = None
+
+    def describe(self) -> str:
+        """One paragraph a person can read (used by ``pipeline show``)."""
+        if self.status == "parked":
+            return (f"{self.job_id} is parked (BLOCKED): waiting for {self.waiting_for}, "
+                    f"held by or queued behind {self.blocked_by}; position {self.position} "
+                    f"in line; needs {', '.join(self.resources)}")
+        if self.status in ("running", "granted", "between"):
+            return (f"{self.job_id} is {self.status} holding {', '.join(self.resources)} "
+                    f"as {self.holder} on {self.host or '?'} pid {self.pid or '?'}")
+        return (f"{self.job_id} holds no lock and is not parked "
+                "(queued in the broker, finished or gone)")
+
+
+class LockBackend(abc.ABC):
+    """The lock engine."""
+
+    @abc.abstractmethod
+    def acquire(self, ticket: Ticket, *, host: str, pid: int, park_message: str = "",
+                queue_key: str = "") -> AcquireResult:
+        """Take all of the ticket's claims at once, or park the job if a message is given."""
+
+    @abc.abstractmethod
+    def release(self, holder: str, job_id: str, *, event: str = "", detail: str = "{}",
+                keep_seconds: float = 0.0) -> int:
+        """End (or keep, for a workflow between steps) a hold and hand freed capacity on."""
+
+    @abc.abstractmethod
+    def renew(self, holders: Sequence[str]) -> list[str]:
+        """Extend the leases of *holders*; return those that were already lost."""
+
+    @abc.abstractmethod
+    def sweep(self, limit: int = 100) -> tuple[int, int]:
+        """Drop dead holds and expire jobs parked too long: (holds dropped, jobs expired)."""
+
+    @abc.abstractmethod
+    def cancel_parked(self, job_id: str, reason: str, *, event: str = "cancelled") -> bool:
+        """Remove a parked job from its lines; False if it was not parked."""
+
+    @abc.abstractmethod
+    def reprioritize_parked(self, job_id: str, priority: int) -> int | None:
+        """Move a parked job to its new place; returns its old priority or None."""
+
+    @abc.abstractmethod
+    def explain(self, job_id: str, holder: str | None = None) -> Explanation:
+        """What the job is doing, as far as the locks know."""

@@ -1,0 +1,196 @@
+-- Shared by every lock script (prepended at load time). ARGV[1] is the key
+-- base, "{tag}:"; every key a script touches starts with it, so all of them
+-- live in one Redis Cluster slot.
+--
+-- Data layout (names from pipeline/keys.py):
+--   res:<rid>:w   zset holder -> lease deadline (ms), exclusive holders
+--   res:<rid>:r   zset holder -> lease deadline, shared (read) holders
+--   line:<rid>    zset job -> rank, jobs parked behind <rid>
+--   hold:<holder> hash: job, claims, tokens, state, host, pid, since, expires
+--   park:<job>    hash: rank, claims, holder, msg, q, since, res, by
+--   holders       zset holder -> deadline, every hold (sweeps, listing)
+--   fence         hash rid -> last fencing token
+--   parked:count  hash priority -> parked jobs
+--   parked:since  zset job -> parked-at (ms), for expiry without a scan
+--   events        stream of job events (fields e, j, t, d)
+--
+-- A claim is "<mode>|<capacity>|<rid>", mode x (exclusive) or s (shared);
+-- claims of a job are joined by newlines.
+-- A rank is priority * 2^44 + submission time (ms): lower runs first.
+local B = ARGV[1]
+local T = redis.call('TIME')
+local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+local RANK_STEP = 17592186044416
+local WAKE_BUDGET = 256
+
+local function wkey(rid) return B .. 'res:' .. rid .. ':w' end
+local function rkey(rid) return B .. 'res:' .. rid .. ':r' end
+local function lkey(rid) return B .. 'line:' .. rid end
+local function hkey(h) return B .. 'hold:' .. h end
+local function pkey(j) return B .. 'park:' .. j end
+local function num(n) return string.format('%.0f', n) end
+
+local function parse_claims(text)
+  local out = {}
+  for line in string.gmatch(text, '[^\n]+') do
+    local mode, cap, rid = string.match(line, '^(%a)|(%d+)|(.+)$')
+    out[#out + 1] = {rid, mode, tonumber(cap)}
+  end
+  return out
+end
+
+local function holding_key(c)
+  if c[2] == 's' then return rkey(c[1]) end
+  return wkey(c[1])
+end
+
+local function emit(maxlen, etype, job, detail)
+  redis.call('XADD', B .. 'events', 'MAXLEN', '~', maxlen, '*',
+             'e', etype, 'j', job, 't', NOW, 'd', detail)
+end
+
+-- Drop holders of <key> whose lease ran out; returns how many are left.
+local function live_count(key)
+  local n = redis.call('ZCARD', key)
+  if n == 0 then return 0 end
+  return n - redis.call('ZREMRANGEBYSCORE', key, '-inf', NOW)
+end
+
+local function first_member(key)
+  local m = redis.call('ZRANGE', key, 0, 0)
+  return m[1] or ''
+end
+
+-- Can claim c be granted now to job <job> of rank <rank>? Capacity first,
+-- then order: nobody ranked ahead of the job may wait in the resource's line.
+-- Returns nil when it can, else the id blocking it (a holder or a waiter).
+local function blocker(c, job, rank)
+  local rid, mode, cap = c[1], c[2], c[3]
+  local wk = wkey(rid)
+  local nw = redis.call('ZCARD', wk)
+  if nw > 0 and (mode == 's' or nw >= cap) then
+    nw = live_count(wk)
+  end
+  if mode == 's' then
+    if nw > 0 then return first_member(wk) end
+  else
+    if nw >= cap then return first_member(wk) end
+    local rk = rkey(rid)
+    if redis.call('EXISTS', rk) == 1 and live_count(rk) > 0 then
+      return first_member(rk)
+    end
+  end
+  local lk = lkey(rid)
+  if redis.call('EXISTS', lk) == 1 then
+    local ahead = redis.call('ZRANGEBYSCORE', lk, '-inf', '(' .. num(rank), 'LIMIT', 0, 1)
+    if ahead[1] and ahead[1] ~= job then return ahead[1] end
+  end
+  return nil
+end
+
+-- Record holder <h> on every claim until <deadline>; returns the tokens.
+local function grant(h, job, claims_text, claims, deadline, state, host, pid)
+  local tokens = {}
+  for i, c in ipairs(claims) do
+    redis.call('ZADD', holding_key(c), deadline, h)
+    tokens[i] = redis.call('HINCRBY', B .. 'fence', c[1], 1)
+  end
+  local hk = hkey(h)
+  redis.call('HSET', hk, 'job', job, 'claims', claims_text, 'tokens', table.concat(tokens, ','),
+             'state', state, 'host', host, 'pid', pid, 'since', NOW, 'expires', deadline)
+  redis.call('PEXPIRE', hk, (deadline - NOW) * 3 + 60000)
+  redis.call('ZADD', B .. 'holders', deadline, h)
+  return tokens
+end
+
+local function resources_json(claims)
+  local r = {}
+  for i, c in ipairs(claims) do r[i] = c[1] end
+  return r
+end
+
+-- Forget parked job <job>: its lines, its record, the counters.
+local function unpark(job, claims, rank)
+  for _, c in ipairs(claims) do redis.call('ZREM', lkey(c[1]), job) end
+  redis.call('DEL', pkey(job))
+  redis.call('HINCRBY', B .. 'parked:count', math.floor(rank / RANK_STEP), -1)
+  redis.call('ZREM', B .. 'parked:since', job)
+end
+
+-- End the wait of parked job <job> without running it (expired, cancelled).
+-- Returns its claims (the caller wakes their lines), or nil if not parked.
+local function drop_parked(job, etype, detail, maxlen)
+  local rec = redis.call('HMGET', pkey(job), 'rank', 'claims')
+  if not rec[1] then return nil end
+  local claims = parse_claims(rec[2])
+  unpark(job, claims, tonumber(rec[1]))
+  emit(maxlen, etype, job, detail)
+  return claims
+end
+
+-- Hand free capacity of <rid> to the jobs parked behind it, in rank order.
+-- A job is granted only when all of its claims can be; one that is still
+-- blocked elsewhere moves to the line of what blocks it. cfg: grant_ms,
+-- wait_ms, maxlen.
+local function wake(rid, cfg)
+  local lk = lkey(rid)
+  for _ = 1, WAKE_BUDGET do
+    local head = redis.call('ZRANGE', lk, 0, 0)
+    local job = head[1]
+    if not job then return end
+    local pk = pkey(job)
+    local rec = redis.call('HMGET', pk, 'rank', 'claims', 'holder', 'msg', 'q', 'since')
+    if not rec[1] then
+      redis.call('ZREM', lk, job)
+    elseif cfg.wait_ms > 0 and NOW - tonumber(rec[6]) > cfg.wait_ms then
+      drop_parked(job, 'expired', cjson.encode({
+        reason = 'waited longer than the wait timeout for ' .. rid,
+        waited = (NOW - tonumber(rec[6])) / 1000}), cfg.maxlen)
+    else
+      local rank = tonumber(rec[1])
+      local claims = parse_claims(rec[2])
+      local stuck_here, first_rid, first_by = false, nil, nil
+      for _, c in ipairs(claims) do
+        local by = blocker(c, job, rank)
+        if by then
+          redis.call('ZADD', lkey(c[1]), num(rank), job)
+          if c[1] == rid then stuck_here = true end
+          if not first_rid then first_rid, first_by = c[1], by end
+        end
+      end
+      if not first_rid then
+        local holder = rec[3]
+        grant(holder, job, rec[2], claims, NOW + cfg.grant_ms, 'granted', '', '')
+        unpark(job, claims, rank)
+        redis.call('RPUSH', rec[5], rec[4])
+        emit(cfg.maxlen, 'granted', job, cjson.encode({holder = holder, resources = resources_json(claims)}))
+      else
+        redis.call('HSET', pk, 'res', first_rid, 'by', first_by)
+        if stuck_here then return end
+        redis.call('ZREM', lk, job)
+      end
+    end
+  end
+end
+
+local function wake_all(claims, cfg)
+  if claims then
+    for _, c in ipairs(claims) do wake(c[1], cfg) end
+  end
+end
+
+-- Remove <holder> from every claim it still holds (whatever its deadline);
+-- returns the resource ids it really held.
+local function drop_hold(holder, claims)
+  local freed = {}
+  for _, c in ipairs(claims) do
+    if redis.call('ZREM', holding_key(c), holder) == 1 then freed[#freed + 1] = c[1] end
+  end
+  redis.call('DEL', hkey(holder))
+  redis.call('ZREM', B .. 'holders', holder)
+  return freed
+end
+
+local function wake_rids(rids, cfg)
+  for _, rid in ipairs(rids) do wake(rid, cfg) end
+end

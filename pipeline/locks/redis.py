@@ -1,0 +1,174 @@
+"""The lock engine on Redis: one Lua call per operation.
+
+Every hold is a lease (a deadline in a sorted set per resource) renewed by the
+heartbeat; a hold nobody renews simply runs out. A release frees the job's
+resources and, in the same call, grants them to the parked jobs that can now
+run, pushing their stored messages straight onto the broker's queue list.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import redis
+
+from pipeline.conf import Settings
+from pipeline.keys import Keys
+from pipeline.locks import scripts
+from pipeline.locks.base import (
+    Acquired,
+    AcquireResult,
+    Blocked,
+    Duplicate,
+    Explanation,
+    LockBackend,
+    Ticket,
+)
+from pipeline.resources import Claim
+
+
+@lru_cache(maxsize=4096)
+def claims_text(claims: tuple[Claim, ...]) -> str:
+    """The claims as the scripts read them: ``mode|capacity|resource`` per line."""
+    return "\n".join(f"{c.mode}|{c.capacity}|{c.resource}" for c in claims)
+
+
+def parse_claims_text(text: str) -> list[Claim]:
+    """Inverse of :func:`claims_text`."""
+    out = []
+    for line in text.splitlines():
+        mode, capacity, resource = line.split("|", 2)
+        out.append(Claim(resource, mode, int(capacity)))
+    return out
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _tokens(resources: Sequence[str], text: str) -> dict[str, int]:
+    values = [int(v) for v in text.split(",") if v]
+    return dict(zip(resources, values, strict=False))
+
+
+class RedisLocks(LockBackend):
+    """:class:`LockBackend` on one Redis (or one Cluster slot, thanks to the hash tag)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, settings: Settings) -> None:
+        self.client = client
+        self.keys = keys
+        self.settings = settings
+        self._scripts = scripts.register_all(client)
+        self._key = [keys.events]
+        self._base = keys.base
+        self._lease_ms = int(settings.lease * 1000)
+        self._grant_ms = int(settings.grant_ttl * 1000)
+        self._wait_ms = int(settings.wait_timeout * 1000)
+        self._maxlen = settings.events_maxlen
+
+    def _run(self, name: str, *args: Any) -> Any:
+        return self._scripts[name](keys=self._key, args=(self._base, *args))
+
+    def acquire(self, ticket: Ticket, *, host: str, pid: int, park_message: str = "",
+                queue_key: str = "") -> AcquireResult:
+        """Take all claims of *ticket*, or park it when *park_message* is given.
+
+        Without a message a blocked job is left untouched (the caller builds
+        the message only on this slow path and calls again).
+        """
+        reply = self._run(
+            "acquire", ticket.job_id, ticket.holder, self._lease_ms, ticket.priority,
+            claims_text(ticket.claims), host, pid, ticket.detail, self._maxlen,
+            park_message, queue_key, self._grant_ms, self._wait_ms, ticket.submitted_ms,
+        )
+        status = int(reply[0])
+        if status == 1:
+            return Acquired(_tokens([c.resource for c in ticket.claims], _text(reply[1])))
+        if status == 2:
+            return Duplicate()
+        return Blocked(_text(reply[1]), _text(reply[2]), int(reply[3]))
+
+    def release(self, holder: str, job_id: str, *, event: str = "", detail: str = "{}",
+                keep_seconds: float = 0.0) -> int:
+        """End the hold (or keep it *keep_seconds* longer) and write *event* if given."""
+        return int(self._run(
+            "release", holder, job_id, event, detail, int(keep_seconds * 1000),
+            self._grant_ms, self._wait_ms, self._maxlen,
+        ))
+
+    def renew(self, holders: Sequence[str]) -> list[str]:
+        """Extend every hold in *holders* by one lease; return those already lost."""
+        if not holders:
+            return []
+        lost = self._run("renew", self._lease_ms, self._grant_ms, self._wait_ms,
+                         self._maxlen, *holders)
+        return [_text(h) for h in lost]
+
+    def sweep(self, limit: int = 100) -> tuple[int, int]:
+        """Drop holds whose lease ran out and expire jobs parked too long."""
+        dropped, expired = self._run("sweep", self._grant_ms, self._wait_ms, self._maxlen, limit)
+        return int(dropped), int(expired)
+
+    def cancel_parked(self, job_id: str, reason: str, *, event: str = "cancelled") -> bool:
+        """Take a parked job out of every line; the caller records it."""
+        detail = json.dumps({"reason": reason})
+        return bool(self._run("cancel", job_id, event, detail, self._grant_ms, self._wait_ms,
+                              self._maxlen))
+
+    def reprioritize_parked(self, job_id: str, priority: int) -> int | None:
+        """Move a parked job to *priority* in every line; None if it is not parked."""
+        previous = int(self._run("reprioritize", job_id, priority, self._grant_ms,
+                                 self._wait_ms, self._maxlen))
+        return None if previous < 0 else previous
+
+    def explain(self, job_id: str, holder: str | None = None) -> Explanation:
+        """Read a job's hold or parked record (a few reads, no scan)."""
+        keys = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(keys.holder(holder or job_id))
+        pipe.hgetall(keys.parked(job_id))
+        hold, parked = pipe.execute()
+        hold = {_text(k): _text(v) for k, v in hold.items()}
+        parked = {_text(k): _text(v) for k, v in parked.items()}
+        if parked:
+            return self._explain_parked(job_id, parked)
+        if hold and (hold.get("job") == job_id or holder):
+            resources = tuple(c.resource for c in parse_claims_text(hold.get("claims", "")))
+            return Explanation(
+                job_id=job_id, status=hold.get("state", "running"), holder=holder or job_id,
+                resources=resources, tokens=_tokens(resources, hold.get("tokens", "")),
+                host=hold.get("host", ""), pid=hold.get("pid", ""),
+                expires_at=float(hold.get("expires", "0")) / 1000,
+            )
+        return Explanation(job_id=job_id, status="unknown")
+
+    def _explain_parked(self, job_id: str, parked: dict[str, str]) -> Explanation:
+        resource = parked.get("res", "")
+        rank = int(parked.get("rank", "0"))
+        position = self.client.zrank(self.keys.line(resource), job_id) if resource else None
+        return Explanation(
+            job_id=job_id, status="parked", holder=parked.get("holder", ""),
+            resources=tuple(c.resource for c in parse_claims_text(parked.get("claims", ""))),
+            waiting_for=resource, blocked_by=parked.get("by", ""),
+            position=0 if position is None else int(position) + 1,
+            priority=rank // (1 << 44), parked_at=float(parked.get("since", "0")) / 1000,
+        )
+
+    def parked_counts(self) -> dict[int, int]:
+        """Parked jobs per priority (one read)."""
+        raw = self.client.hgetall(self.keys.parked_count)
+        return {int(_text(k)): int(_text(v)) for k, v in raw.items() if int(_text(v))}
+
+    def holders_of(self, resource: str) -> list[tuple[str, str, float]]:
+        """(holder, mode, lease deadline) of every live hold on *resource*."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrange(self.keys.writers(resource), 0, -1, withscores=True)
+        pipe.zrange(self.keys.readers(resource), 0, -1, withscores=True)
+        writers, readers = pipe.execute()
+        return ([(_text(h), "x", s / 1000) for h, s in writers]
+                + [(_text(h), "s", s / 1000) for h, s in readers])

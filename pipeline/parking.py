@@ -1,0 +1,88 @@
+"""Parking: the stored message of a parked job, and cancel / reprioritize / expire.
+
+A job that cannot get its locks is acknowledged and stored in Redis with its
+message. The release that hands it its locks pushes that message to the front
+of its queue's most urgent list, inside the same Lua call, so the hand-off
+never waits for the broker or a poller.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery import Celery
+from kombu.utils.json import dumps
+
+from pipeline.engine import engine_for
+from pipeline.keys import Keys
+
+
+def queue_key(app: Celery, routing_key: str) -> str:
+    """The Redis list a granted job is pushed to: its queue's most urgent list.
+
+    kombu's Redis transport keeps priority 0 messages in the list named after
+    the queue (other levels get a suffix) and pops from its right end, so an
+    RPUSH there makes the job the very next one any worker takes.
+    """
+    options = app.conf.broker_transport_options or {}
+    prefix = options.get("global_keyprefix", "")
+    return f"{prefix}{routing_key}"
+
+
+def message_for(app: Celery, request: Any, priority: int) -> str:
+    """Rebuild the kombu Redis envelope of the job being run, for republishing.
+
+    The body is stored as plain JSON (no base64), which kombu reads as is when
+    ``body_encoding`` is absent; empty headers are dropped to keep a parked
+    job small.
+    """
+    delivery = request.delivery_info or {}
+    time_limit, soft_limit = (request.timelimit or (None, None))
+    message = app.amqp.as_task_v2(
+        request.id, request.task, request.args, request.kwargs,
+        eta=request.eta, expires=request.expires, group_id=request.group,
+        group_index=request.group_index, retries=request.retries or 0, chord=request.chord,
+        callbacks=request.callbacks, errbacks=request.errbacks, reply_to=request.reply_to,
+        time_limit=time_limit, soft_time_limit=soft_limit, root_id=request.root_id,
+        parent_id=request.parent_id, shadow=request.shadow, chain=request.chain,
+        origin=request.origin, ignore_result=bool(request.ignore_result), argsrepr="",
+        kwargsrepr="", replaced_task_nesting=request.replaced_task_nesting or 0,
+    )
+    headers = {k: v for k, v in message.headers.items() if v not in (None, "", [], {})}
+    headers.update(request.headers or {})
+    properties = {
+        "correlation_id": request.id,
+        "reply_to": request.reply_to or "",
+        "delivery_mode": 2,
+        "delivery_info": {"exchange": "", "routing_key": delivery.get("routing_key")},
+        "priority": priority,
+        "delivery_tag": str(uuid.uuid4()),
+    }
+    return dumps({
+        "body": dumps(message.body),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": headers,
+        "properties": properties,
+    })
+
+
+def cancel_parked(app: Celery, job_id: str, reason: str = "cancelled by request") -> bool:
+    """Take a parked job out of every line and record it CANCELLED; False if not parked."""
+    return engine_for(app).locks.cancel_parked(job_id, reason)
+
+
+def reprioritize_parked(app: Celery, job_id: str, priority: int) -> int | None:
+    """Move a parked job to its new place in line; returns its old priority, None if not parked."""
+    return engine_for(app).locks.reprioritize_parked(job_id, priority)
+
+
+def parked_counts(app: Celery) -> dict[int, int]:
+    """Parked jobs per priority, read from one counter hash."""
+    return engine_for(app).locks.parked_counts()
+
+
+def keys_for(app: Celery) -> Keys:
+    """The key names of *app* (for operators' tools)."""
+    return engine_for(app).keys

@@ -1,0 +1,69 @@
+"""Jobs that record when they ran, for the lock tests and benchmarks.
+
+Each run appends one JSON record (job id, tag, start, end, pid, fencing tokens)
+to the Redis list ``lockprobe:runs`` on the broker's Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import redis
+from celery.exceptions import Ignore, Reject
+
+from pipeline import PipelineTask, fencing_tokens
+from pipeline.engine import broker_redis_url
+from tasks.app import app
+
+RUNS_KEY = "lockprobe:runs"
+_clients: dict[int, redis.Redis] = {}
+
+
+def _client() -> redis.Redis:
+    pid = os.getpid()
+    if pid not in _clients:
+        _clients.clear()
+        _clients[pid] = redis.Redis.from_url(broker_redis_url(app))
+    return _clients[pid]
+
+
+def _record(task: Any, tag: str, started: float) -> dict[str, Any]:
+    record = {"id": task.request.id, "tag": tag, "start": started, "end": time.time(),
+              "pid": os.getpid(), "tokens": fencing_tokens(), "retries": task.request.retries}
+    _client().rpush(RUNS_KEY, json.dumps(record))
+    return record
+
+
+@app.task(base=PipelineTask, bind=True, name="lockprobes.hold")
+def hold(self: Any, seconds: float = 0.0, tag: str = "") -> dict[str, Any]:
+    """Hold the job's locks for *seconds*, then record the run."""
+    started = time.time()
+    if seconds:
+        time.sleep(seconds)
+    return _record(self, tag, started)
+
+
+@app.task(base=PipelineTask, bind=True, name="lockprobes.misbehave", max_retries=3)
+def misbehave(self: Any, how: str, seconds: float = 0.0, tag: str = "") -> Any:
+    """End through one of Celery's unusual paths: retry, ignore, reject, raise, sleep."""
+    started = time.time()
+    _record(self, tag or how, started)
+    if how == "retry" and self.request.retries < 1:
+        raise self.retry(countdown=0.1)
+    if how == "ignore":
+        raise Ignore()
+    if how == "reject":
+        raise Reject("rejected on purpose", requeue=False)
+    if how == "raise":
+        raise RuntimeError("failed on purpose")
+    if how == "sleep":
+        time.sleep(seconds)
+    return how
+
+
+def runs(client: redis.Redis) -> list[dict[str, Any]]:
+    """Every recorded run, in the order they were recorded."""
+    return [json.loads(raw) for raw in client.lrange(RUNS_KEY, 0, -1)]
