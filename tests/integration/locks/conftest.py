@@ -1,0 +1,46 @@
+"""Fixtures for the lock engine: a real Redis database per test process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from pipeline import conf
+from pipeline.keys import Keys
+from pipeline.locks.redis import RedisLocks
+
+REDIS_URL = os.environ.get("PIPELINE_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def _db_number() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return 5 + int(worker.removeprefix("gw") or 0)
+
+
+@pytest.fixture
+def lock_redis() -> Iterator[redis.Redis]:
+    """A flushed Redis database of this test process (fails loudly if Redis is down)."""
+    client = redis.Redis.from_url(f"{REDIS_URL}/{_db_number()}")
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc}); start it before the tests")
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def make_locks(lock_redis: redis.Redis) -> Callable[..., RedisLocks]:
+    """Build a lock engine with settings overridden by keyword (``pipeline_`` omitted)."""
+
+    def build(**overrides: Any) -> RedisLocks:
+        settings = conf.read({f"pipeline_{k}": v for k, v in overrides.items()})
+        return RedisLocks(lock_redis, Keys(settings.redis_prefix), settings)
+
+    return build
