@@ -7,12 +7,15 @@ Environment:
     PIPELINE_RESULT_BACKEND: the result backend; defaults to the broker.
     PIPELINE_DATABASE_URL: the job store (read by ``pipeline.conf``); defaults
         to SQLite under ``./.pipeline/``.
+    PIPELINE_<SETTING>: any declared ``pipeline_*`` setting, e.g.
+        ``PIPELINE_LOCK_LEASE=60`` (see ``pipeline/conf.py``).
 """
 
 from __future__ import annotations
 
 import os
 
+from pipeline.conf import from_environ
 from pipeline.priority import PRIORITY_STEPS, Priority
 from pipeline.runtime.embedded import broker_url_from_env
 
@@ -58,3 +61,6 @@ worker_hijack_root_logger = False
 broker_connection_retry_on_startup = True
 worker_cancel_long_running_tasks_on_connection_loss = True
 result_extended = True
+
+# Every declared pipeline_* setting may come from a PIPELINE_<NAME> variable.
+globals().update(from_environ(os.environ))

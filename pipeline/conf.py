@@ -112,6 +112,47 @@ def validate(conf: Mapping[str, Any]) -> None:
         check_value(setting, conf[key])
 
 
+def _parse_env(setting: Setting, var: str, raw: str) -> Any:
+    types = setting.type if isinstance(setting.type, tuple) else (setting.type,)
+    if type(None) in types and raw.strip().lower() in ("", "none", "null"):
+        return None
+    if bool in types:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+    else:
+        for kind in (int, float, str):
+            if kind in types:
+                try:
+                    return kind(raw)
+                except ValueError:
+                    continue
+    raise ConfigurationError(
+        f"{var}={raw!r} is not accepted: expected {_type_name(setting.type)} ({setting.doc})"
+    )
+
+
+def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings given as ``PIPELINE_<NAME>`` environment variables, typed.
+
+    ``PIPELINE_LOCK_LEASE=60`` sets ``pipeline_lock_lease``. Only declared
+    settings are read, so other ``PIPELINE_*`` variables (the broker URL) pass.
+
+    Raises:
+        ConfigurationError: naming the variable whose value has the wrong type.
+    """
+    found: dict[str, Any] = {}
+    for setting in SETTINGS:
+        var = setting.name.upper()
+        if var in environ:
+            value = _parse_env(setting, var, environ[var])
+            check_value(setting, value)
+            found[setting.name] = value
+    return found
+
+
 def defaults() -> dict[str, Any]:
     """Every setting with its default, for ``app.conf.add_defaults``."""
     return {s.name: s.default for s in SETTINGS}
