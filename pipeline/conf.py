@@ -90,7 +90,7 @@ def check_value(setting: Setting, value: Any) -> None:
             f"{setting.name}={value!r} has the wrong type: expected "
             f"{_type_name(setting.type)} ({setting.doc})"
         )
-    if setting.minimum is not None and value is not None and value < setting.minimum:
+    if setting.minimum is not None and isinstance(value, int | float) and value < setting.minimum:
         raise ConfigurationError(
             f"{setting.name}={value!r} is too small: expected at least {setting.minimum}"
         )

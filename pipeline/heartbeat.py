@@ -35,8 +35,16 @@ class Heartbeat:
         with self._guard:
             self._holders[holder] = self._holders.get(holder, 0) + 1
             self.lost.discard(holder)
+        self.ensure_started()
+
+    def ensure_started(self) -> None:
+        """Start the thread if it is not running (it also sweeps dead holds)."""
         if self._thread is None:
-            self._start()
+            with self._guard:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="pipeline-heartbeat",
+                                                    daemon=True)
+                    self._thread.start()
 
     def untrack(self, holder: str) -> None:
         """Stop renewing *holder* (once every :meth:`track` is matched)."""
@@ -62,10 +70,6 @@ class Heartbeat:
             logger.warning("lease lost for %s: another job may now hold its resources", lost)
         self.locks.sweep()
         return lost
-
-    def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="pipeline-heartbeat", daemon=True)
-        self._thread.start()
 
     def _run(self) -> None:
         while not self._wake.wait(self.interval):

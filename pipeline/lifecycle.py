@@ -108,6 +108,8 @@ def start(task: Any, task_id: str) -> str | None:
     ticket = ticket_for(task, request, engine)
     locks = engine.locks
     pid = os.getpid()
+    if not request.is_eager:
+        engine.heartbeat.ensure_started()
     result = locks.acquire(ticket, host=HOST, pid=pid)
     if isinstance(result, Blocked):
         if request.is_eager:
@@ -125,9 +127,39 @@ def start(task: Any, task_id: str) -> str | None:
         engine.heartbeat.track(ticket.holder)
         return None
     if isinstance(result, Duplicate):
-        return f"job {task_id} already runs under a live lease; this delivery is dropped"
+        if not _holder_process_gone(locks, ticket):
+            return f"job {task_id} already runs under a live lease; this delivery is dropped"
+        locks.release(ticket.holder, task_id, event=RELEASED,
+                      detail='{"reason":"the process holding it is gone"}')
+        return start(task, task_id)
     _report_blocked(task, task_id, result)
     return result.reason
+
+
+def _holder_process_gone(locks: Any, ticket: Ticket) -> bool:
+    """Whether a live-looking hold belongs to a dead process of this host.
+
+    A message redelivered after its worker died finds the dead run's hold,
+    whose lease has not run out yet.
+    """
+    found = locks.explain(ticket.job_id, ticket.holder)
+    if found.host != HOST or not found.pid.isdigit():
+        return False
+    try:
+        os.kill(int(found.pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def release_orphan(task: Any, task_id: str, request_dict: dict[str, Any], reason: str) -> None:
+    """Release the hold of a job whose pool process died (called by the worker's main process)."""
+    header = request_dict.get(HEADER) or (request_dict.get("headers") or {}).get(HEADER) or {}
+    holder = header.get("w") or task_id
+    detail = json.dumps({"reason": reason}, separators=(",", ":"))
+    engine_for(task.app).locks.release(holder, task_id, event=RELEASED, detail=detail)
 
 
 def _report_blocked(task: Any, task_id: str, blocked: Blocked) -> None:
@@ -168,10 +200,12 @@ def fencing_tokens() -> dict[str, int]:
     return dict(getattr(current_task.request, "pipeline_tokens", None) or {})
 
 
-@task_postrun.connect(weak=False)
 def _release_on_skipped_after_return(task_id: str | None = None, task: Any = None,
                                      state: str | None = None, retval: Any = None,
                                      **_: Any) -> None:
     """Celery skips ``after_return`` for Ignore and Reject raised by the job: release here."""
     if task_id is not None and task_id in _RUNNING and task is not None:
         finish(task, task_id, state or RELEASED, retval)
+
+
+task_postrun.connect(_release_on_skipped_after_return, weak=False)

@@ -12,10 +12,15 @@ import uuid
 from typing import Any
 
 from celery import Celery
-from kombu.utils.json import dumps
+from kombu.utils.json import dumps as _kombu_dumps
 
 from pipeline.engine import engine_for
 from pipeline.keys import Keys
+
+
+def dumps(value: Any) -> str:
+    """JSON as kombu writes it (dates, UUIDs and decimals included)."""
+    return str(_kombu_dumps(value))  # type: ignore[no-untyped-call]
 
 
 def queue_key(app: Celery, routing_key: str) -> str:

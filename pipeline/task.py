@@ -26,6 +26,7 @@ class PipelineTask(Task):  # type: ignore[misc]
     """
 
     abstract = True
+    Request = "pipeline.request:PipelineRequest"
     models: ClassVar[tuple[str, ...]] = ()
     shared_models: ClassVar[tuple[str, ...]] = ()
 

@@ -67,3 +67,12 @@ def misbehave(self: Any, how: str, seconds: float = 0.0, tag: str = "") -> Any:
 def runs(client: redis.Redis) -> list[dict[str, Any]]:
     """Every recorded run, in the order they were recorded."""
     return [json.loads(raw) for raw in client.lrange(RUNS_KEY, 0, -1)]
+
+
+@app.task(base=PipelineTask, bind=True, name="lockprobes.sleep_once")
+def sleep_once(self: Any, seconds: float, tag: str = "") -> dict[str, Any]:
+    """Sleep on the first delivery only (a redelivered copy finishes at once)."""
+    started = time.time()
+    if _client().set(f"lockprobe:slept:{self.request.id}", 1, nx=True, ex=600):
+        time.sleep(seconds)
+    return _record(self, tag, started)

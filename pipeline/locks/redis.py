@@ -150,7 +150,7 @@ class RedisLocks(LockBackend):
     def _explain_parked(self, job_id: str, parked: dict[str, str]) -> Explanation:
         resource = parked.get("res", "")
         rank = int(parked.get("rank", "0"))
-        position = self.client.zrank(self.keys.line(resource), job_id) if resource else None
+        position: Any = self.client.zrank(self.keys.line(resource), job_id) if resource else None
         return Explanation(
             job_id=job_id, status="parked", holder=parked.get("holder", ""),
             resources=tuple(c.resource for c in parse_claims_text(parked.get("claims", ""))),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -44,3 +45,46 @@ def make_locks(lock_redis: redis.Redis) -> Callable[..., RedisLocks]:
         return RedisLocks(lock_redis, Keys(settings.redis_prefix), settings)
 
     return build
+
+
+@pytest.fixture
+def broker_url(lock_redis: redis.Redis) -> str:
+    """The URL of this test's Redis database, for workers and the app."""
+    return f"{REDIS_URL}/{_db_number()}"
+
+
+@pytest.fixture
+def pipeline_app(broker_url: str) -> Iterator[Any]:
+    """The pipeline app pointed at this test's database."""
+    from pipeline.engine import _ENGINES
+    from tasks.app import app
+
+    def point_at(broker: str, backend: str) -> None:
+        app.conf.broker_url = broker
+        app.conf.result_backend = backend
+        app._after_fork()  # drop connection and producer pools made for the old URL
+        app._backend_cache = None
+        app._local = threading.local()
+        _ENGINES.clear()
+
+    old = (app.conf.broker_url, app.conf.result_backend)
+    point_at(broker_url, broker_url)
+    yield app
+    point_at(*old)
+
+
+@pytest.fixture
+def workers(broker_url: str, tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    """Start real worker processes; all are stopped at the end of the test."""
+    from tests.integration.locks.workerproc import WorkerProcess
+
+    started: list[WorkerProcess] = []
+
+    def start(**kwargs: Any) -> WorkerProcess:
+        worker = WorkerProcess(broker_url, tmp_path, name=f"w{len(started) + 1}", **kwargs)
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop()

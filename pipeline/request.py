@@ -1,0 +1,43 @@
+"""The worker-side request of pipeline jobs: releases for children that died.
+
+Celery runs ``after_return`` in the pool process, which cannot release when
+the OS killed it (``kill -9``, out of memory, hard time limit, revoke with
+terminate). The worker's main process learns of those deaths first; it
+releases the job's hold right away, before the message is requeued, instead
+of leaving the resources blocked until the lease runs out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from billiard.einfo import ExceptionWithTraceback
+from billiard.exceptions import Terminated, TimeLimitExceeded, WorkerLostError
+from celery.worker.request import Request
+
+from pipeline import lifecycle
+
+#: Exceptions meaning the pool process running the job is gone.
+CHILD_GONE = (WorkerLostError, Terminated, TimeLimitExceeded, SystemExit, KeyboardInterrupt)
+
+
+class PipelineRequest(Request):  # type: ignore[misc]
+    """Request class of :class:`pipeline.task.PipelineTask`."""
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        """Release on a hard time limit: the pool kills the child running the job."""
+        if not soft:
+            lifecycle.release_orphan(self.task, self.id, self.request_dict,
+                                     f"hard time limit ({timeout}s) exceeded")
+        super().on_timeout(soft, timeout)
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True,
+                   return_ok: bool = False) -> Any:
+        """Release when the child died before it could (then let Celery requeue or fail)."""
+        exc = exc_info.exception
+        if isinstance(exc, ExceptionWithTraceback):
+            exc = exc.exc
+        if isinstance(exc, CHILD_GONE):
+            lifecycle.release_orphan(self.task, self.id, self.request_dict,
+                                     f"pool process lost: {exc!r}")
+        return super().on_failure(exc_info, send_failed_event, return_ok)
