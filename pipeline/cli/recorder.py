@@ -1,0 +1,54 @@
+"""``pipeline recorder``: write the event stream to the job store, as its own process.
+
+Workers run a recorder thread of their own by default; run this instead when
+the database should see one writer, or to catch up after workers were stopped.
+Several recorders share the stream's consumer group, so running more is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+import click
+
+from pipeline.cli.context import get_context, load_app, reports_errors, use_broker
+from pipeline.store.recorder import recorder_for
+from pipeline.store.session import check_schema, get_engine, masked
+
+
+@click.command()
+@click.option("--batch-size", default=1000, show_default=True,
+              help="Most events written in one transaction.")
+@click.option("--block-ms", default=1000, show_default=True,
+              help="How long one read of the stream waits for new events.")
+@click.option("--report", default=60.0, show_default=True,
+              help="Seconds between progress lines (0: none).")
+@reports_errors
+def recorder(batch_size: int, block_ms: int, report: float) -> None:
+    """Record job events from Redis into the job store until stopped (Ctrl-C)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    with use_broker() as broker_url:
+        app = load_app(get_context().app_name, broker_url)
+        worker = recorder_for(app, batch_size=batch_size, block_ms=block_ms)
+        check_schema(get_engine(worker.store_url))
+        stop = threading.Event()
+
+        def ask_to_stop(signum: int, _frame: Any) -> None:
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, ask_to_stop)
+        thread = threading.Thread(target=worker.run, args=(stop,), name="recorder")
+        thread.start()
+        click.echo(f"recording {worker.stream} into {masked(str(worker.store_url))} "
+                   f"as {worker.consumer}", err=True)
+        while not stop.wait(report or None):
+            s = worker.stats
+            click.echo(f"{time.strftime('%H:%M:%S')} recorded {s.events} events in "
+                       f"{s.batches} batches, lag {s.last_lag:.3f} s, "
+                       f"{s.failures} failed writes", err=True)
+        thread.join()

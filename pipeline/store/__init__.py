@@ -1,0 +1,8 @@
+"""The durable job store: jobs, workflows and the append-only queue log.
+
+Nothing here talks to Celery. Workers and lock scripts write events to the Redis
+stream (:mod:`pipeline.events`); the :mod:`~pipeline.store.recorder` writes them
+to SQL in batches; :mod:`~pipeline.store.queries` reads them back. The schema is
+owned by the Alembic scripts in the top-level ``migrations/`` folder
+(:mod:`~pipeline.store.migrate`).
+"""
