@@ -45,7 +45,11 @@ class epoch(FunctionElement[float]):
 
 @compiles(epoch, "sqlite")
 def _epoch_sqlite(element: epoch, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+    # julianday() is off by microseconds; whole seconds plus the %f fraction is exact
+    # to the millisecond, the precision of event times.
+    moment = compiler.process(element.clauses, **kw)
+    return (f"(CAST(strftime('%s', {moment}) AS REAL) + CAST(strftime('%f', {moment}) AS REAL)"
+            f" - CAST(strftime('%S', {moment}) AS REAL))")
 
 
 @compiles(epoch)
