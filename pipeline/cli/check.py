@@ -1,0 +1,72 @@
+"""``pipeline check``: verify the configuration, Redis and the job store's database.
+
+Exit code 0 when nothing failed (warnings allowed), 1 otherwise; every failure
+says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from pipeline import conf
+from pipeline.checks import FAIL, OK, WARN, CheckResult, check_database, check_redis
+from pipeline.cli.context import get_context, load_app
+from pipeline.errors import PipelineError
+from pipeline.runtime.embedded import broker_url_from_env
+
+_STYLES = {OK: "green", WARN: "yellow", FAIL: "bold red"}
+
+
+def _configuration(app_name: str) -> tuple[list[CheckResult], str, str]:
+    """Load the app and read its settings.
+
+    Returns:
+        The findings, the app's broker URL and its job store URL (the
+        environment's when the app cannot be read).
+    """
+    fallback = (broker_url_from_env(), conf.store_url_from({}))
+    try:
+        app = load_app(app_name)
+        broker_url = str(app.conf.broker_url or fallback[0])
+        settings = conf.read(app.conf)
+    except PipelineError as exc:
+        return [CheckResult("configuration", FAIL, str(exc))], *fallback
+    except Exception as exc:  # a broken config file must be reported, not raised
+        message = f"the configuration of {app_name} cannot be read: {type(exc).__name__}: {exc}"
+        return [CheckResult("configuration", FAIL, message)], *fallback
+    found = CheckResult("configuration", OK, f"app {app_name} loads; pipeline_* settings valid")
+    return [found], broker_url, settings.store_url
+
+
+def _print(results: list[CheckResult]) -> None:
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("details", overflow="fold")
+    for result in results:
+        style = _STYLES[result.level]
+        table.add_row(result.name, f"[{style}]{result.level}[/{style}]", result.message)
+    Console().print(table)
+
+
+@click.command()
+@click.option("--broker", "broker_url", default=None,
+              help="Redis URL to check (default: the configured broker, as the worker uses it).")
+@click.option("--database", "database_url", default=None,
+              help="Database URL to check (default: the job store the app is configured with).")
+@click.option("--no-database", is_flag=True, help="Check Redis only.")
+def check(broker_url: str | None, database_url: str | None, no_database: bool) -> None:
+    """Check Redis (reachable, >= 6.2, never evicts) and the database (reachable, migrated)."""
+    results, app_broker_url, store_url = _configuration(get_context().app_name)
+    results += check_redis(broker_url or app_broker_url)
+    if not no_database:
+        results += check_database(database_url or store_url)
+    _print(results)
+    failed = [r for r in results if r.failed]
+    if failed:
+        raise click.ClickException(f"{len(failed)} check(s) failed: "
+                                   + "; ".join(r.message for r in failed))
+    click.echo("pipeline check: all good" if all(r.level == OK for r in results)
+               else "pipeline check: passed with warnings")

@@ -1,0 +1,132 @@
+"""What every command shares: the app to load, the broker to use, error reporting.
+
+The CLI never imports the deployable app (``tasks/``) directly: like
+``celery -A``, it takes the app's import path (``-A/--app``, default
+``tasks.app``, or ``$PIPELINE_APP``) and loads it by name when a command needs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from pipeline.errors import PipelineError, ServiceError
+from pipeline.runtime.embedded import (
+    EmbeddedRedis,
+    answers,
+    configured_broker_url,
+    data_dir,
+    read_url_file,
+)
+from pipeline.runtime.launch import DEFAULT_APP
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class CliContext:
+    """The options of the ``pipeline`` group, handed to every command."""
+
+    app_name: str = DEFAULT_APP
+
+
+def get_context() -> CliContext:
+    """The :class:`CliContext` of the running command (a default one outside a group)."""
+    ctx = click.get_current_context()
+    found = ctx.find_object(CliContext)
+    return found if found is not None else CliContext()
+
+
+def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn a ``PipelineError`` into a one-line ``Error: ...`` and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except PipelineError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def use_broker(*, exclusive: bool = False) -> Iterator[str]:
+    """Yield the broker URL to use, starting the embedded Redis if none is configured.
+
+    Order: ``$PIPELINE_BROKER_URL`` / ``$CELERY_BROKER_URL``; the embedded server
+    another ``pipeline`` process runs for the same data directory; else a new
+    embedded server, stopped when the block ends.
+
+    Args:
+        exclusive: refuse to share another process's embedded server (``up``:
+            two of them would run two beats and fight over one data directory).
+
+    Raises:
+        ServiceError: *exclusive* and another process serves the data directory.
+    """
+    configured = configured_broker_url()
+    if configured:
+        yield configured
+        return
+    directory = data_dir()
+    running = read_url_file(directory)
+    if running and answers(running):
+        if exclusive:
+            raise ServiceError(
+                f"pipeline is already running for {directory}: its embedded Redis answers at "
+                f"{running}. Add workers with `pipeline worker`, or stop it first (Ctrl-C in "
+                "its terminal)"
+            )
+        click.echo(f"pipeline: using the embedded Redis at {running} (data in {directory})",
+                   err=True)
+        yield running
+        return
+    with EmbeddedRedis(directory) as server:
+        click.echo(f"pipeline: started the embedded Redis at {server.url} "
+                   f"(data in {directory})", err=True)
+        yield server.url
+
+
+def child_env(broker_url: str) -> dict[str, str]:
+    """The environment of a worker or beat using *broker_url*."""
+    env = dict(os.environ)
+    env["PIPELINE_BROKER_URL"] = broker_url
+    env["PIPELINE_DATA_DIR"] = data_dir()
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def load_app(name: str, broker_url: str | None = None) -> Any:
+    """Import the Celery app *name* (``module`` or ``module:attribute``).
+
+    Args:
+        name: import path of the app, as for ``celery -A``.
+        broker_url: when given, the app publishes there (and keeps its results
+            there unless ``$PIPELINE_RESULT_BACKEND`` says otherwise).
+
+    Raises:
+        ServiceError: the app cannot be imported.
+    """
+    if broker_url is not None:
+        # celeryconfig reads the environment when first imported.
+        os.environ["PIPELINE_BROKER_URL"] = broker_url
+    from celery.app.utils import find_app
+
+    try:
+        app = find_app(name)
+    except Exception as exc:
+        raise ServiceError(f"the app {name!r} cannot be loaded: {exc.__class__.__name__}: "
+                           f"{exc} (run from the project directory, or pass -A)") from exc
+    if broker_url is not None:
+        app.conf.broker_url = broker_url
+        if not os.environ.get("PIPELINE_RESULT_BACKEND"):
+            app.conf.result_backend = broker_url
+    return app

@@ -1,0 +1,76 @@
+"""The ``pipeline`` command (also ``celery pipeline``): one module per command group.
+
+Commands: ``up``, ``worker``, ``beat`` (:mod:`pipeline.cli.run`), ``demo``
+(:mod:`pipeline.cli.demo`), ``check`` (:mod:`pipeline.cli.check`), ``show JOB``
+``db`` (:mod:`pipeline.cli.db`) and ``recorder`` (:mod:`pipeline.cli.recorder`) when
+installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from pipeline.cli.check import check
+from pipeline.cli.context import CliContext, get_context, load_app, reports_errors
+from pipeline.cli.demo import demo
+from pipeline.cli.run import beat, up, worker
+from pipeline.runtime.launch import DEFAULT_APP
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-A", "--app", "app_name", envvar="PIPELINE_APP", default=DEFAULT_APP,
+              show_default=True, help="Import path of the Celery app, as for `celery -A`.")
+@click.pass_context
+def cli(ctx: click.Context, app_name: str) -> None:
+    """Run and inspect the pipeline: jobs that declare what they need, on Celery and Redis.
+
+    With no broker configured ($PIPELINE_BROKER_URL or $CELERY_BROKER_URL), the
+    commands start a private Redis under ./.pipeline ($PIPELINE_DATA_DIR).
+    """
+    ctx.obj = CliContext(app_name=app_name)
+
+
+@cli.command()
+@click.argument("job_id")
+@reports_errors
+def show(job_id: str) -> None:
+    """Show a job: running, parked (behind what, at which position) or neither."""
+    import pipeline
+
+    explain = getattr(pipeline, "explain", None)
+    if explain is None:
+        raise click.ClickException("`pipeline show` needs pipeline.explain, which this "
+                                   "version of the pipeline does not provide yet")
+    app = load_app(get_context().app_name)
+    explanation = explain(job_id, app)
+    describe = getattr(explanation, "describe", None)
+    click.echo(describe() if callable(describe) else str(explanation))
+    state = app.AsyncResult(job_id).state
+    click.echo(f"result backend state: {state}")
+
+
+for command in (up, worker, beat, demo, check):
+    cli.add_command(command)
+
+
+def _add_optional_group(module_name: str, attribute: str) -> None:
+    """Add a command group whose module may not be installed yet."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return
+        raise
+    cli.add_command(getattr(module, attribute))
+
+
+_add_optional_group("pipeline.cli.db", "db")
+_add_optional_group("pipeline.cli.recorder", "recorder")
+
+
+def main() -> None:
+    """Entry point of the ``pipeline`` console script."""
+    cli.main(args=sys.argv[1:], prog_name="pipeline")

@@ -1,0 +1,83 @@
+"""Priorities on the real Redis broker with a real worker.
+
+One queue, kombu's priority steps 0/3/6/9 and ``queue_order_strategy=priority``:
+a worker always takes the most urgent waiting job, and a plain ``.delay()``
+queues as NORMAL (FIFO among normal jobs) rather than as the most urgent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import redis
+
+ORDER_KEY = "probe:order"
+
+
+def wait_for_length(client: redis.Redis, key: str, length: int, timeout: float = 120.0) -> None:
+    """Wait until the list *key* holds *length* entries."""
+    deadline = time.monotonic() + timeout
+    while client.llen(key) < length:
+        assert time.monotonic() < deadline, (
+            f"only {client.llen(key)} of {length} jobs ran within {timeout} s")
+        time.sleep(0.05)
+
+
+def started_order(client: redis.Redis) -> list[str]:
+    """Labels of the probes in the order they started."""
+    return [raw.decode() for raw in client.lrange(ORDER_KEY, 0, -1)]
+
+
+def test_critical_job_queued_last_starts_before_the_queued_low_jobs(
+        app: Any, redis_client: redis.Redis,
+        start_worker: Callable[..., AbstractContextManager[Any]]) -> None:
+    from tasks.probes import record
+
+    for number in range(300):
+        record.apply_async((ORDER_KEY, f"low-{number}"), priority="low")
+    record.apply_async((ORDER_KEY, "critical"), priority="critical")
+
+    with start_worker(concurrency=1):
+        wait_for_length(redis_client, ORDER_KEY, 301)
+
+    order = started_order(redis_client)
+    lows_before = order.index("critical")
+    assert lows_before <= 10, f"{lows_before} low jobs started before the critical one"
+    assert sorted(order) == sorted(["critical"] + [f"low-{n}" for n in range(300)])
+
+
+def test_plain_delay_queues_as_normal_behind_earlier_normal_jobs(
+        app: Any, redis_client: redis.Redis,
+        start_worker: Callable[..., AbstractContextManager[Any]]) -> None:
+    from tasks.probes import plain_record, record
+
+    for number in range(50):
+        record.apply_async((ORDER_KEY, f"normal-{number}"), priority="normal")
+    record.delay(ORDER_KEY, "pipeline-delay")
+    plain_record.delay(ORDER_KEY, "plain-delay")
+
+    with start_worker(concurrency=1):
+        wait_for_length(redis_client, ORDER_KEY, 52)
+
+    order = started_order(redis_client)
+    assert order[:50] == [f"normal-{n}" for n in range(50)], order[:50]
+    assert set(order[50:]) == {"pipeline-delay", "plain-delay"}
+
+
+def test_high_job_overtakes_normal_and_low_jobs_but_not_critical_ones(
+        app: Any, redis_client: redis.Redis,
+        start_worker: Callable[..., AbstractContextManager[Any]]) -> None:
+    from tasks.probes import record
+
+    for level in ("low", "normal", "high", "critical"):
+        for number in range(3):
+            record.apply_async((ORDER_KEY, f"{level}-{number}"), priority=level)
+
+    with start_worker(concurrency=1):
+        wait_for_length(redis_client, ORDER_KEY, 12)
+
+    levels = [label.split("-")[0] for label in started_order(redis_client)]
+    assert levels == ["critical"] * 3 + ["high"] * 3 + ["normal"] * 3 + ["low"] * 3
