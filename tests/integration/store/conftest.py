@@ -56,6 +56,12 @@ def store_redis() -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
+def store_broker_url(store_redis: redis.Redis) -> str:
+    """The URL of the test's (flushed) Redis database, for a worker."""
+    return f"{REDIS_URL}/{redis_db_number()}"
+
+
+@pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL whose ``search_path`` is a new, empty schema, dropped after the test."""
     schema = f"store_test_{uuid.uuid4().hex[:12]}"
