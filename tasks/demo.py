@@ -66,6 +66,6 @@ def workload() -> list[dict[str, Any]]:
         job(prepare, "invoices", "erin", "critical"),
         job(train, "t5", "erin", "high", models=["t5"]),
         job(evaluate, "t5", "dan", "normal", shared=["t5"]),
-        job(train, "gpt", "alice", "critical", models=["gpt"]),
+        job(train, "gpt", "erin", "critical", models=["gpt"]),
         job(prepare, "logs", "bob", "normal"),
     ]

@@ -164,5 +164,6 @@ def demo(jobs_module: str, concurrency: int, timeout: float) -> None:
             jobs = _submit(jobs_module)
             console.print(f"submitted {len(jobs)} jobs")
             _follow(jobs, console, sup, timeout)
+            console.print()
             console.print(_summary(jobs))
         console.print("demo finished: every process it started has stopped")
