@@ -17,7 +17,9 @@ def install(app: Celery) -> Celery:
     ``global_keyprefix``), so the lock scripts can hand a job straight to its
     queue in the same Lua call that frees its resources.
     """
-    app.conf.add_defaults(conf.defaults())
+    # On the app, not on app.conf: defaults added to the pending configuration are
+    # lost once Celery builds the real one.
+    app.add_defaults(conf.defaults())
 
     def _on_configure(sender: Any = None, **_: Any) -> None:
         settings = conf.read(app.conf)

@@ -20,7 +20,7 @@ from pipeline.cli.run import beat, up, worker
 from pipeline.runtime.launch import DEFAULT_APP
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="pipeline", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-A", "--app", "app_name", envvar="PIPELINE_APP", default=DEFAULT_APP,
               show_default=True, help="Import path of the Celery app, as for `celery -A`.")
 @click.pass_context
