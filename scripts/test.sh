@@ -76,8 +76,12 @@ ensure_postgres() {
 ensure_redis
 ensure_postgres
 
+lint_paths=()
+for path in pipeline tasks bench tests; do
+  if [ -e "$path" ]; then lint_paths+=("$path"); fi
+done
 say "ruff"
-"$VENV/bin/ruff" check pipeline tasks bench tests
+"$VENV/bin/ruff" check "${lint_paths[@]}"
 say "mypy --strict"
 "$VENV/bin/mypy" --strict pipeline
 say "pytest"
