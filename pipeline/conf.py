@@ -58,6 +58,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the data directory."),
     Setting("pipeline_store_enabled", bool, True,
             "Record jobs, workflows and the audit log in the job store."),
+    Setting("pipeline_store_recorder", bool, True,
+            "Run the event recorder as a thread in every worker; set False when a separate "
+            "`pipeline recorder` process writes the job store."),
     Setting("pipeline_log_retention", (int, float), 7 * 24 * 3600.0,
             "Seconds queue-log rows are kept before the retention sweep deletes them.", 60.0),
     Setting("pipeline_data_dir", str, ".pipeline",

@@ -260,7 +260,8 @@ def install(app: Any) -> None:
 
     The thread starts on ``worker_ready``, after the prefork pool has forked,
     and stops on ``worker_shutdown`` after its current batch. Nothing starts
-    when ``pipeline_store_enabled`` is false.
+    when ``pipeline_store_enabled`` or ``pipeline_store_recorder`` is false
+    (the latter when a ``pipeline recorder`` process does the writing).
     """
     from celery import signals
 
@@ -270,7 +271,10 @@ def install(app: Any) -> None:
     threads: list[RecorderThread] = []
 
     def start(sender: Any = None, **_: Any) -> None:
-        if getattr(sender, "app", app) is not app or not conf.read(app.conf).store_enabled:
+        if getattr(sender, "app", app) is not app:
+            return
+        if not conf.read(app.conf).store_enabled or not app.conf.get("pipeline_store_recorder",
+                                                                      True):
             return
         thread = RecorderThread(lambda: recorder_for(app))
         thread.start()

@@ -7,15 +7,18 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import redis
+from celery import Celery, signals
 from sqlalchemy import func, select
 
 from pipeline import events
+from pipeline.appsetup import install as install_pipeline
 from pipeline.keys import Keys
-from pipeline.store import session
+from pipeline.store import recorder, session
 from pipeline.store.models import Job
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -59,3 +62,36 @@ def test_worker_runs_a_recorder_thread_from_worker_ready_until_shutdown(
         output = worker.communicate(timeout=30)[0]
     assert worker.returncode == 0, output
     assert store_redis.xlen(Keys().events) == 0
+
+
+class Consumer:
+    """What ``worker_ready`` is sent with: the worker's consumer, holding its app."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+
+def worker_signals_start_and_stop_the_thread(broker: str, tmp_path: Path,
+                                             enabled: bool) -> list[str]:
+    """Names of the recorder threads alive after ``worker_ready`` on an app."""
+    app = install_pipeline(Celery("signals", broker=broker))
+    app.conf.pipeline_store_url = f"sqlite:///{tmp_path / 'signals.db'}"
+    app.conf.pipeline_store_recorder = enabled
+    recorder.install(app)
+    recorder.install(app)  # a second call adds nothing
+    signals.worker_ready.send(sender=Consumer(app))
+    alive = [t.name for t in threading.enumerate() if isinstance(t, recorder.RecorderThread)]
+    signals.worker_shutdown.send(sender=None)
+    return alive
+
+
+def test_worker_ready_starts_one_recorder_thread_and_shutdown_stops_it(
+        store_broker_url: str, tmp_path: Path) -> None:
+    started = worker_signals_start_and_stop_the_thread(store_broker_url, tmp_path, True)
+    assert started == ["pipeline-recorder"]
+    assert not [t for t in threading.enumerate() if isinstance(t, recorder.RecorderThread)]
+
+
+def test_no_recorder_thread_when_a_separate_recorder_process_writes(
+        store_broker_url: str, tmp_path: Path) -> None:
+    assert worker_signals_start_and_stop_the_thread(store_broker_url, tmp_path, False) == []
