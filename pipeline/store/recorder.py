@@ -110,7 +110,8 @@ class Recorder:
                 return entries
             self._own_backlog = False
         if time.monotonic() >= self._next_claim:
-            self._next_claim = time.monotonic() + self.claim_idle_ms / 6000.0
+            # Look for abandoned entries a few times per idle period.
+            self._next_claim = time.monotonic() + self.claim_idle_ms / 1000.0 / 6
             claimed = self._claim_abandoned()
             if claimed:
                 return claimed
@@ -121,8 +122,16 @@ class Recorder:
                                             count=self.batch_size, block=block)
         if not reply:
             return []
-        # Entries deleted from the stream while pending come back without fields.
-        return [(i, f) for i, f in reply[0][1] if f]
+        entries = reply[0][1]
+        gone = [i for i, fields in entries if not fields]
+        if gone:
+            # Deleted while pending (the stream's safety cap trimmed them before they
+            # were recorded): nothing is left to write, and left pending they would
+            # hold back every later trim.
+            log.error("%d events were trimmed from %s before they were recorded "
+                      "(raise pipeline_events_maxlen)", len(gone), self.stream)
+            self.client.xack(self.stream, self.group, *gone)
+        return [(i, f) for i, f in entries if f]
 
     def _claim_abandoned(self) -> list[Entry]:
         reply: Any = self.client.xautoclaim(self.stream, self.group, self.consumer,
@@ -184,21 +193,26 @@ class Recorder:
         return True
 
     def trim(self) -> None:
-        """Drop every entry below the oldest one not yet recorded."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xinfo_groups(self.stream)  # before XPENDING: see the comment below
-        pipe.xpending(self.stream, self.group)
-        groups, pending = pipe.execute()
-        group = next((g for g in groups if g["name"] == self.group), None)
-        if group is None:
+        """Drop every entry below the oldest one some consumer group has not yet taken.
+
+        Every group counts, so another reader of the stream (metrics) keeps its
+        entries too.
+        """
+        # Read the groups before their pending entries: an entry delivered in
+        # between is newer than the last-delivered-id read here, so it is kept.
+        groups: Any = self.client.xinfo_groups(self.stream)
+        if not groups:
             return
-        # Entries delivered after XINFO are newer than its last-delivered-id,
-        # so taking it first can never trim an entry delivered but not acknowledged.
-        ms, seq = _parse_id(group["last-delivered-id"])
-        floor = (ms, seq + 1)
-        if pending["pending"]:
-            floor = min(floor, _parse_id(pending["min"]))
-        self.client.xtrim(self.stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
+        pipe = self.client.pipeline(transaction=False)
+        for group in groups:
+            pipe.xpending(self.stream, group["name"])
+        floor: tuple[int, int] | None = None
+        for group, pending in zip(groups, pipe.execute(), strict=True):
+            ms, seq = _parse_id(group["last-delivered-id"])
+            oldest = _parse_id(pending["min"]) if pending["pending"] else (ms, seq + 1)
+            floor = oldest if floor is None else min(floor, oldest)
+        if floor is not None:
+            self.client.xtrim(self.stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
 
     def run_once(self, stop: threading.Event | None = None) -> int:
         """Read and record one batch; returns how many entries it held."""

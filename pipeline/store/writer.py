@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from pipeline import events
+from pipeline.errors import StoreError
 from pipeline.events import JobEvent
 from pipeline.store import states
 from pipeline.store.models import ID_LENGTH, TEXT_LIMIT, Job, QueueLog, Workflow
@@ -174,21 +175,27 @@ def _merged(policy: Policy, old: ColumnElement[Any], new: ColumnElement[Any],
     return case((new.is_(None), old), (old.is_(None) | better, new), else_=old)
 
 
+def _insert(session: Session, table: Table) -> Any:
+    """``INSERT`` of *table* in the session's dialect, which has ``ON CONFLICT``."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise StoreError(f"the job store supports SQLite and PostgreSQL, not {dialect}")
+
+
 def _upsert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]],
             policies: Mapping[str, Policy]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table)
+    stmt = _insert(session, table)
     set_ = {col: _merged(policy, table.c[col], stmt.excluded[col], table, stmt.excluded)
             for col, policy in policies.items()}
     session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=set_), list(rows))
 
 
 def _insert_log(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(_LOG_TABLE).on_conflict_do_nothing(index_elements=["stream_id"]),
-                    list(rows))
+    session.execute(_insert(session, _LOG_TABLE).on_conflict_do_nothing(
+        index_elements=["stream_id"]), list(rows))
 
 
 def refresh_workflows(session: Session, job_ids: Sequence[str]) -> None:

@@ -215,3 +215,36 @@ def test_recorder_thread_records_until_stopped(
         thread.stop()
     assert not thread.is_alive()
     assert job(db, "live").state == states.RUNNING
+
+
+def test_another_consumer_group_keeps_the_entries_it_has_not_read(
+        emit: Emit, record: Callable[[], int], store_redis: redis.Redis) -> None:
+    store_redis.xgroup_create(STREAM, "metrics", id="0", mkstream=True)
+    emit_run(emit, "shared")
+    record()
+    assert store_redis.xlen(STREAM) == 2
+    read = store_redis.xreadgroup("metrics", "m", {STREAM: ">"}, count=1)[0][1]
+    emit("completed", "shared", {}, t=T0 + 5000)
+    record()
+    assert store_redis.xlen(STREAM) == 3  # the metrics group still holds its first entry
+    read += store_redis.xreadgroup("metrics", "m", {STREAM: ">"}, count=10)[0][1]
+    store_redis.xack(STREAM, "metrics", *[i for i, _ in read])
+    emit("completed", "other", {}, t=T0 + 6000)
+    record()
+    assert store_redis.xlen(STREAM) == 1  # only what the metrics group has not read
+
+
+def test_pending_entries_trimmed_away_do_not_hold_back_the_stream(
+        emit: Emit, store_redis: redis.Redis, store_url: str, db: Session) -> None:
+    emit_run(emit, "cut")
+    first = Recorder(store_redis, STREAM, store_url, consumer="same", block_ms=10)
+    first.ensure_group()
+    store_redis.xreadgroup(GROUP, "same", {STREAM: ">"}, count=10)
+    store_redis.xtrim(STREAM, maxlen=0)  # the safety cap dropped them before recording
+    emit("queued", "next", {}, t=T0 + 9000)
+    again = Recorder(store_redis, STREAM, store_url, consumer="same", block_ms=10)
+    while again.run_once():
+        pass
+    assert store_redis.xpending(STREAM, GROUP)["pending"] == 0
+    assert store_redis.xlen(STREAM) == 0
+    assert job(db, "next").state == states.QUEUED
