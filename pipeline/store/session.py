@@ -94,7 +94,8 @@ def create_store_engine(url: str) -> Engine:
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    # A database host that vanishes must fail a connect, not hang the recorder.
+    return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
 
 
 def get_engine(url: str | None = None) -> Engine:
