@@ -24,6 +24,7 @@ from pipeline.lifecycle import fencing_tokens
 from pipeline.locks.base import Explanation
 from pipeline.priority import Priority, parse_priority
 from pipeline.task import PipelineTask
+from pipeline.workflows import Workflow, workflow
 
 
 def explain(job_id: str, app: Any = None) -> Explanation:
@@ -46,6 +47,8 @@ __all__ = [
     "Priority",
     "parse_priority",
     "fencing_tokens",
+    "workflow",
+    "Workflow",
     # queries
     "explain",
     "Explanation",

@@ -1,4 +1,4 @@
-"""Wiring the pipeline into a Celery app: defaults, validation, broker layout."""
+"""Wiring the pipeline into a Celery app: validation and broker layout."""
 
 from __future__ import annotations
 
@@ -11,16 +11,15 @@ from pipeline.keys import Keys
 
 
 def install(app: Celery) -> Celery:
-    """Declare the ``pipeline_*`` defaults on *app* and validate them once configured.
+    """Validate *app*'s ``pipeline_*`` settings once it is configured.
+
+    Defaults are filled in by :func:`pipeline.conf.read`, not registered as
+    Celery defaults: Celery would rank them above the app's own config module.
 
     Also puts the broker's Redis lists under the pipeline's hash tag (kombu's
     ``global_keyprefix``), so the lock scripts can hand a job straight to its
     queue in the same Lua call that frees its resources.
     """
-    # On the app, not on app.conf: defaults added to the pending configuration are
-    # lost once Celery builds the real one.
-    app.add_defaults(conf.defaults())
-
     def _on_configure(sender: Any = None, **_: Any) -> None:
         settings = conf.read(app.conf)
         options = dict(app.conf.broker_transport_options or {})

@@ -48,6 +48,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Running pipeline jobs in the whole system; 0 = unlimited.", 0),
     Setting("pipeline_serialized", bool, False,
             "Run at most one pipeline job at a time in the whole system."),
+    Setting("pipeline_workflow_gap", (int, float), 300.0,
+            "Seconds a workflow keeps its locks between two steps while the next step waits "
+            "in the queue to start.", 1.0),
     Setting("pipeline_wait_timeout", (int, float), 1800.0,
             "Seconds a parked job may wait before it expires.", 1.0),
     # Events and store
@@ -157,7 +160,7 @@ def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def defaults() -> dict[str, Any]:
-    """Every setting with its default, for ``app.conf.add_defaults``."""
+    """Every setting with its default."""
     return {s.name: s.default for s in SETTINGS}
 
 
@@ -174,6 +177,7 @@ class Settings:
     capacity_project: int
     capacity_global: int
     wait_timeout: float
+    workflow_gap: float
     events_maxlen: int
     retry_max: int
     retry_backoff: float
@@ -215,6 +219,7 @@ def read(conf: Mapping[str, Any]) -> Settings:
         capacity_project=get("pipeline_capacity_project"),
         capacity_global=1 if serialized else get("pipeline_concurrency_global"),
         wait_timeout=float(get("pipeline_wait_timeout")),
+        workflow_gap=float(get("pipeline_workflow_gap")),
         events_maxlen=get("pipeline_events_maxlen"),
         retry_max=get("pipeline_retry_max"),
         retry_backoff=float(get("pipeline_retry_backoff")),

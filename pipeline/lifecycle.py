@@ -11,17 +11,18 @@ import json
 import os
 import socket
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from celery import states
 from celery.signals import task_postrun
 
-from pipeline import parking
+from pipeline import parking, workflows
 from pipeline.engine import Engine, engine_for
-from pipeline.errors import LockNotAcquired
+from pipeline.errors import LockNotAcquired, WorkflowError
 from pipeline.events import COMPLETED, FAILED, RELEASED, RETRIED
-from pipeline.locks.base import Acquired, Blocked, Duplicate, Ticket
+from pipeline.locks.base import Acquired, Blocked, Duplicate, Ticket, Uncovered
 from pipeline.priority import DEFAULT_PRIORITY, parse_priority
 from pipeline.resources import HEADER, Demand, claims, demand_from_options
 
@@ -43,27 +44,83 @@ class Running:
     holder: str
     tokens: dict[str, int]
     workflow: str | None
+    guest: bool = False
+    has_next_step: bool = False
 
 
 _RUNNING: dict[str, Running] = {}
 
 
-def prepare_options(task: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """Validate priority and resources of an ``apply_async`` call and put them in its header.
+def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> str | None:
+    """Validate priority and resources of an ``apply_async`` call; put them in its header.
+
+    Stamps a whole chain when *task* is its first step (see
+    :mod:`pipeline.workflows`), and makes a job published from inside a running
+    job a guest of that job's hold when the hold covers it.
+
+    Returns:
+        The task id to publish with (given one, or a new one for a workflow).
 
     Raises:
-        InvalidJobError: before anything is published.
+        InvalidJobError, WorkflowError: before anything is published.
     """
     priority = options.get("priority")
     if priority is not None:
-        options["priority"] = parse_priority(priority)
-    demand = demand_from_options(options, tuple(task.models), tuple(task.shared_models))
-    header = demand.to_header()
-    header["t"] = round(time.time(), 3)
+        priority = options["priority"] = parse_priority(priority)
     headers = dict(options.get("headers") or {})
+    workflow_name = options.pop("workflow_name", None)
+    stamped = headers.get(HEADER)
+    if stamped and stamped.get("w"):
+        # A later step of a workflow: its resources are in the stamped union.
+        for name in workflows.RESOURCE_OPTIONS:
+            options.pop(name, None)
+        return task_id
+    demand = demand_from_options(options, tuple(task.models), tuple(task.shared_models))
+    if options.get("chain"):
+        task_id = task_id or str(uuid.uuid4())
+        extra: dict[str, Any] = {"t": round(time.time(), 3)}
+        if workflow_name is not None:
+            extra["n"] = str(workflow_name)
+        header = workflows.stamp_chain(task.app, options, demand, task_id, priority, extra)
+    else:
+        header = demand.to_header()
+        header["t"] = round(time.time(), 3)
+        parent = _running_parent(task, demand)
+        if parent is not None:
+            header["w"] = parent
     headers[HEADER] = header
     options["headers"] = headers
-    return options
+    return task_id
+
+
+def _running_parent(task: Any, demand: Demand) -> str | None:
+    """The hold a job published from inside a running job runs under, if any.
+
+    A job whose resources the running job's hold covers runs as its guest, so
+    a parent waiting on its child never deadlocks on its own locks. A job
+    that shares nothing (but a global slot) with it is independent.
+
+    Raises:
+        WorkflowError: the job shares some resources with the running job but
+            needs others its hold lacks (it would wait on its own parent).
+    """
+    from celery import current_task
+
+    request = getattr(current_task, "request", None)
+    running = _RUNNING.get(getattr(request, "id", None) or "")
+    if running is None:
+        return None
+    wanted = {c.resource for c in claims(demand, engine_for(task.app).settings)} - {"global"}
+    held = set(running.tokens) - {"global"}
+    if not wanted & held:
+        return None
+    if wanted <= held:
+        return running.holder
+    raise WorkflowError(
+        f"a job published inside job {getattr(request, 'id', '?')} shares {sorted(wanted & held)} with it but "
+        f"also needs {sorted(wanted - held)}: it would wait for its own parent. Declare those "
+        f"resources on the parent job or workflow, or publish the job after it ends"
+    )
 
 
 def _priority_of(request: Any) -> int:
@@ -93,6 +150,7 @@ def ticket_for(task: Any, request: Any, engine: Engine) -> Ticket:
         priority=priority,
         detail=json.dumps(detail, separators=(",", ":")),
         submitted_ms=int(float(header.get("t") or 0) * 1000),
+        step=bool(header.get("i")),
     )
 
 
@@ -121,11 +179,17 @@ def start(task: Any, task_id: str) -> str | None:
                 "routing_key") or task.app.conf.task_default_queue),
         )
     if isinstance(result, Acquired):
-        workflow = ticket.holder if ticket.holder != task_id else None
-        _RUNNING[task_id] = Running(ticket.holder, result.tokens, workflow)
+        workflow = (getattr(request, HEADER, None) or {}).get("w")
+        # Read now: Celery pops the next step off request.chain when it sends it.
+        _RUNNING[task_id] = Running(ticket.holder, result.tokens, workflow, result.guest,
+                                    bool(request.chain))
         request.pipeline_tokens = result.tokens
         engine.heartbeat.track(ticket.holder)
         return None
+    if isinstance(result, Uncovered):
+        raise WorkflowError(
+            f"job {task_id} runs inside workflow {result.holder}, whose locks do not cover it; "
+            f"declare its resources on the workflow")
     if isinstance(result, Duplicate):
         if not _holder_process_gone(locks, ticket):
             return f"job {task_id} already runs under a live lease; this delivery is dropped"
@@ -184,7 +248,11 @@ def finish(task: Any, task_id: str, status: str, retval: Any) -> None:
     event = _OUTCOME_EVENTS.get(status, RELEASED)
     key = "result" if status == states.SUCCESS else "error"
     detail = json.dumps({key: _summary(retval)}, separators=(",", ":"), default=str)
-    engine.locks.release(running.holder, task_id, event=event, detail=detail)
+    keep = 0.0
+    if running.workflow and not running.guest and running.has_next_step \
+            and status == states.SUCCESS:
+        keep = engine.settings.workflow_gap
+    engine.locks.release(running.holder, task_id, event=event, detail=detail, keep_seconds=keep)
 
 
 def fencing_tokens() -> dict[str, int]:

@@ -76,3 +76,27 @@ def sleep_once(self: Any, seconds: float, tag: str = "") -> dict[str, Any]:
     if _client().set(f"lockprobe:slept:{self.request.id}", 1, nx=True, ex=600):
         time.sleep(seconds)
     return _record(self, tag, started)
+
+
+@app.task(base=PipelineTask, bind=True, name="lockprobes.step")
+def step(self: Any, previous: Any = None, seconds: float = 0.0, tag: str = "") -> str:
+    """One step of a workflow: hold for *seconds*, record, pass the tags along."""
+    started = time.time()
+    if seconds:
+        time.sleep(seconds)
+    _record(self, tag, started)
+    return f"{previous}>{tag}" if previous else tag
+
+
+@app.task(base=PipelineTask, bind=True, name="lockprobes.spawn_and_wait")
+def spawn_and_wait(self: Any, child_models: list[str], timeout: float = 20.0) -> str:
+    """Publish a child job and wait until it has run (it must not wait on its parent)."""
+    started = time.time()
+    child = hold.apply_async((0.0, "child"), models=child_models)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(r["id"] == child.id for r in runs(_client())):
+            _record(self, "parent", started)
+            return child.id
+        time.sleep(0.05)
+    raise TimeoutError(f"child {child.id} did not run within {timeout}s")

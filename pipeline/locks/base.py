@@ -27,6 +27,7 @@ class Ticket:
         detail: JSON text carried into the ``started`` event.
         submitted_ms: when the job was published (ms since the epoch), its
             place in line among jobs of its priority; 0 when unknown.
+        step: a later step of a workflow, which takes the workflow's hold over.
     """
 
     job_id: str
@@ -35,13 +36,19 @@ class Ticket:
     priority: int
     detail: str = "{}"
     submitted_ms: int = 0
+    step: bool = False
 
 
 @dataclass(frozen=True)
 class Acquired:
-    """The job holds every claim; ``tokens`` maps resource id -> fencing token."""
+    """The job holds every claim; ``tokens`` maps resource id -> fencing token.
+
+    ``guest`` is true for a job started inside a running step of its workflow:
+    it runs under that step's hold, which that step alone releases.
+    """
 
     tokens: dict[str, int]
+    guest: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,14 @@ class Duplicate:
     """The same job already runs elsewhere under a live lease (a redelivered message)."""
 
 
-AcquireResult = Acquired | Blocked | Duplicate
+@dataclass(frozen=True)
+class Uncovered:
+    """The job belongs to a running workflow step whose hold lacks some of its claims."""
+
+    holder: str
+
+
+AcquireResult = Acquired | Blocked | Duplicate | Uncovered
 
 
 @dataclass(frozen=True)

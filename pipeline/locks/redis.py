@@ -26,6 +26,7 @@ from pipeline.locks.base import (
     Explanation,
     LockBackend,
     Ticket,
+    Uncovered,
 )
 from pipeline.resources import Claim
 
@@ -85,12 +86,17 @@ class RedisLocks(LockBackend):
             "acquire", ticket.job_id, ticket.holder, self._lease_ms, ticket.priority,
             claims_text(ticket.claims), host, pid, ticket.detail, self._maxlen,
             park_message, queue_key, self._grant_ms, self._wait_ms, ticket.submitted_ms,
+            1 if ticket.step else 0,
         )
         status = int(reply[0])
-        if status == 1:
-            return Acquired(_tokens([c.resource for c in ticket.claims], _text(reply[1])))
+        if status in (1, 3):
+            resources = [_text(r) for r in reply[2]] if len(reply) > 2 else [
+                c.resource for c in ticket.claims]
+            return Acquired(_tokens(resources, _text(reply[1])), guest=status == 3)
         if status == 2:
             return Duplicate()
+        if status == 4:
+            return Uncovered(_text(reply[1]))
         return Blocked(_text(reply[1]), _text(reply[2]), int(reply[3]))
 
     def release(self, holder: str, job_id: str, *, event: str = "", detail: str = "{}",
@@ -137,7 +143,7 @@ class RedisLocks(LockBackend):
         parked = {_text(k): _text(v) for k, v in parked.items()}
         if parked:
             return self._explain_parked(job_id, parked)
-        if hold and (hold.get("job") == job_id or holder):
+        if hold:  # the job's own hold, or its workflow's (asked by workflow id)
             resources = tuple(c.resource for c in parse_claims_text(hold.get("claims", "")))
             return Explanation(
                 job_id=job_id, status=hold.get("state", "running"), holder=holder or job_id,

@@ -68,10 +68,26 @@ def test_every_setting_has_a_doc_and_a_default_of_its_type() -> None:
         conf.check_value(setting, setting.default)
 
 
-def test_defaults_are_visible_whichever_setting_is_read_first() -> None:
+def test_defaults_fill_in_what_the_config_leaves_out() -> None:
     app = install(Celery("conf-defaults", set_as_current=False))
     app.config_from_object({"broker_url": "memory://"})
-    assert "pipeline_lock_lease" in list(app.conf.keys())
-    assert app.conf["pipeline_lock_lease"] == 30.0
-    assert app.conf.get("pipeline_redis_prefix") == "pipeline"
-    assert conf.read(app.conf).capacity_user == 1
+    settings = conf.read(app.conf)
+    assert settings.lease == 30.0
+    assert settings.redis_prefix == "pipeline"
+    assert settings.capacity_user == 1
+
+
+def test_config_module_values_win_over_defaults() -> None:
+    app = install(Celery("conf-precedence", set_as_current=False))
+    app.config_from_object({"broker_url": "memory://", "pipeline_lock_lease": 2.0,
+                            "pipeline_capacity_user": 3})
+    settings = conf.read(app.conf)
+    assert (settings.lease, settings.capacity_user) == (2.0, 3)
+
+
+def test_environment_variables_set_declared_settings() -> None:
+    found = conf.from_environ({"PIPELINE_LOCK_LEASE": "2.5", "PIPELINE_SERIALIZED": "yes",
+                               "PIPELINE_BROKER_URL": "redis://elsewhere"})
+    assert found == {"pipeline_lock_lease": 2.5, "pipeline_serialized": True}
+    with pytest.raises(ConfigurationError, match="PIPELINE_CAPACITY_USER='many'"):
+        conf.from_environ({"PIPELINE_CAPACITY_USER": "many"})

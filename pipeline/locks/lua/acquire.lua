@@ -1,28 +1,34 @@
 -- Take every claim of a job at once, or park it. All or nothing.
 -- ARGV: base, job, holder, lease_ms, priority, claims, host, pid,
 --       started detail (json), maxlen, msg, queue list key, grant_ms, wait_ms,
---       submitted_ms (when the job was published; 0 = unknown, use now)
--- Returns {1, tokens} taken; {0, rid, by, position} blocked (position 0 when
--- not parked because no msg was given); {2} the job already runs elsewhere.
+--       submitted_ms (when the job was published; 0 = unknown, use now),
+--       step (1 for a later step of a workflow: it takes the hold over even
+--       while the previous step is still finishing)
+-- Returns {1, tokens, resources} taken; {3, tokens, resources} running as a guest of the running
+-- step that holds for <holder>; {0, rid, by, position} blocked (position 0
+-- when not parked because no msg was given); {2} the job already runs
+-- elsewhere; {4, holder} the hold of <holder> runs but does not cover the job.
 local job, holder = ARGV[2], ARGV[3]
 local lease, prio = tonumber(ARGV[4]), tonumber(ARGV[5])
 local claims_text, host, pid = ARGV[6], ARGV[7], ARGV[8]
 local detail, maxlen, msg, queue = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local cfg = {grant_ms = tonumber(ARGV[13]), wait_ms = tonumber(ARGV[14]), maxlen = maxlen}
 local submitted = tonumber(ARGV[15])
+local is_step = ARGV[16] == '1'
 if submitted <= 0 or submitted > NOW then submitted = NOW end
 local claims = parse_claims(claims_text)
 local deadline = NOW + lease
 
 local function started(tokens_text)
   local d = cjson.decode(detail)
-  d.holder, d.resources, d.tokens, d.host, d.pid = holder, resources_json(claims), tokens_text, host, pid
+  local resources = resources_json(claims)
+  d.holder, d.resources, d.tokens, d.host, d.pid = holder, resources, tokens_text, host, pid
   emit(maxlen, 'started', job, cjson.encode(d))
-  return {1, tokens_text}
+  return {1, tokens_text, resources}
 end
 
--- 1. The holder already holds: a job handed its locks at release, or a later
---    step of a workflow. Take the hold over if it is still alive.
+-- 1. The holder already holds: a job handed its locks at release, the next
+--    step of a workflow, or a job started inside a running step.
 local hk = hkey(holder)
 local rec = redis.call('HMGET', hk, 'claims', 'tokens', 'state', 'job')
 if rec[1] then
@@ -32,15 +38,29 @@ if rec[1] then
     local s = redis.call('ZSCORE', holding_key(c), holder)
     if not s or tonumber(s) <= NOW then alive = false break end
   end
-  if alive and rec[3] == 'running' and rec[4] == job then return {2} end
+  local covered = alive
   if alive then
-    local covered = {}
-    for _, c in ipairs(held) do covered[c[2] .. c[1]] = true end
+    local have = {}
+    for _, c in ipairs(held) do have[c[2] .. c[1]] = true end
     for _, c in ipairs(claims) do
-      if not covered[c[2] .. c[1]] and not covered['x' .. c[1]] then alive = false break end
+      if not have[c[2] .. c[1]] and not have['x' .. c[1]] then covered = false break end
     end
   end
-  if alive then
+  if alive and rec[3] == 'running' and rec[4] == job then return {2} end
+  if alive and rec[3] == 'running' and not is_step then
+    -- A guest: runs under the running step's hold and leaves it to that step.
+    if covered then
+      claims = held
+      local d = cjson.decode(detail)
+      d.guest_of = rec[4]
+      detail = cjson.encode(d)
+      local reply = started(rec[2])
+      reply[1] = 3
+      return reply
+    end
+    return {4, holder}
+  end
+  if covered then
     for _, c in ipairs(held) do redis.call('ZADD', holding_key(c), 'XX', deadline, holder) end
     redis.call('HSET', hk, 'job', job, 'state', 'running', 'host', host, 'pid', pid,
                'expires', deadline)

@@ -1,0 +1,113 @@
+"""Workflows under real workers: one hold for all steps, refused shapes, nesting."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from celery import chain, group
+
+from pipeline import WorkflowError, explain, workflow
+from pipeline.events import decode
+from tasks.lockprobes import hold, runs, spawn_and_wait, step
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def by_tag(client: redis.Redis) -> dict[str, dict[str, Any]]:
+    return {r["tag"]: r for r in runs(client)}
+
+
+def queue_length(client: redis.Redis) -> int:
+    return sum(client.llen(k) for k in client.keys("{pipeline}:pipeline*"))
+
+
+def test_job_sharing_a_model_waits_for_the_whole_workflow(
+        pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
+    workers(concurrency=3)
+    flow = workflow(step.s(None, 0.4, "w1"), step.s(0.4, "w2"), step.s(0.4, "w3"),
+                    name="retrain", models=["a", "b"]).apply_async()
+    first_id = flow.parent.parent.id
+    wait_for(lambda: explain(first_id, pipeline_app).status == "running", what="w1 runs")
+    job = hold.apply_async((0.1, "J"), models=["b"])
+    other = hold.apply_async((0.1, "C"), models=["c"])
+    assert flow.get(timeout=30) == "w1>w2>w3"
+    job.get(timeout=30)
+    other.get(timeout=30)
+    got = by_tag(lock_redis)
+    assert got["J"]["start"] >= got["w3"]["end"], "J ran before the workflow's last step ended"
+    assert got["C"]["end"] < got["w3"]["end"], "a job on model c did not run meanwhile"
+    assert got["w1"]["tokens"] == got["w3"]["tokens"], "steps did not share one hold"
+    blocked = [decode(i, f) for i, f in lock_redis.xrange("{pipeline}:events")]
+    reasons = [e for e in blocked if e.type == "blocked" and e.job_id == job.id]
+    assert reasons and reasons[0].detail["holder"] == first_id
+    assert "model:b" in reasons[0].detail["reason"]
+
+
+def test_chain_options_apply_to_every_step(pipeline_app: Any, workers: Callable[..., Any],
+                                           lock_redis: redis.Redis) -> None:
+    workers(concurrency=2)
+    result = chain(step.s(None, 0.0, "s1"), step.s(0.0, "s2")).apply_async(
+        user="alice", priority="critical")
+    assert result.get(timeout=20) == "s1>s2"
+    got = by_tag(lock_redis)
+    assert "user:alice" in got["s1"]["tokens"] and "user:alice" in got["s2"]["tokens"]
+    started = [decode(i, f) for i, f in lock_redis.xrange("{pipeline}:events")]
+    priorities = {e.detail.get("priority") for e in started if e.type == "started"}
+    assert priorities == {0}
+
+
+def test_group_inside_a_workflow_is_refused_before_publishing(
+        pipeline_app: Any, lock_redis: redis.Redis) -> None:
+    before = queue_length(lock_redis)
+    with pytest.raises(WorkflowError, match="step 2"):
+        workflow(step.s(None, 0.0, "a"), group(step.s(0.0, "b"), step.s(0.0, "c"))).apply_async()
+    assert queue_length(lock_redis) == before
+
+
+def test_job_published_inside_a_running_job_runs_under_its_hold(
+        pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
+    workers(concurrency=2)
+    parent = spawn_and_wait.apply_async((["a"],), models=["a"])
+    child_id = parent.get(timeout=30)
+    got = by_tag(lock_redis)
+    assert got["child"]["id"] == child_id
+    assert got["child"]["end"] <= got["parent"]["end"]
+
+
+def test_job_published_inside_a_job_needing_more_than_its_hold_is_refused(
+        pipeline_app: Any, workers: Callable[..., Any]) -> None:
+    workers(concurrency=2)
+    parent = spawn_and_wait.apply_async((["a", "z"],), models=["a"])
+    with pytest.raises(Exception, match="would wait for its own parent"):
+        parent.get(timeout=30)
+
+
+def test_killed_worker_between_steps_frees_the_workflow_locks_by_lease(
+        pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
+    first = workers(concurrency=1, lock_lease=2, workflow_gap=2)
+    flow = workflow(step.s(None, 0.2, "k1"), step.s(5.0, "k2"), models=["a"]).apply_async()
+    wait_for(lambda: "k1" in by_tag(lock_redis), what="first step done")
+    workflow_id = flow.parent.id
+    wait_for(lambda: explain(workflow_id, pipeline_app).status == "running", what="k2 runs")
+    first.signal_all(signal.SIGKILL)
+    workers(concurrency=1, lock_lease=2)
+    job = hold.apply_async((0.0, "after"), models=["a"])
+    job.get(timeout=20)
+    assert "after" in by_tag(lock_redis)
+    assert not lock_redis.keys("{pipeline}:park:*")
