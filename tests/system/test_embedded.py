@@ -7,7 +7,6 @@ systemd would.
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import signal
@@ -23,22 +22,12 @@ import pytest
 import redis
 
 from pipeline.runtime.embedded import URL_FILE, EmbeddedRedis
+from tests.helpers.commands import CLI, ROOT, no_broker_env
 
 pytestmark = pytest.mark.system
 
-ROOT = Path(__file__).resolve().parents[2]
 PROBE_KEY = "probe:embedded"
 READY = re.compile(r"pipeline ready: broker (\S+)")
-CLI = "from pipeline.cli.main import main; main()"
-
-
-def no_broker_env(data_dir: Path) -> dict[str, str]:
-    """The environment of a user who configured nothing but a data directory."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PIPELINE_BROKER_URL", "CELERY_BROKER_URL", "PIPELINE_RESULT_BACKEND")}
-    env["PIPELINE_DATA_DIR"] = str(data_dir)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 class Up:
