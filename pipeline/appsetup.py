@@ -27,4 +27,7 @@ def install(app: Celery) -> Celery:
         app.conf.broker_transport_options = options
 
     app.on_after_configure.connect(_on_configure, weak=False)
+    from pipeline.store import recorder
+
+    recorder.install(app)
     return app

@@ -18,6 +18,7 @@ from pipeline.keys import Keys
 if TYPE_CHECKING:
     from celery import Celery
 
+    from pipeline.emitter import BufferedEmitter
     from pipeline.heartbeat import Heartbeat
     from pipeline.locks.redis import RedisLocks
 
@@ -36,6 +37,7 @@ class Engine:
         self._redis: redis.Redis | None = None
         self._locks: RedisLocks | None = None
         self._heartbeat: Heartbeat | None = None
+        self._emitter: BufferedEmitter | None = None
 
     @property
     def redis(self) -> redis.Redis:
@@ -61,6 +63,16 @@ class Engine:
 
             self._heartbeat = Heartbeat(self.locks, self.settings.heartbeat)
         return self._heartbeat
+
+    @property
+    def emitter(self) -> BufferedEmitter:
+        """The buffered writer of ``queued`` events of this process."""
+        if self._emitter is None:
+            from pipeline.emitter import BufferedEmitter
+
+            self._emitter = BufferedEmitter(self.redis, self.keys.events,
+                                            self.settings.events_maxlen)
+        return self._emitter
 
 
 def broker_redis_url(app: Celery) -> str:

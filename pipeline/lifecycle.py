@@ -21,7 +21,7 @@ from celery.signals import task_postrun
 from pipeline import parking, workflows
 from pipeline.engine import Engine, engine_for
 from pipeline.errors import LockNotAcquired, WorkflowError
-from pipeline.events import COMPLETED, FAILED, RELEASED, RETRIED
+from pipeline.events import COMPLETED, FAILED, QUEUED, RELEASED, RETRIED
 from pipeline.locks.base import Acquired, Blocked, Duplicate, Ticket, Uncovered
 from pipeline.priority import DEFAULT_PRIORITY, parse_priority
 from pipeline.resources import HEADER, Demand, claims, demand_from_options
@@ -67,6 +67,7 @@ def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> 
     priority = options.get("priority")
     if priority is not None:
         priority = options["priority"] = parse_priority(priority)
+    task_id = task_id or str(uuid.uuid4())
     headers = dict(options.get("headers") or {})
     workflow_name = options.pop("workflow_name", None)
     stamped = headers.get(HEADER)
@@ -77,7 +78,6 @@ def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> 
         return task_id
     demand = demand_from_options(options, tuple(task.models), tuple(task.shared_models))
     if options.get("chain"):
-        task_id = task_id or str(uuid.uuid4())
         extra: dict[str, Any] = {"t": round(time.time(), 3)}
         if workflow_name is not None:
             extra["n"] = str(workflow_name)
@@ -91,6 +91,24 @@ def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> 
     headers[HEADER] = header
     options["headers"] = headers
     return task_id
+
+
+def published(task: Any, task_id: str, args: Any, options: dict[str, Any]) -> None:
+    """Record the ``queued`` event of a job just published (buffered, off the publish path)."""
+    engine = engine_for(task.app)
+    if task.app.conf.task_always_eager or not engine.settings.store_enabled:
+        return
+    header = (options.get("headers") or {}).get(HEADER) or {}
+    priority = options.get("priority")
+    engine.emitter.add(QUEUED, task_id, {
+        "task": task.name, "priority": int(DEFAULT_PRIORITY) if priority is None else priority,
+        "user": header.get("u"), "project": header.get("p"),
+        "models": list(header.get("m") or ()) + list(header.get("r") or ()),
+        "workflow": header.get("w"), "workflow_name": header.get("n"),
+        "workflow_steps": header.get("s"),
+        "step": header.get("i") or (1 if header.get("s") else None),
+        "args": _summary(args), "attempt": 1,
+    })
 
 
 def _running_parent(task: Any, demand: Demand) -> str | None:
@@ -116,8 +134,9 @@ def _running_parent(task: Any, demand: Demand) -> str | None:
         return None
     if wanted <= held:
         return running.holder
+    parent_id = getattr(request, "id", "?")
     raise WorkflowError(
-        f"a job published inside job {getattr(request, 'id', '?')} shares {sorted(wanted & held)} with it but "
+        f"a job published inside job {parent_id} shares {sorted(wanted & held)} with it but "
         f"also needs {sorted(wanted - held)}: it would wait for its own parent. Declare those "
         f"resources on the parent job or workflow, or publish the job after it ends"
     )

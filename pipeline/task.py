@@ -41,9 +41,11 @@ class PipelineTask(Task):  # type: ignore[misc]
         Raises:
             InvalidJobError: (a ``ValueError``) before anything is published.
         """
-        options = lifecycle.prepare_options(self, options)
-        return super().apply_async(args, kwargs, task_id, producer, link, link_error,
-                                   shadow, **options)
+        task_id = lifecycle.prepare_options(self, options, task_id)
+        result = super().apply_async(args, kwargs, task_id, producer, link, link_error,
+                                     shadow, **options)
+        lifecycle.published(self, result.id, args, options)
+        return result
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         """Take every lock of the job at once, or park it and acknowledge the message."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from collections.abc import Callable
@@ -103,7 +104,7 @@ def test_500_jobs_on_one_model_never_overlap_and_tokens_grow(
     done = sorted(runs(lock_redis), key=lambda r: r["start"])
     assert len(done) == 500
     assert len({r["pid"] for r in done}) == 2, "both worker processes should have run jobs"
-    for before, after in zip(done, done[1:], strict=False):
+    for before, after in itertools.pairwise(done):
         assert after["start"] >= before["end"], "two holders of one model overlapped"
         assert after["tokens"]["model:shared"] > before["tokens"]["model:shared"]
     assert all(r["retries"] == 0 for r in done)
@@ -161,7 +162,7 @@ def test_soft_time_limit_releases(pipeline_app: Any, workers: Callable[..., Any]
                                   lock_redis: redis.Redis) -> None:
     workers(concurrency=1)
     job = misbehave.apply_async(("sleep", 5.0), models=["m"], soft_time_limit=0.5)
-    with pytest.raises(Exception, match="SoftTimeLimitExceeded|TimeLimit"):
+    with pytest.raises(Exception, match=r"SoftTimeLimitExceeded|TimeLimit"):
         job.get(timeout=20)
     wait_for(lambda: not lock_keys(lock_redis), timeout=5, what="no lock keys left")
 
