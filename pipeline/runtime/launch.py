@@ -19,10 +19,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
-from typing import IO
+from typing import IO, cast
 
 import psutil
 
@@ -36,15 +36,27 @@ BEAT_READY = "beat: Starting..."
 _PR_SET_PDEATHSIG = 1
 
 
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return cast(Callable[..., int], ctypes.CDLL(None, use_errno=True).prctl)
+    except (OSError, AttributeError):
+        return None
+
+
+# Resolved once here: the child between fork and exec should do as little as possible.
+_PRCTL = _load_prctl()
+
+
 def die_with_parent() -> None:
     """``preexec_fn`` of a child: on Linux, receive SIGTERM when the parent dies.
 
     The kernel sends it when the thread that started the child exits, so start
     children from the main thread.
     """
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def worker_argv(app: str = DEFAULT_APP, queues: Sequence[str] = (DEFAULT_QUEUE,),

@@ -167,3 +167,20 @@ def test_job_queued_while_everything_was_stopped_runs_after_restart(
     finally:
         if up.process.poll() is None:
             up.process.kill()
+
+
+def test_children_stop_on_their_own_when_up_is_killed(data_dir: Path, tmp_path: Path) -> None:
+    up = Up(data_dir, tmp_path / "up.log")
+    try:
+        up.wait_ready()
+        procs = up.descendants()
+        assert len(procs) >= 4, procs  # Redis, worker, its pool process, beat
+        up.process.kill()
+        up.process.wait(10)
+        deadline = time.monotonic() + 30
+        while alive(procs) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not alive(procs), f"left behind after SIGKILL of pipeline up: {alive(procs)}"
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
