@@ -71,6 +71,11 @@ class Keys:
         return f"{self.base}holders"
 
     @property
+    def cancelled(self) -> str:
+        """Sorted set job or workflow id -> cancelled-at (ms): dropped when they reach a worker."""
+        return f"{self.base}cancelled"
+
+    @property
     def events(self) -> str:
         """The event stream every state change is written to."""
         return f"{self.base}events"

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import states
+from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import task_postrun
 
-from pipeline import parking, workflows
+from pipeline import deadletters, parking, retries, workflows
 from pipeline.engine import Engine, engine_for
 from pipeline.errors import LockNotAcquired, WorkflowError
-from pipeline.events import COMPLETED, FAILED, QUEUED, RELEASED, RETRIED
-from pipeline.locks.base import Acquired, Blocked, Duplicate, Ticket, Uncovered
+from pipeline.events import COMPLETED, DEAD_LETTERED, FAILED, QUEUED, RELEASED, RETRIED
+from pipeline.locks.base import Acquired, Blocked, Cancelled, Duplicate, Ticket, Uncovered
 from pipeline.priority import DEFAULT_PRIORITY, parse_priority
 from pipeline.resources import HEADER, Demand, claims, demand_from_options
 
@@ -71,8 +72,9 @@ def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> 
     headers = dict(options.get("headers") or {})
     workflow_name = options.pop("workflow_name", None)
     stamped = headers.get(HEADER)
-    if stamped and stamped.get("w"):
-        # A later step of a workflow: its resources are in the stamped union.
+    if stamped and (stamped.get("w") or not any(n in options for n in workflows.RESOURCE_OPTIONS)):
+        # A later step of a workflow (its resources are in the stamped union), or
+        # a job published again (retry, requeue) with the header it had.
         for name in workflows.RESOURCE_OPTIONS:
             options.pop(name, None)
         return task_id
@@ -107,7 +109,7 @@ def published(task: Any, task_id: str, args: Any, options: dict[str, Any]) -> No
         "workflow": header.get("w"), "workflow_name": header.get("n"),
         "workflow_steps": header.get("s"),
         "step": header.get("i") or (1 if header.get("s") else None),
-        "args": _summary(args), "attempt": 1,
+        "args": _summary(args), "attempt": int(options.get("retries") or 0) + 1,
     })
 
 
@@ -205,6 +207,8 @@ def start(task: Any, task_id: str) -> str | None:
         request.pipeline_tokens = result.tokens
         engine.heartbeat.track(ticket.holder)
         return None
+    if isinstance(result, Cancelled):
+        return f"job {task_id} was cancelled before it started"
     if isinstance(result, Uncovered):
         raise WorkflowError(
             f"job {task_id} runs inside workflow {result.holder}, whose locks do not cover it; "
@@ -266,12 +270,43 @@ def finish(task: Any, task_id: str, status: str, retval: Any) -> None:
     engine.heartbeat.untrack(running.holder)
     event = _OUTCOME_EVENTS.get(status, RELEASED)
     key = "result" if status == states.SUCCESS else "error"
-    detail = json.dumps({key: _summary(retval)}, separators=(",", ":"), default=str)
+    if status == states.FAILURE and not running.guest and _out_of_attempts(task, retval, engine):
+        event = DEAD_LETTERED
+        request = task.request
+        deadletters.record(task.app, request, task.name, _priority_of(request),
+                           _summary(retval), getattr(request, HEADER, None) or {})
+    detail = json.dumps({key: _summary(retval), "attempt": (task.request.retries or 0) + 1},
+                        separators=(",", ":"), default=str)
     keep = 0.0
     if running.workflow and not running.guest and running.has_next_step \
             and status == states.SUCCESS:
         keep = engine.settings.workflow_gap
     engine.locks.release(running.holder, task_id, event=event, detail=detail, keep_seconds=keep)
+
+
+def _out_of_attempts(task: Any, exc: Any, engine: Engine) -> bool:
+    """A retriable failure after the last allowed attempt (dead-letter it)."""
+    policy = retries.policy_for(task, engine.settings)
+    return (isinstance(exc, BaseException) and policy.max_retries > 0
+            and policy.retries(exc) and (task.request.retries or 0) >= policy.max_retries)
+
+
+def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
+    """Run the job's body; on a retriable error, retry with backoff while attempts remain."""
+    try:
+        return body(*args, **kwargs)
+    except (Retry, Ignore, Reject):
+        raise
+    except Exception as exc:
+        request = task.request
+        if request.called_directly or request.is_eager:
+            raise
+        policy = retries.policy_for(task, engine_for(task.app).settings)
+        done = request.retries or 0
+        if not policy.retries(exc) or done >= policy.max_retries:
+            raise
+        raise task.retry(exc=exc, countdown=policy.countdown(done),
+                         max_retries=policy.max_retries) from exc
 
 
 def fencing_tokens() -> dict[str, int]:

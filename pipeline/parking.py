@@ -16,6 +16,7 @@ from kombu.utils.json import dumps as _kombu_dumps
 
 from pipeline.engine import engine_for
 from pipeline.keys import Keys
+from pipeline.priority import PRIORITY_STEPS
 
 
 def dumps(value: Any) -> str:
@@ -35,7 +36,16 @@ def queue_key(app: Celery, routing_key: str) -> str:
     return f"{prefix}{routing_key}"
 
 
-def message_for(app: Celery, request: Any, priority: int) -> str:
+SEP = "\x06\x16"  # kombu's separator between a queue name and its priority step
+
+
+def queue_lists(app: Celery, queue: str | None = None) -> list[str]:
+    """The Redis lists of *queue* (default queue when None), most urgent first."""
+    head = queue_key(app, queue or app.conf.task_default_queue)
+    return [head if step == 0 else f"{head}{SEP}{step}" for step in PRIORITY_STEPS]
+
+
+def message_for(app: Celery, request: Any, priority: int, *, retries: int | None = None) -> str:
     """Rebuild the kombu Redis envelope of the job being run, for republishing.
 
     The body is stored as plain JSON (no base64), which kombu reads as is when
@@ -47,7 +57,8 @@ def message_for(app: Celery, request: Any, priority: int) -> str:
     message = app.amqp.as_task_v2(
         request.id, request.task, request.args, request.kwargs,
         eta=request.eta, expires=request.expires, group_id=request.group,
-        group_index=request.group_index, retries=request.retries or 0, chord=request.chord,
+        group_index=request.group_index,
+        retries=(request.retries or 0) if retries is None else retries, chord=request.chord,
         callbacks=request.callbacks, errbacks=request.errbacks, reply_to=request.reply_to,
         time_limit=time_limit, soft_time_limit=soft_limit, root_id=request.root_id,
         parent_id=request.parent_id, shadow=request.shadow, chain=request.chain,

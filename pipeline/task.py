@@ -15,6 +15,7 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from pipeline import lifecycle
+from pipeline.engine import engine_for
 
 
 class PipelineTask(Task):  # type: ignore[misc]
@@ -23,12 +24,30 @@ class PipelineTask(Task):  # type: ignore[misc]
     Class options:
         models: models every call of the task writes (exclusive).
         shared_models: models every call only reads (shared with other readers).
+        max_retries, backoff, backoff_max, jitter: the retry policy; unset
+            options take the ``pipeline_retry_*`` settings.
+        retry_for, dont_retry_for: which exceptions are retried (default: any
+            Exception but the pipeline's own errors).
     """
 
     abstract = True
     Request = "pipeline.request:PipelineRequest"
     models: ClassVar[tuple[str, ...]] = ()
     shared_models: ClassVar[tuple[str, ...]] = ()
+    # Retry options; None takes the pipeline_retry_* setting (see pipeline.retries).
+    # (Celery's own retry_backoff* options belong to its autoretry_for, not used here.)
+    backoff: ClassVar[float | None] = None
+    backoff_max: ClassVar[float | None] = None
+    jitter: ClassVar[bool | None] = None
+
+    @property
+    def max_retries(self) -> int:
+        """Retries after the first attempt: the task's option, else ``pipeline_retry_max``."""
+        return engine_for(self.app).settings.retry_max
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the body, retrying retriable errors with backoff (see :mod:`pipeline.retries`)."""
+        return lifecycle.call_with_retries(self, super().__call__, args, kwargs)
 
     def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None,
                     producer: Any = None, link: Any = None, link_error: Any = None,

@@ -100,3 +100,14 @@ def spawn_and_wait(self: Any, child_models: list[str], timeout: float = 20.0) ->
             return child.id
         time.sleep(0.05)
     raise TimeoutError(f"child {child.id} did not run within {timeout}s")
+
+
+@app.task(base=PipelineTask, bind=True, name="lockprobes.flaky", max_retries=2,
+          backoff=0.05, jitter=False)
+def flaky(self: Any, fail_times: int, tag: str = "") -> str:
+    """Fail the first *fail_times* attempts (counted across requeues), then succeed."""
+    started = time.time()
+    _record(self, tag, started)
+    if _client().incr(f"lockprobe:attempts:{self.request.id}") <= fail_times:
+        raise RuntimeError(f"attempt failed on purpose ({tag})")
+    return tag

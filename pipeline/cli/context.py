@@ -72,11 +72,13 @@ def use_broker(*, exclusive: bool = False) -> Iterator[str]:
     Raises:
         ServiceError: *exclusive* and another process serves the data directory.
     """
+    directory = data_dir()
+    # Beat's schedule and the demo's worker log live there whichever broker is used.
+    os.makedirs(directory, exist_ok=True)
     configured = configured_broker_url()
     if configured:
         yield configured
         return
-    directory = data_dir()
     running = read_url_file(directory)
     if running and answers(running):
         if exclusive:

@@ -84,7 +84,12 @@ class Uncovered:
     holder: str
 
 
-AcquireResult = Acquired | Blocked | Duplicate | Uncovered
+@dataclass(frozen=True)
+class Cancelled:
+    """The job, or its workflow, was cancelled before it started."""
+
+
+AcquireResult = Acquired | Blocked | Duplicate | Uncovered | Cancelled
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ class Explanation:
         host: worker host of a running hold.
         pid: worker process of a running hold.
         expires_at: lease deadline (seconds since the epoch).
+        current_job: the job running under the hold (a workflow's current step).
     """
 
     job_id: str
@@ -122,6 +128,7 @@ class Explanation:
     host: str = ""
     pid: str = ""
     expires_at: float | None = None
+    current_job: str = ""
 
     def describe(self) -> str:
         """One paragraph a person can read (used by ``pipeline show``)."""

@@ -9,6 +9,7 @@ run, pushing their stored messages straight onto the broker's queue list.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -22,6 +23,7 @@ from pipeline.locks.base import (
     Acquired,
     AcquireResult,
     Blocked,
+    Cancelled,
     Duplicate,
     Explanation,
     LockBackend,
@@ -97,6 +99,8 @@ class RedisLocks(LockBackend):
             return Duplicate()
         if status == 4:
             return Uncovered(_text(reply[1]))
+        if status == 5:
+            return Cancelled()
         return Blocked(_text(reply[1]), _text(reply[2]), int(reply[3]))
 
     def release(self, holder: str, job_id: str, *, event: str = "", detail: str = "{}",
@@ -150,6 +154,7 @@ class RedisLocks(LockBackend):
                 resources=resources, tokens=_tokens(resources, hold.get("tokens", "")),
                 host=hold.get("host", ""), pid=hold.get("pid", ""),
                 expires_at=float(hold.get("expires", "0")) / 1000,
+                current_job=hold.get("job", ""),
             )
         return Explanation(job_id=job_id, status="unknown")
 
@@ -164,6 +169,26 @@ class RedisLocks(LockBackend):
             position=0 if position is None else int(position) + 1,
             priority=rank // (1 << 44), parked_at=float(parked.get("since", "0")) / 1000,
         )
+
+    def find_queued(self, lists: Sequence[str], job_id: str, *, op: str = "position",
+                    target: int = 0, priority: int = 0, reason: str = "") -> tuple[int, int]:
+        """Look for a job still in the broker lists (most urgent first).
+
+        Returns (list number from 1, place from 1), or (0, 0) if it is not there.
+        ``op`` ``remove`` takes it out (cancel); ``move`` pushes it to the back
+        of list number *target* with *priority* (reprioritize).
+        """
+        detail = json.dumps({"reason": reason or "cancelled by request"})
+        found, place = self._scripts["queued"](
+            keys=list(lists), args=(self._base, op, job_id, target, priority, detail,
+                                    self._maxlen))
+        return int(found), int(place)
+
+    def mark_cancelled(self, *ids: str) -> None:
+        """Make workers drop these jobs or workflows when their messages arrive."""
+        if ids:
+            now = int(time.time() * 1000)
+            self.client.zadd(self.keys.cancelled, dict.fromkeys(ids, now))
 
     def parked_counts(self) -> dict[int, int]:
         """Parked jobs per priority (one read)."""

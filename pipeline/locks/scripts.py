@@ -7,7 +7,7 @@ from importlib import resources
 from typing import Any
 
 LIB = "lib.lua"
-NAMES = ("acquire", "release", "renew", "sweep", "cancel", "reprioritize")
+NAMES = ("acquire", "release", "renew", "sweep", "cancel", "reprioritize", "queued")
 
 
 @cache

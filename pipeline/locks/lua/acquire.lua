@@ -7,7 +7,8 @@
 -- Returns {1, tokens, resources} taken; {3, tokens, resources} running as a guest of the running
 -- step that holds for <holder>; {0, rid, by, position} blocked (position 0
 -- when not parked because no msg was given); {2} the job already runs
--- elsewhere; {4, holder} the hold of <holder> runs but does not cover the job.
+-- elsewhere; {4, holder} the hold of <holder> runs but does not cover the job;
+-- {5} the job (or its workflow) was cancelled: drop it.
 local job, holder = ARGV[2], ARGV[3]
 local lease, prio = tonumber(ARGV[4]), tonumber(ARGV[5])
 local claims_text, host, pid = ARGV[6], ARGV[7], ARGV[8]
@@ -25,6 +26,16 @@ local function started(tokens_text)
   d.holder, d.resources, d.tokens, d.host, d.pid = holder, resources, tokens_text, host, pid
   emit(maxlen, 'started', job, cjson.encode(d))
   return {1, tokens_text, resources}
+end
+
+-- 0. Cancelled while it waited in the broker (or its workflow was).
+local cancelled = B .. 'cancelled'
+if redis.call('ZSCORE', cancelled, job) or (holder ~= job and redis.call('ZSCORE', cancelled, holder)) then
+  -- A cancelled workflow's next step: the hold it kept between steps goes too.
+  local kept = redis.call('HGET', hkey(holder), 'claims')
+  if holder ~= job and kept then wake_rids(drop_hold(holder, parse_claims(kept)), cfg) end
+  emit(maxlen, 'cancelled', job, cjson.encode({reason = 'cancelled before it started'}))
+  return {5}
 end
 
 -- 1. The holder already holds: a job handed its locks at release, the next

@@ -39,4 +39,6 @@ if cfg.wait_ms > 0 then
     wake_all(claims, cfg)
   end
 end
+-- Cancel marks only matter while a message may still arrive: keep a day.
+redis.call('ZREMRANGEBYSCORE', B .. 'cancelled', '-inf', NOW - 86400000)
 return {#dead, expired}
