@@ -10,8 +10,16 @@ from pipeline import conf
 from pipeline.keys import Keys
 
 
-def install(app: Celery) -> Celery:
-    """Validate *app*'s ``pipeline_*`` settings once it is configured.
+def install(app: Celery, config: Any = None) -> Celery:
+    """Wire the pipeline into *app*; with *config*, load and validate it now.
+
+    Args:
+        app: the Celery app.
+        config: a config module name or object for ``app.config_from_object``.
+            Given, the settings are read right away, so a bad ``pipeline_*``
+            setting stops the worker, beat or command at start with a
+            ``ConfigurationError`` (Celery only logs errors raised while it
+            configures lazily). Without it they are checked on first use.
 
     Defaults are filled in by :func:`pipeline.conf.read`, not registered as
     Celery defaults: Celery would rank them above the app's own config module.
@@ -30,4 +38,7 @@ def install(app: Celery) -> Celery:
     from pipeline.store import recorder
 
     recorder.install(app)
+    if config is not None:
+        app.config_from_object(config)
+        conf.read(app.conf)
     return app

@@ -6,6 +6,5 @@ from celery import Celery
 
 from pipeline.appsetup import install
 
-app = install(Celery("tasks"))
-app.config_from_object("celeryconfig")
+app = install(Celery("tasks"), config="celeryconfig")
 app.conf.include = ["tasks.lockprobes"]
