@@ -46,12 +46,7 @@ def queue_lists(app: Celery, queue: str | None = None) -> list[str]:
 
 
 def message_for(app: Celery, request: Any, priority: int, *, retries: int | None = None) -> str:
-    """Rebuild the kombu Redis envelope of the job being run, for republishing.
-
-    The body is stored as plain JSON (no base64), which kombu reads as is when
-    ``body_encoding`` is absent; empty headers are dropped to keep a parked
-    job small.
-    """
+    """Rebuild the message of the job being run, for republishing (see :func:`envelope`)."""
     delivery = request.delivery_info or {}
     time_limit, soft_limit = (request.timelimit or (None, None))
     message = app.amqp.as_task_v2(
@@ -65,21 +60,34 @@ def message_for(app: Celery, request: Any, priority: int, *, retries: int | None
         origin=request.origin, ignore_result=bool(request.ignore_result), argsrepr="",
         kwargsrepr="", replaced_task_nesting=request.replaced_task_nesting or 0,
     )
-    headers = {k: v for k, v in message.headers.items() if v not in (None, "", [], {})}
-    headers.update(request.headers or {})
+    return envelope(message.headers, message.body, priority,
+                    delivery.get("routing_key") or app.conf.task_default_queue,
+                    request.headers or {}, reply_to=request.reply_to or "")
+
+
+def envelope(headers: dict[str, Any], body: Any, priority: int, routing_key: str,
+             extra_headers: dict[str, Any] | None = None, *, reply_to: str = "") -> str:
+    """A kombu Redis message (as its transport stores it) for Celery *headers* and *body*.
+
+    The body is stored as plain JSON (no base64), which kombu reads as is when
+    ``body_encoding`` is absent; empty headers are dropped to keep a parked
+    job small.
+    """
+    kept = {k: v for k, v in headers.items() if v not in (None, "", [], {})}
+    kept.update(extra_headers or {})
     properties = {
-        "correlation_id": request.id,
-        "reply_to": request.reply_to or "",
+        "correlation_id": kept["id"],
+        "reply_to": reply_to,
         "delivery_mode": 2,
-        "delivery_info": {"exchange": "", "routing_key": delivery.get("routing_key")},
+        "delivery_info": {"exchange": "", "routing_key": routing_key},
         "priority": priority,
         "delivery_tag": str(uuid.uuid4()),
     }
     return dumps({
-        "body": dumps(message.body),
+        "body": dumps(body),
         "content-encoding": "utf-8",
         "content-type": "application/json",
-        "headers": headers,
+        "headers": kept,
         "properties": properties,
     })
 
