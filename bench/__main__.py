@@ -12,8 +12,10 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
@@ -91,29 +93,39 @@ def code_version() -> dict[str, Any]:
     return {"commit": git("rev-parse", "--short", "HEAD").strip(), "uncommitted": changed}
 
 
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected scenarios; exit 1 if any of them failed."""
     args = parse_args(argv)
     # Both apps read the broker URL from the environment on first import.
     from bench.targets import configure_env
 
-    configure_env(args.redis_url)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    configure_env(args.redis_url, workdir)
     from bench.harness import Context
     from bench.scenarios import discover
 
+    # Background runs ignore SIGINT; make SIGTERM unwind too, so workers are killed.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+
     scenarios = discover()
     if args.list:
+        shutil.rmtree(workdir, ignore_errors=True)
         for scenario in scenarios.values():
             print(f"{scenario.name:24} {scenario.summary}")
         return 0
     selected = args.scenario or list(scenarios)
     unknown = [name for name in selected if name not in scenarios]
     if unknown:
+        shutil.rmtree(workdir, ignore_errors=True)
         print(f"unknown scenario {', '.join(unknown)}: expected {', '.join(scenarios)}",
               file=sys.stderr)
         return 2
     rounds = args.rounds or (1 if args.quick else 3)
-    ctx = Context(redis_url=args.redis_url, quick=args.quick, rounds=rounds)
+    ctx = Context(redis_url=args.redis_url, quick=args.quick, rounds=rounds, workdir=workdir)
     report: dict[str, Any] = {"machine": machine(args.redis_url),
                               "run": {"quick": args.quick, "rounds": rounds,
                                       "code": code_version()},

@@ -285,6 +285,21 @@ def publish_mixed(target: Target, count: int) -> list[str]:
     return [target.send(levels[i % len(levels)]) for i in range(count)]
 
 
+def wait_idle(worker: Worker, timeout: float = 600.0) -> float:
+    """Wait until the worker's background work is done (see ``Target.idle``); seconds waited."""
+    idle = worker.target.idle
+    started = time.monotonic()
+    if idle is None:
+        return 0.0
+    while not idle(worker.client):
+        worker.check_alive()
+        if time.monotonic() - started > timeout:
+            raise BenchError(f"{worker.nodename}: background work not done after "
+                             f"{timeout:.0f} s{worker.log_tail()}")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
 def drain_rate(timings: Sequence[JobTiming]) -> float:
     """Jobs per second from the first job's start to the last job's result."""
     first = min(t.started for t in timings)
@@ -292,15 +307,23 @@ def drain_rate(timings: Sequence[JobTiming]) -> float:
     return len(timings) / (last - first)
 
 
-def measure_drain(worker: Worker, publisher: Callable[[], list[str]]) -> float:
-    """Fill the paused worker's queue, let it drain, return jobs/s (see :func:`drain_rate`)."""
+@dataclass(frozen=True)
+class DrainSample:
+    """One drain: jobs/s to the last result, and the background work left after it."""
+
+    rate: float
+    idle_after: float
+
+
+def measure_drain(worker: Worker, publisher: Callable[[], list[str]]) -> DrainSample:
+    """Fill the paused worker's queue, let it drain, measure (see :func:`drain_rate`)."""
     worker.pause()
     worker.settle()
     ids = publisher()
     worker.resume()
     rate = drain_rate(collect(worker.client, worker.target, ids, worker=worker))
     worker.pause()
-    return rate
+    return DrainSample(rate, wait_idle(worker))
 
 
 @dataclass

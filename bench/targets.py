@@ -10,17 +10,23 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import redis
 
 from pipeline.priority import Priority
 
 PLAIN = "plain"
 PIPELINE = "pipeline"
+PIPELINE_RECORDER_OFF = "pipeline_recorder_off"
 #: The pipeline app's queue in the benchmarks (``$PIPELINE_QUEUE``).
 PIPELINE_QUEUE = "bench.pipeline"
 
 #: Publish one trivial job at a level (None = the app's default) and return its id.
 Sender = Callable[[Priority | None], str]
+#: Whether the app's background work for finished jobs is done (the pipeline's recorder).
+IdleCheck = Callable[[redis.Redis], bool]
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,9 @@ class Target:
         send: publishes one trivial job.
         includes: extra task modules for the worker (``-I``).
         env: extra environment of the worker process.
+        idle: None, or whether the worker's background work for the jobs that
+            finished is done; the harness waits for it between samples so it
+            never runs during the other app's sample.
     """
 
     name: str
@@ -44,6 +53,7 @@ class Target:
     send: Sender
     includes: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    idle: IdleCheck | None = None
 
     def result_key(self, task_id: str) -> str:
         """The result backend's Redis key of *task_id*."""
@@ -71,11 +81,16 @@ def built() -> list[Target]:
     return list(_BUILT.values())
 
 
-def configure_env(redis_url: str) -> None:
-    """Point both apps (this process and the workers it starts) at *redis_url*."""
+def configure_env(redis_url: str, workdir: Path) -> None:
+    """Point both apps (this process and the workers it starts) at *redis_url*.
+
+    The pipeline's job store is a fresh SQLite file in *workdir* unless
+    ``$PIPELINE_DATABASE_URL`` names one.
+    """
     os.environ["PIPELINE_BROKER_URL"] = redis_url
     os.environ["PIPELINE_RESULT_BACKEND"] = redis_url
     os.environ["PIPELINE_QUEUE"] = PIPELINE_QUEUE
+    os.environ.setdefault("PIPELINE_DATABASE_URL", f"sqlite:///{workdir / 'store.db'}")
 
 
 def plain() -> Target:
@@ -118,10 +133,17 @@ def pipeline() -> Target:
     """The pipeline app (``tasks.app``) with its ``PipelineTask`` benchmark jobs."""
     if PIPELINE in _BUILT:
         return _BUILT[PIPELINE]
+    from pipeline.conf import read
+    from pipeline.keys import Keys
+    from pipeline.store import migrate
     from tasks import bench as pipeline_jobs
 
     app = pipeline_jobs.app
     task = pipeline_jobs.noop
+    settings = read(app.conf)
+    if settings.store_enabled:
+        migrate.upgrade(settings.store_url)
+    idle = _recorder_idle(Keys(settings.redis_prefix).events) if settings.store_enabled else None
 
     def send(level: Priority | None) -> str:
         if level is None:
@@ -131,9 +153,47 @@ def pipeline() -> Target:
 
     queue = str(app.conf.task_default_queue)
     target = Target(name=PIPELINE, app=app, module="tasks.app", queues=(queue,), send=send,
-                    includes=("tasks.bench",))
+                    includes=("tasks.bench",), idle=idle)
     _BUILT[PIPELINE] = target
     return target
+
+
+def pipeline_recorder_off() -> Target:
+    """The pipeline app whose workers run no recorder thread (``pipeline_store_recorder``).
+
+    Its events stay in the stream, as when a separate ``pipeline recorder``
+    process is meant to write them. Never run it beside a worker that records:
+    that worker's recorder would write these events too.
+    """
+    if PIPELINE_RECORDER_OFF not in _BUILT:
+        base = pipeline()
+        _BUILT[PIPELINE_RECORDER_OFF] = Target(
+            name=PIPELINE_RECORDER_OFF, app=base.app, module=base.module, queues=base.queues,
+            send=base.send, includes=base.includes, env={"PIPELINE_STORE_RECORDER": "false"})
+    return _BUILT[PIPELINE_RECORDER_OFF]
+
+
+def _recorder_idle(stream: str) -> IdleCheck:
+    """Whether the recorder's consumer group has taken and written every event of *stream*."""
+    from pipeline.store.recorder import GROUP
+
+    def idle(client: redis.Redis) -> bool:
+        try:
+            last = _text(client.xinfo_stream(stream)["last-generated-id"])
+            groups = client.xinfo_groups(stream)
+        except redis.ResponseError:  # no stream: nothing was emitted
+            return True
+        for group in groups:
+            if _text(group["name"]) == GROUP:
+                return bool(group["pending"] == 0
+                            and _text(group["last-delivered-id"]) == last)
+        return False
+
+    return idle
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def versus() -> tuple[Target, Target]:

@@ -20,6 +20,7 @@ from bench.harness import (
     publish,
     purge,
     read_results,
+    wait_idle,
     wait_until_stored,
 )
 from bench.scenarios import Scenario
@@ -61,6 +62,7 @@ def measure_critical(ctx: Context, worker: Worker, lows: int) -> CriticalSample:
     worker.pause()
     worker.settle()
     purge(target, worker.queues)
+    wait_idle(worker)
     low_starts = [t.started for t in read_results(ctx.client, target,
                                                   [target.result_key(i) for i in low_ids])
                   if t is not None]

@@ -13,7 +13,7 @@ import statistics
 import time
 from typing import Any
 
-from bench.harness import Context, collect
+from bench.harness import Context, collect, wait_idle
 from bench.scenarios import Scenario
 from bench.stats import percentile, ratio, rounded
 from bench.targets import versus
@@ -40,6 +40,7 @@ def run(ctx: Context) -> dict[str, Any]:
             ids.append(target.send(None))
             time.sleep(GAP * jitter.uniform(0.5, 1.5))
         timings = collect(ctx.client, target, ids, worker=workers[name])
+        wait_idle(workers[name])
         return [(t.started - p) * 1000.0 for t, p in zip(timings, published, strict=True)]
 
     samples = ctx.alternate(list(targets), sample)

@@ -91,13 +91,13 @@ def recommend(drain: dict[str, Any], critical: dict[str, Any],
 def run(ctx: Context) -> dict[str, Any]:
     """Drain rate, critical-behind-low and the order check for both layouts."""
     layouts = {SINGLE: targets.layout(SINGLE), PER_LEVEL: targets.layout(PER_LEVEL)}
-    jobs = ctx.size(20_000, 2_000)
+    jobs = ctx.size(20_000, 1_500)
     lows = ctx.size(10_000, 1_000)
     workers = {name: ctx.worker(target) for name, target in layouts.items()}
     ctx.start_workers(list(workers.values()))
 
     def drain(name: str, _round: int) -> float:
-        return measure_drain(workers[name], lambda: publish_mixed(layouts[name], jobs))
+        return measure_drain(workers[name], lambda: publish_mixed(layouts[name], jobs)).rate
 
     drain_out = {"jobs": jobs, "levels": "cycled critical/high/normal/low",
                  **compare(ctx.alternate(list(layouts), drain), "jobs/s",

@@ -1,88 +1,122 @@
-"""What one job costs Redis: server CPU and commands per job while a solo worker drains.
+"""What one job costs Redis: commands and server CPU per job while a solo worker drains.
 
-Read from ``INFO cpu`` and ``INFO commandstats`` just before the worker
-resumes and after the last result. Both are server-wide, so other clients of
-the same Redis add a little; the medians of alternating rounds are reported,
-and commands issued less than once per ten jobs are left out as someone
-else's. Redis 7 counts the commands a Lua script calls in commandstats too,
-so the pipeline's table lists what its scripts do, and ``evalsha`` time
-includes them. The harness's own polling (EXISTS, MGET, DEL, INFO) is left out.
+Two passes per app, on a solo worker, each lasting until the last result is
+stored and (for the pipeline) its recorder has written every event:
+
+* a short pass under ``MONITOR`` counts the commands issued on the benchmark
+  database, split into commands sent by clients and commands run by Lua
+  scripts -- exact, whatever else the server is doing;
+* the timed passes (alternating rounds, no MONITOR) read ``INFO cpu`` and
+  ``INFO commandstats`` around the drain. Both are server-wide: the share of
+  the commands counted there that the MONITOR pass does not explain is
+  reported as ``foreign_share``, and a CPU figure with a large one is
+  inflated by other clients of the same Redis.
+
+The harness's own polling (EXISTS, MGET, DEL, INFO, XINFO) is left out.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 import statistics
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import redis
 
-from bench.harness import Context, collect, publish
+from bench.harness import Context, Worker, collect, publish, wait_idle
 from bench.scenarios import Scenario
 from bench.stats import compare, rounded
 from bench.targets import versus
 
-HARNESS_COMMANDS = frozenset({"exists", "mget", "del", "info"})
-MIN_CALLS_PER_JOB = 0.1
+HARNESS_COMMANDS = frozenset({"exists", "mget", "del", "info", "xinfo", "monitor"})
+MONITOR_LINE = re.compile(r'^[\d.]+ \[(\d+) (\S+)\] "([^"]+)"')
 
 
-def server_cpu(client: redis.Redis) -> float:
-    """Seconds of CPU the Redis server used since it started (user + system)."""
-    info = client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+def drain(ctx: Context, worker: Worker, jobs: int) -> None:
+    """Let the settled, paused *worker* run *jobs* pre-published jobs and finish their work."""
+    target = worker.target
+    worker.settle()
+    ids = publish(target, jobs)
+    worker.resume()
+    collect(ctx.client, target, ids, worker=worker)
+    wait_idle(worker)  # the recorder's reads and writes belong to the job too
+    worker.pause()
 
 
-def commands(client: redis.Redis) -> dict[str, tuple[int, int]]:
-    """Command name -> (calls, microseconds) since the server started."""
+def monitored(ctx: Context, worker: Worker, jobs: int) -> dict[str, dict[str, float]]:
+    """Commands per job on the benchmark database, by sender (``client`` or ``lua``)."""
+    path = Path(ctx.workdir) / f"monitor-{worker.target.name}.txt"
+    db = str(ctx.client.connection_pool.connection_kwargs.get("db", 0))
+    with open(path, "wb") as out:
+        monitor = subprocess.Popen(["redis-cli", "-u", ctx.redis_url, "monitor"], stdout=out,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.3)
+            drain(ctx, worker, jobs)
+            worker.settle()
+        finally:
+            monitor.terminate()
+            monitor.wait(10)
+    counts: dict[str, Counter[str]] = {"client": Counter(), "lua": Counter()}
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            found = MONITOR_LINE.match(line)
+            if found is None or found.group(1) != db:
+                continue
+            command = found.group(3).lower()
+            if command not in HARNESS_COMMANDS:
+                counts["lua" if found.group(2) == "lua" else "client"][command] += 1
+    return {sender: {c: rounded(n / jobs, 2) for c, n in counter.most_common()}
+            for sender, counter in counts.items()}
+
+
+def server_counters(client: redis.Redis) -> tuple[float, int]:
+    """Server CPU seconds (user + system) and commands run, since the server started."""
+    cpu = client.info("cpu")
     stats = client.info("commandstats")
-    return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
-            for name, v in stats.items()}
-
-
-def per_job(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]],
-            jobs: int) -> dict[str, tuple[float, float]]:
-    """Command -> (calls per job, microseconds per call) between two readings."""
-    out: dict[str, tuple[float, float]] = {}
-    for name, (calls, usec) in after.items():
-        old_calls, old_usec = before.get(name, (0, 0))
-        if name not in HARNESS_COMMANDS and calls - old_calls >= MIN_CALLS_PER_JOB * jobs:
-            out[name] = ((calls - old_calls) / jobs, (usec - old_usec) / (calls - old_calls))
-    return out
+    calls = sum(int(v["calls"]) for name, v in stats.items()
+                if name.removeprefix("cmdstat_").split("|")[0] not in HARNESS_COMMANDS)
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), calls
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    """Drain N jobs per app and round on a solo worker, reading the counters around it."""
-    jobs = ctx.size(3_000, 500)
+    """Count commands under MONITOR, then time alternating drains."""
+    jobs = ctx.size(3_000, 300)
     targets = {target.name: target for target in versus()}
     workers = {name: ctx.worker(target, "solo") for name, target in targets.items()}
     ctx.start_workers(list(workers.values()))
-    tables: dict[str, list[dict[str, tuple[float, float]]]] = {name: [] for name in targets}
+    out: dict[str, Any] = {"jobs": jobs, "rounds": ctx.rounds, "pool": "solo"}
+    own: dict[str, float] = {}
+    if shutil.which("redis-cli"):
+        monitor_jobs = ctx.size(500, 100)
+        for name, worker in workers.items():
+            table = monitored(ctx, worker, monitor_jobs)
+            out[name] = {"monitor_jobs": monitor_jobs, "commands_per_job": table}
+            own[name] = sum(sum(t.values()) for t in table.values())
+    shares: dict[str, list[float]] = {name: [] for name in targets}
 
     def sample(name: str, _round: int) -> float:
-        worker = workers[name]
-        worker.settle()
-        ids = publish(targets[name], jobs)
-        cpu, before = server_cpu(ctx.client), commands(ctx.client)
-        worker.resume()
-        collect(ctx.client, targets[name], ids, worker=worker)
-        tables[name].append(per_job(before, commands(ctx.client), jobs))
-        used = server_cpu(ctx.client) - cpu
-        worker.pause()
-        return used * 1e6 / jobs
+        cpu, calls = server_counters(ctx.client)
+        drain(ctx, workers[name], jobs)
+        cpu_after, calls_after = server_counters(ctx.client)
+        if name in own:
+            counted = (calls_after - calls) / jobs
+            shares[name].append(max(0.0, 1 - own[name] / counted) if counted else 0.0)
+        return (cpu_after - cpu) * 1e6 / jobs
 
-    cpu = ctx.alternate(list(targets), sample)
-    out: dict[str, Any] = {"jobs": jobs, "rounds": ctx.rounds, "pool": "solo",
-                           "redis_cpu_us_per_job": compare(cpu, "µs", digits=1)}
-    for name, rounds in tables.items():
-        names = sorted({c for table in rounds for c in table},
-                       key=lambda c: -statistics.median(t.get(c, (0.0, 0.0))[0] for t in rounds))
-        out[name] = {"commands": {
-            c: {"calls_per_job": rounded(statistics.median(t.get(c, (0.0, 0.0))[0]
-                                                           for t in rounds), 2),
-                "us_per_call": rounded(statistics.median(t.get(c, (0.0, 0.0))[1]
-                                                         for t in rounds), 1)}
-            for c in names}}
+    out["redis_cpu_us_per_job"] = compare(ctx.alternate(list(targets), sample), "µs",
+                                          digits=1)
+    for name, values in shares.items():
+        if values:
+            out["redis_cpu_us_per_job"][name]["foreign_share"] = [rounded(v, 2) for v in values]
+            out[name]["foreign_share_median"] = rounded(statistics.median(values), 2)
     return out
 
 
-SCENARIO = Scenario("redis_cost", "Redis CPU and commands per job while a solo worker drains",
+SCENARIO = Scenario("redis_cost", "Redis commands (exact) and server CPU per job, solo worker",
                     run, order=60)
