@@ -203,27 +203,32 @@ def collect(client: redis.Redis, target: Target, task_ids: Sequence[str], *,
             worker: Worker | None = None, stall: float = 60.0) -> list[JobTiming]:
     """Wait until every job of *task_ids* stored its result, read and delete them.
 
-    Polls the last published keys until they exist, then counts all of them,
-    so waiting costs Redis a few cheap commands per quarter second.
+    Polls the last published keys every quarter second and counts all of them
+    every two seconds (to notice a stall), so waiting costs Redis little.
 
     Raises:
         BenchError: a job failed, the worker died, or nothing finished for *stall* s.
     """
     keys = [target.result_key(task_id) for task_id in task_ids]
     tail = keys[-64:]
-    done, last_progress = -1, time.monotonic()
+    done, last_progress, next_count = -1, time.monotonic(), 0.0
     while True:
-        if int(client.exists(*tail)) == len(tail):
+        now = time.monotonic()
+        tail_done = int(client.exists(*tail)) == len(tail)
+        if tail_done or now >= next_count:
+            # Counting every key costs Redis more: only every few seconds, or at the end.
             count = sum(int(client.exists(*chunk)) for chunk in _chunks(keys))
             if count == len(keys):
                 break
             if count != done:
-                done, last_progress = count, time.monotonic()
+                done, last_progress = count, now
+            next_count = now + 2.0
         if worker is not None:
             worker.check_alive()
-        if time.monotonic() - last_progress > stall:
+        if now - last_progress > stall:
             tail_text = worker.log_tail() if worker is not None else ""
-            raise BenchError(f"{target.name}: no job finished for {stall:.0f} s{tail_text}")
+            raise BenchError(f"{target.name}: {done} of {len(keys)} jobs finished, none in the "
+                             f"last {stall:.0f} s{tail_text}")
         time.sleep(0.25)
     return [t for t in read_results(client, target, keys) if t is not None]
 
