@@ -49,7 +49,7 @@ DETAIL_FIELDS: Mapping[str, tuple[str, ...]] = {
     BLOCKED: ("resource", "holder", "position", "reason", "priority", "workflow"),
     CONFLICT: ("resource", "holder", "reason"),
     GRANTED: ("holder", "resources"),
-    STARTED: ("holder", "resources", "tokens", "host", "pid", "workflow", "task",
+    STARTED: ("holder", "resources", "token", "host", "pid", "workflow", "task",
               "priority", "user", "project", "models", "attempt"),
     RETRIED: ("error", "countdown", "attempt"),
     COMPLETED: ("result", "runtime"),

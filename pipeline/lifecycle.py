@@ -281,7 +281,10 @@ def finish(task: Any, task_id: str, status: str, retval: Any) -> None:
     if running.workflow and not running.guest and running.has_next_step \
             and status == states.SUCCESS:
         keep = engine.settings.workflow_gap
-    engine.locks.release(running.holder, task_id, event=event, detail=detail, keep_seconds=keep)
+    # Not waiting for the reply: Redis runs the release (and its hand-off) as soon
+    # as it reads it; the reply is read before this process's next lock call.
+    engine.locks.release(running.holder, task_id, event=event, detail=detail, keep_seconds=keep,
+                         wait=False)
 
 
 def _out_of_attempts(task: Any, exc: Any, engine: Engine) -> bool:

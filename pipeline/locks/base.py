@@ -43,6 +43,9 @@ class Ticket:
 class Acquired:
     """The job holds every claim; ``tokens`` maps resource id -> fencing token.
 
+    A grant has one token for all its resources, taken from one counter that
+    only grows, so the token of any resource only grows.
+
     ``guest`` is true for a job started inside a running step of its workflow:
     it runs under that step's hold, which that step alone releases.
     """
@@ -153,7 +156,7 @@ class LockBackend(abc.ABC):
 
     @abc.abstractmethod
     def release(self, holder: str, job_id: str, *, event: str = "", detail: str = "{}",
-                keep_seconds: float = 0.0) -> int:
+                keep_seconds: float = 0.0, wait: bool = True) -> int:
         """End (or keep, for a workflow between steps) a hold and hand freed capacity on."""
 
     @abc.abstractmethod

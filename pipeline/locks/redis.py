@@ -30,6 +30,7 @@ from pipeline.locks.base import (
     Ticket,
     Uncovered,
 )
+from pipeline.locks.fastcall import ScriptCaller
 from pipeline.resources import Claim
 
 
@@ -37,6 +38,14 @@ from pipeline.resources import Claim
 def claims_text(claims: tuple[Claim, ...]) -> str:
     """The claims as the scripts read them: ``mode|capacity|resource`` per line."""
     return "\n".join(f"{c.mode}|{c.capacity}|{c.resource}" for c in claims)
+
+
+@lru_cache(maxsize=4096)
+def resources_text(claims: tuple[Claim, ...]) -> tuple[str, bytes, tuple[str, ...]]:
+    """The claims' resource ids as a JSON array (text and bytes) and as a tuple."""
+    resources = tuple(c.resource for c in claims)
+    text = json.dumps(list(resources), separators=(",", ":"))
+    return text, text.encode(), resources
 
 
 def parse_claims_text(text: str) -> list[Claim]:
@@ -54,9 +63,10 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _tokens(resources: Sequence[str], text: str) -> dict[str, int]:
-    values = [int(v) for v in text.split(",") if v]
-    return dict(zip(resources, values, strict=False))
+def _tokens(resources: Sequence[str], token: Any) -> dict[str, int]:
+    """Every resource of a hold maps to the hold's one fencing token."""
+    value = int(token or 0)
+    return dict.fromkeys(resources, value) if value else {}
 
 
 class RedisLocks(LockBackend):
@@ -67,6 +77,8 @@ class RedisLocks(LockBackend):
         self.keys = keys
         self.settings = settings
         self._scripts = scripts.register_all(client)
+        self._fast = ScriptCaller(client, {n: scripts.source(n) for n in ("acquire", "release")},
+                                  keys.events)
         self._key = [keys.events]
         self._base = keys.base
         self._lease_ms = int(settings.lease * 1000)
@@ -84,17 +96,18 @@ class RedisLocks(LockBackend):
         Without a message a blocked job is left untouched (the caller builds
         the message only on this slow path and calls again).
         """
-        reply = self._run(
-            "acquire", ticket.job_id, ticket.holder, self._lease_ms, ticket.priority,
-            claims_text(ticket.claims), host, pid, ticket.detail, self._maxlen,
+        text, raw, resources = resources_text(ticket.claims)
+        reply = self._fast.call("acquire", (
+            self._base, ticket.job_id, ticket.holder, self._lease_ms, ticket.priority,
+            claims_text(ticket.claims), host, pid, ticket.detail[:-1], self._maxlen,
             park_message, queue_key, self._grant_ms, self._wait_ms, ticket.submitted_ms,
-            1 if ticket.step else 0,
-        )
+            1 if ticket.step else 0, text,
+        ))
         status = int(reply[0])
         if status in (1, 3):
-            resources = [_text(r) for r in reply[2]] if len(reply) > 2 else [
-                c.resource for c in ticket.claims]
-            return Acquired(_tokens(resources, _text(reply[1])), guest=status == 3)
+            if reply[2] != raw:
+                resources = tuple(json.loads(reply[2]))
+            return Acquired(_tokens(resources, reply[1]), guest=status == 3)
         if status == 2:
             return Duplicate()
         if status == 4:
@@ -104,12 +117,18 @@ class RedisLocks(LockBackend):
         return Blocked(_text(reply[1]), _text(reply[2]), int(reply[3]))
 
     def release(self, holder: str, job_id: str, *, event: str = "", detail: str = "{}",
-                keep_seconds: float = 0.0) -> int:
-        """End the hold (or keep it *keep_seconds* longer) and write *event* if given."""
-        return int(self._run(
-            "release", holder, job_id, event, detail, int(keep_seconds * 1000),
-            self._grant_ms, self._wait_ms, self._maxlen,
-        ))
+                keep_seconds: float = 0.0, wait: bool = True) -> int:
+        """End the hold (or keep it *keep_seconds* longer) and write *event* if given.
+
+        With ``wait=False`` the call is sent without waiting for its reply (it
+        runs as soon as Redis reads it) and the return value is 0.
+        """
+        args = (self._base, holder, job_id, event, detail, int(keep_seconds * 1000),
+                self._grant_ms, self._wait_ms, self._maxlen)
+        if not wait:
+            self._fast.send("release", args)
+            return 0
+        return int(self._fast.call("release", args))
 
     def renew(self, holders: Sequence[str]) -> list[str]:
         """Extend every hold in *holders* by one lease; return those already lost."""
@@ -151,7 +170,7 @@ class RedisLocks(LockBackend):
             resources = tuple(c.resource for c in parse_claims_text(hold.get("claims", "")))
             return Explanation(
                 job_id=job_id, status=hold.get("state", "running"), holder=holder or job_id,
-                resources=resources, tokens=_tokens(resources, hold.get("tokens", "")),
+                resources=resources, tokens=_tokens(resources, hold.get("token")),
                 host=hold.get("host", ""), pid=hold.get("pid", ""),
                 expires_at=float(hold.get("expires", "0")) / 1000,
                 current_job=hold.get("job", ""),

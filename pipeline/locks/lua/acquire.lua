@@ -1,31 +1,38 @@
 -- Take every claim of a job at once, or park it. All or nothing.
 -- ARGV: base, job, holder, lease_ms, priority, claims, host, pid,
---       started detail (json), maxlen, msg, queue list key, grant_ms, wait_ms,
+--       started detail (a JSON object whose closing brace is left off: the
+--       script appends holder, resources, token, host and pid), maxlen, msg,
+--       queue list key, grant_ms, wait_ms,
 --       submitted_ms (when the job was published; 0 = unknown, use now),
 --       step (1 for a later step of a workflow: it takes the hold over even
---       while the previous step is still finishing)
--- Returns {1, tokens, resources} taken; {3, tokens, resources} running as a guest of the running
--- step that holds for <holder>; {0, rid, by, position} blocked (position 0
--- when not parked because no msg was given); {2} the job already runs
--- elsewhere; {4, holder} the hold of <holder> runs but does not cover the job;
--- {5} the job (or its workflow) was cancelled: drop it.
+--       while the previous step is still finishing),
+--       resources (JSON array of the claims' resource ids)
+-- Returns {1, token, resources} taken; {3, token, resources} running as a
+-- guest of the running step that holds for <holder>; {0, rid, by, position}
+-- blocked (position 0 when not parked because no msg was given); {2} the job
+-- already runs elsewhere; {4, holder} the hold of <holder> runs but does not
+-- cover the job; {5} the job (or its workflow) was cancelled: drop it.
 local job, holder = ARGV[2], ARGV[3]
 local lease, prio = tonumber(ARGV[4]), tonumber(ARGV[5])
 local claims_text, host, pid = ARGV[6], ARGV[7], ARGV[8]
 local detail, maxlen, msg, queue = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local cfg = {grant_ms = tonumber(ARGV[13]), wait_ms = tonumber(ARGV[14]), maxlen = maxlen}
 local submitted = tonumber(ARGV[15])
-local is_step = ARGV[16] == '1'
 if submitted <= 0 or submitted > NOW then submitted = NOW end
+local is_step = ARGV[16] == '1'
+local resources = ARGV[17]
 local claims = parse_claims(claims_text)
 local deadline = NOW + lease
 
-local function started(tokens_text)
-  local d = cjson.decode(detail)
-  local resources = resources_json(claims)
-  d.holder, d.resources, d.tokens, d.host, d.pid = holder, resources, tokens_text, host, pid
-  emit(maxlen, 'started', job, cjson.encode(d))
-  return {1, tokens_text, resources}
+local function started(token, resources_text, guest_of)
+  local extra = ''
+  if guest_of then extra = ',"guest_of":"' .. guest_of .. '"' end
+  local sep = ','
+  if detail == '{' then sep = '' end
+  emit(maxlen, 'started', job, detail .. sep .. '"holder":"' .. holder .. '","resources":' ..
+       resources_text .. ',"token":' .. token .. ',"host":"' .. host .. '","pid":"' .. pid ..
+       '"' .. extra .. '}')
+  return {1, token, resources_text}
 end
 
 -- 0. Cancelled while it waited in the broker (or its workflow was).
@@ -34,14 +41,14 @@ if redis.call('ZSCORE', cancelled, job) or (holder ~= job and redis.call('ZSCORE
   -- A cancelled workflow's next step: the hold it kept between steps goes too.
   local kept = redis.call('HGET', hkey(holder), 'claims')
   if holder ~= job and kept then wake_rids(drop_hold(holder, parse_claims(kept)), cfg) end
-  emit(maxlen, 'cancelled', job, cjson.encode({reason = 'cancelled before it started'}))
+  emit(maxlen, 'cancelled', job, '{"reason":"cancelled before it started"}')
   return {5}
 end
 
 -- 1. The holder already holds: a job handed its locks at release, the next
 --    step of a workflow, or a job started inside a running step.
 local hk = hkey(holder)
-local rec = redis.call('HMGET', hk, 'claims', 'tokens', 'state', 'job')
+local rec = redis.call('HMGET', hk, 'claims', 'token', 'state', 'job')
 if rec[1] then
   local held = parse_claims(rec[1])
   local alive = true
@@ -58,14 +65,11 @@ if rec[1] then
     end
   end
   if alive and rec[3] == 'running' and rec[4] == job then return {2} end
+  local held_resources = cjson.encode(resources_json(held))
   if alive and rec[3] == 'running' and not is_step then
     -- A guest: runs under the running step's hold and leaves it to that step.
     if covered then
-      claims = held
-      local d = cjson.decode(detail)
-      d.guest_of = rec[4]
-      detail = cjson.encode(d)
-      local reply = started(rec[2])
+      local reply = started(rec[2], held_resources, rec[4])
       reply[1] = 3
       return reply
     end
@@ -77,14 +81,18 @@ if rec[1] then
                'expires', deadline)
     redis.call('PEXPIRE', hk, lease * 3 + 60000)
     redis.call('ZADD', B .. 'holders', deadline, holder)
-    claims = held
-    return started(rec[2])
+    return started(rec[2], held_resources)
   end
   -- The hold ran out or does not cover the job: drop what is left of it.
   wake_rids(drop_hold(holder, held), cfg)
 end
 
--- 2. Holds that ran out are dropped first and their lines served in order.
+-- 2. All or nothing. A job ranks by priority, then by when it was submitted,
+--    so jobs delivered to two processes at once still queue in submission
+--    order. Where jobs are parked behind a resource whose holder's lease ran
+--    out, they are served first.
+local rank = prio * RANK_STEP + submitted
+local blocked = {}
 for _, c in ipairs(claims) do
   local rid = c[1]
   if redis.call('EXISTS', lkey(rid)) == 1 then
@@ -92,25 +100,19 @@ for _, c in ipairs(claims) do
     local before = redis.call('ZCARD', wk) + redis.call('ZCARD', rk)
     if before > 0 and live_count(wk) + live_count(rk) < before then wake(rid, cfg) end
   end
-end
-
--- 3. All or nothing. A job ranks by priority, then by when it was submitted,
---    so jobs delivered to two processes at once still queue in submission order.
-local rank = prio * RANK_STEP + submitted
-local blocked = {}
-for _, c in ipairs(claims) do
   local by = blocker(c, job, rank)
-  if by then blocked[#blocked + 1] = {c[1], by} end
+  if by then blocked[#blocked + 1] = {rid, by} end
 end
 if #blocked == 0 then
-  local tokens = grant(holder, job, claims_text, claims, deadline, 'running', host, pid)
-  return started(table.concat(tokens, ','))
+  return started(grant(holder, job, claims_text, claims, deadline, 'running', host, pid),
+                 resources)
 end
 if msg == '' then return {0, blocked[1][1], blocked[1][2], 0} end
 
--- 4. Park: in the line of everything that blocks it, ranked by priority then
---    submission (ties: by job id, as sorted sets order equal scores). The stored message is pushed back to the queue by the release
---    that hands the job its locks.
+-- 3. Park: in the line of everything that blocks it, ranked by priority then
+--    submission (ties: by job id, as sorted sets order equal scores). The
+--    stored message is pushed back to the queue by the release that hands
+--    the job its locks.
 for _, b in ipairs(blocked) do redis.call('ZADD', lkey(b[1]), num(rank), job) end
 redis.call('HSET', pkey(job), 'rank', num(rank), 'claims', claims_text, 'holder', holder,
            'msg', msg, 'q', queue, 'since', NOW, 'res', blocked[1][1], 'by', blocked[1][2])

@@ -6,10 +6,11 @@
 --   res:<rid>:w   zset holder -> lease deadline (ms), exclusive holders
 --   res:<rid>:r   zset holder -> lease deadline, shared (read) holders
 --   line:<rid>    zset job -> rank, jobs parked behind <rid>
---   hold:<holder> hash: job, claims, tokens, state, host, pid, since, expires
+--   hold:<holder> hash: job, claims, token, state, host, pid, since, expires
 --   park:<job>    hash: rank, claims, holder, msg, q, since, res, by
 --   holders       zset holder -> deadline, every hold (sweeps, listing)
---   fence         hash rid -> last fencing token
+--   fence         counter: the last fencing token issued (one per grant; it only
+--                 grows, so it grows for every resource)
 --   parked:count  hash priority -> parked jobs
 --   parked:since  zset job -> parked-at (ms), for expiry without a scan
 --   events        stream of job events (fields e, j, t, d)
@@ -88,19 +89,18 @@ local function blocker(c, job, rank)
   return nil
 end
 
--- Record holder <h> on every claim until <deadline>; returns the tokens.
+-- Record holder <h> on every claim until <deadline>; returns its fencing token.
 local function grant(h, job, claims_text, claims, deadline, state, host, pid)
-  local tokens = {}
-  for i, c in ipairs(claims) do
+  for _, c in ipairs(claims) do
     redis.call('ZADD', holding_key(c), deadline, h)
-    tokens[i] = redis.call('HINCRBY', B .. 'fence', c[1], 1)
   end
+  local token = redis.call('INCR', B .. 'fence')
   local hk = hkey(h)
-  redis.call('HSET', hk, 'job', job, 'claims', claims_text, 'tokens', table.concat(tokens, ','),
+  redis.call('HSET', hk, 'job', job, 'claims', claims_text, 'token', token,
              'state', state, 'host', host, 'pid', pid, 'since', NOW, 'expires', deadline)
   redis.call('PEXPIRE', hk, (deadline - NOW) * 3 + 60000)
   redis.call('ZADD', B .. 'holders', deadline, h)
-  return tokens
+  return token
 end
 
 local function resources_json(claims)

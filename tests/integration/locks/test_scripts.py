@@ -269,4 +269,4 @@ def test_every_change_writes_one_event_with_its_detail(
     blocked = got[1].detail
     assert blocked["resource"] == "model:m" and blocked["holder"] == "a"
     assert blocked["position"] == 1
-    assert got[0].detail["tokens"] == "1"
+    assert got[0].detail["token"] == 1
