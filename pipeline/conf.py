@@ -61,9 +61,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the data directory."),
     Setting("pipeline_store_enabled", bool, True,
             "Record jobs, workflows and the audit log in the job store."),
-    Setting("pipeline_store_recorder", bool, True,
-            "Run the event recorder as a thread in every worker; set False when a separate "
-            "`pipeline recorder` process writes the job store."),
+    Setting("pipeline_store_recorder", bool, False,
+            "Run the event recorder as a thread in every worker; by default it runs as its "
+            "own process (`pipeline recorder`, started by `pipeline up`)."),
     Setting("pipeline_log_retention", (int, float), 7 * 24 * 3600.0,
             "Seconds queue-log rows are kept before the retention sweep deletes them.", 60.0),
     Setting("pipeline_data_dir", str, ".pipeline",
@@ -185,6 +185,7 @@ class Settings:
     retry_jitter: bool
     store_url: str
     store_enabled: bool
+    store_recorder: bool
     log_retention: float
     data_dir: str
 
@@ -227,6 +228,7 @@ def read(conf: Mapping[str, Any]) -> Settings:
         retry_jitter=bool(get("pipeline_retry_jitter")),
         store_url=store_url_from(conf),
         store_enabled=bool(get("pipeline_store_enabled")),
+        store_recorder=bool(get("pipeline_store_recorder")),
         log_retention=float(get("pipeline_log_retention")),
         data_dir=get("pipeline_data_dir"),
     )

@@ -1,13 +1,18 @@
 """``pipeline recorder``: write the event stream to the job store, as its own process.
 
-Workers run a recorder thread of their own by default; run this instead when
-the database should see one writer, or to catch up after workers were stopped.
-Several recorders share the stream's consumer group, so running more is safe.
+This is the default way to record (``pipeline up`` starts one): a recorder
+thread inside a worker competes with the worker's own main loop and measured
+at about half the worker's throughput; as its own process, lowered in
+priority with ``--nice``, it takes the CPU the workers leave and catches up
+when they are idle. Several recorders share the stream's consumer group, so
+running more is safe. ``pipeline_store_recorder = True`` runs a thread in
+each worker instead.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -16,6 +21,7 @@ from typing import Any
 import click
 
 from pipeline.cli.context import get_context, load_app, reports_errors, use_broker
+from pipeline.store import migrate
 from pipeline.store.recorder import recorder_for
 from pipeline.store.session import check_schema, get_engine, masked
 
@@ -27,13 +33,22 @@ from pipeline.store.session import check_schema, get_engine, masked
               help="How long one read of the stream waits for new events.")
 @click.option("--report", default=60.0, show_default=True,
               help="Seconds between progress lines (0: none).")
+@click.option("--nice", "niceness", default=10, show_default=True, type=click.IntRange(0, 19),
+              help="Lower this process's CPU priority so workers come first under load.")
+@click.option("--upgrade/--no-upgrade", default=False, show_default=True,
+              help="Migrate the job store to the current schema before recording.")
 @reports_errors
-def recorder(batch_size: int, block_ms: int, report: float) -> None:
+def recorder(batch_size: int, block_ms: int, report: float, niceness: int,
+             upgrade: bool) -> None:
     """Record job events from Redis into the job store until stopped (Ctrl-C)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if niceness:
+        os.nice(niceness)
     with use_broker() as broker_url:
         app = load_app(get_context().app_name, broker_url)
         worker = recorder_for(app, batch_size=batch_size, block_ms=block_ms)
+        if upgrade:
+            migrate.upgrade(str(worker.store_url))
         check_schema(get_engine(worker.store_url))
         stop = threading.Event()
 

@@ -6,6 +6,8 @@ configured, and stops every process it started on Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from pipeline.checks import require_safe_redis
@@ -23,6 +25,8 @@ from pipeline.runtime.launch import (
     worker_argv,
 )
 
+#: What ``pipeline recorder`` prints once it records.
+RECORDER_READY = "recording "
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": False}
 _concurrency = click.option("-c", "--concurrency", type=click.IntRange(min=1), default=None,
                             help="Worker processes (default: Celery's, the number of CPUs).")
@@ -63,6 +67,12 @@ def _worker_spec(concurrency: int | None, queues: str, loglevel: str,
     return ChildSpec("worker", argv, WORKER_READY)
 
 
+def _recorder_spec() -> ChildSpec:
+    argv = [sys.executable, "-m", "pipeline", "-A", get_context().app_name, "recorder",
+            "--upgrade", "--report", "0"]
+    return ChildSpec("recorder", argv, RECORDER_READY)
+
+
 def _beat_spec(loglevel: str) -> ChildSpec:
     argv = beat_argv(get_context().app_name, data_dir(), loglevel=loglevel.upper())
     return ChildSpec("beat", argv, BEAT_READY)
@@ -77,9 +87,10 @@ def _beat_spec(loglevel: str) -> ChildSpec:
 @reports_errors
 def up(concurrency: int | None, queues: str, include: tuple[str, ...], loglevel: str,
        stop_timeout: float) -> None:
-    """Run the whole system: (embedded) Redis, a worker and beat, until Ctrl-C."""
-    specs = [_worker_spec(concurrency, queues, loglevel, include, ()), _beat_spec(loglevel)]
-    _run(specs, exclusive=True, stop_timeout=stop_timeout, what="worker and beat")
+    """Run the whole system: (embedded) Redis, a worker, beat and the recorder, until Ctrl-C."""
+    specs = [_worker_spec(concurrency, queues, loglevel, include, ()), _beat_spec(loglevel),
+             _recorder_spec()]
+    _run(specs, exclusive=True, stop_timeout=stop_timeout, what="worker, beat and recorder")
 
 
 @click.command(context_settings=_PASS_THROUGH)

@@ -6,8 +6,10 @@ client for each costs more CPU than the calls themselves on a busy host
 connection per thread (a new one after ``fork``), packs the command once,
 and can send a call without waiting for its reply: a release is executed by
 Redis the moment it arrives, and its reply is read before the next call on
-the same connection. A NOSCRIPT reply (Redis restarted, scripts flushed)
-loads the script and sends the call again, whether it was waited for or not.
+the same connection. The scripts are loaded when the connection is made (a
+restarted Redis breaks the connection, so they are loaded again); a NOSCRIPT
+reply all the same (``SCRIPT FLUSH`` by hand) loads the script and sends the
+call again when the reply is read.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ class ScriptCaller:
             local.conn = self.client.connection_pool.make_connection()
             local.pid = os.getpid()
             local.pending.clear()
+            # Load every script now: a call sent without waiting must not meet
+            # NOSCRIPT, whose reply would only be read at this thread's next call.
+            for name in self.sources:
+                self._load(local.conn, name)
             # Calls sent without waiting on a connection that then broke may not
             # have run: send them again (only idempotent calls are sent so).
             while local.unsure:

@@ -287,8 +287,8 @@ def install(app: Any) -> None:
     def start(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", app) is not app:
             return
-        if not conf.read(app.conf).store_enabled or not app.conf.get("pipeline_store_recorder",
-                                                                      True):
+        settings = conf.read(app.conf)
+        if not settings.store_enabled or not settings.store_recorder:
             return
         thread = RecorderThread(lambda: recorder_for(app))
         thread.start()

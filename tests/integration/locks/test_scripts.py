@@ -270,3 +270,18 @@ def test_every_change_writes_one_event_with_its_detail(
     assert blocked["resource"] == "model:m" and blocked["holder"] == "a"
     assert blocked["position"] == 1
     assert got[0].detail["token"] == 1
+
+
+def test_release_sent_without_waiting_runs_on_a_redis_that_never_saw_the_scripts(
+        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+    lock_redis.script_flush()
+    locks = make_locks()  # a new process's engine: its connection is made on first use
+    take(locks, ticket("holder", model("a")))
+    take(locks, ticket("waiter", model("a")))
+    locks.release("holder", "holder", event="completed", wait=False)
+    # no further call from this engine: the hand-off must have happened anyway
+    deadline = time.monotonic() + 2
+    while not lock_redis.llen(QUEUE) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert deliver(lock_redis) == "waiter"
+    assert ("completed", "holder") in events(lock_redis)

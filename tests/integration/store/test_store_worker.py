@@ -29,6 +29,7 @@ from pipeline.store import recorder
 
 app = install(Celery("storeapp", broker={broker!r}))
 app.conf.pipeline_store_url = {store!r}
+app.conf.pipeline_store_recorder = True
 app.conf.worker_hijack_root_logger = False
 recorder.install(app)
 """
