@@ -74,6 +74,7 @@ class Worker:
         self.log_path = workdir / f"{self.nodename.split('@')[0]}.log"
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
+        self.companions: list[subprocess.Popen[bytes]] = []
         self.consuming = False
         self._settled_at = 0.0
         self._terminated = False
@@ -93,10 +94,18 @@ class Worker:
         """Start the process (see :meth:`ready`)."""
         self._terminated = False
         env = {**os.environ, **self.target.env, "PYTHONPATH": str(REPO)}
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                self.command(), cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        commands = [[sys.executable, *argv] for argv in self.target.companions]
+        for number, command in enumerate([*commands, self.command()]):
+            log_path = self.log_path.with_suffix(f".{number}.log") if number < len(commands) \
+                else self.log_path
+            with open(log_path, "wb") as log:
+                process = subprocess.Popen(
+                    command, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            if number < len(commands):
+                self.companions.append(process)
+            else:
+                self.process = process
         return self
 
     def ready(self, timeout: float = 90.0, warm_jobs: int = 50) -> Worker:
@@ -154,40 +163,56 @@ class Worker:
         self.consuming = True
 
     def check_alive(self) -> None:
-        """Raise ``BenchError`` if the process has exited."""
+        """Raise ``BenchError`` if the worker or one of its companions has exited."""
         if self.process is None or self.process.poll() is not None:
             code = None if self.process is None else self.process.returncode
             raise BenchError(f"{self.nodename} exited with {code}{self.log_tail()}")
+        for number, companion in enumerate(self.companions):
+            if companion.poll() is not None:
+                command = " ".join(self.target.companions[number])
+                log = self.log_path.with_suffix(f".{number}.log")
+                raise BenchError(f"{self.nodename}: {command} exited with "
+                                 f"{companion.returncode}{self.log_tail(path=log)}")
 
-    def log_tail(self, lines: int = 25) -> str:
-        """The end of the worker's log, to explain a failure."""
+    def log_tail(self, lines: int = 25, path: Path | None = None) -> str:
+        """The end of the worker's log (or another log of it), to explain a failure."""
         try:
-            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+            text = (path or self.log_path).read_text(errors="replace").splitlines()[-lines:]
         except OSError:
             return ""
         return "\n--- worker log ---\n" + "\n".join(text) if text else ""
 
     def terminate(self) -> None:
-        """Send SIGTERM to the process group (see :meth:`stop`)."""
+        """Send SIGTERM to the process groups (see :meth:`stop`)."""
         if self.process is not None and self.process.poll() is None and not self._terminated:
             _signal_group(self.process.pid, signal.SIGTERM)
             self._terminated = True
+        for companion in self.companions:
+            if companion.poll() is None:
+                _signal_group(companion.pid, signal.SIGTERM)
 
     def stop(self) -> None:
-        """SIGTERM the process group, SIGKILL it if still there after 10 s."""
+        """SIGTERM the process groups, SIGKILL them if still there after 10 s."""
+        for companion in self.companions:
+            _stop_group(companion, terminated=False)
+        self.companions.clear()
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            if not self._terminated:
-                _signal_group(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                _signal_group(process.pid, signal.SIGKILL)
-                process.wait(10)
-        # A warm shutdown may leave pool children behind for a moment.
-        _signal_group(process.pid, signal.SIGKILL)
+        if process is not None:
+            _stop_group(process, terminated=self._terminated)
+
+
+def _stop_group(process: subprocess.Popen[bytes], *, terminated: bool) -> None:
+    """SIGTERM (unless sent already), wait 10 s, SIGKILL; then SIGKILL what is left."""
+    if process.poll() is None:
+        if not terminated:
+            _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait(10)
+    # A warm shutdown may leave pool children behind for a moment.
+    _signal_group(process.pid, signal.SIGKILL)
 
 
 def _signal_group(pgid: int, signum: int) -> None:

@@ -41,9 +41,11 @@ class Target:
         send: publishes one trivial job.
         includes: extra task modules for the worker (``-I``).
         env: extra environment of the worker process.
-        idle: None, or whether the worker's background work for the jobs that
-            finished is done; the harness waits for it between samples so it
-            never runs during the other app's sample.
+        idle: None, or whether the background work for the jobs that finished
+            is done; the harness waits for it between samples so it never runs
+            during the other app's sample.
+        companions: commands (after the interpreter) started beside each
+            worker and stopped with it, as the deployment runs them.
     """
 
     name: str
@@ -54,6 +56,7 @@ class Target:
     includes: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     idle: IdleCheck | None = None
+    companions: tuple[tuple[str, ...], ...] = ()
 
     def result_key(self, task_id: str) -> str:
         """The result backend's Redis key of *task_id*."""
@@ -62,6 +65,8 @@ class Target:
 
 
 _BUILT: dict[str, Target] = {}
+#: Workers never run the recorder as a thread (``pipeline_store_recorder``).
+NO_RECORDER_THREAD = {"PIPELINE_STORE_RECORDER": "false"}
 
 
 def declare(target: Target) -> None:
@@ -152,24 +157,27 @@ def pipeline() -> Target:
         return str(task.apply_async(priority=level.label).id)
 
     queue = str(app.conf.task_default_queue)
+    # As `pipeline up` deploys it: the recorder is its own (niced) process, not a
+    # thread in the worker.
+    recorder = ("-m", "pipeline", "-A", "tasks.app", "recorder", "--report", "0")
     target = Target(name=PIPELINE, app=app, module="tasks.app", queues=(queue,), send=send,
-                    includes=("tasks.bench",), idle=idle)
+                    includes=("tasks.bench",), env=NO_RECORDER_THREAD, idle=idle,
+                    companions=(recorder,) if idle is not None else ())
     _BUILT[PIPELINE] = target
     return target
 
 
 def pipeline_recorder_off() -> Target:
-    """The pipeline app whose workers run no recorder thread (``pipeline_store_recorder``).
+    """The pipeline app without a recorder: its events stay in the stream.
 
-    Its events stay in the stream, as when a separate ``pipeline recorder``
-    process is meant to write them. Never run it beside a worker that records:
-    that worker's recorder would write these events too.
+    Never run it beside a pipeline worker with its recorder: that recorder
+    would write these events too.
     """
     if PIPELINE_RECORDER_OFF not in _BUILT:
         base = pipeline()
         _BUILT[PIPELINE_RECORDER_OFF] = Target(
             name=PIPELINE_RECORDER_OFF, app=base.app, module=base.module, queues=base.queues,
-            send=base.send, includes=base.includes, env={"PIPELINE_STORE_RECORDER": "false"})
+            send=base.send, includes=base.includes, env=NO_RECORDER_THREAD)
     return _BUILT[PIPELINE_RECORDER_OFF]
 
 

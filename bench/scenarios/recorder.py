@@ -1,11 +1,11 @@
-"""What the recorder thread inside each pipeline worker costs the drain rate.
+"""What recording the job store costs the pipeline's drain rate on this machine.
 
-The pipeline's workers run a recorder thread that writes the event stream to
-the job store (``pipeline_store_recorder``). This scenario drains the same
-pre-filled queue (prefork ``-c 2``) with it on and off. The two kinds of
-worker never run together, since a recording worker would also write the
-other's events: every sample starts from a flushed database with a fresh,
-warmed-up worker and stops it at the end.
+``pipeline up`` runs the recorder as its own niced process beside the worker;
+on two cores it still competes with the worker for the CPU. This scenario
+drains the same pre-filled queue (prefork ``-c 2``) with the recorder process
+running and without it. The two set-ups never run together, since the
+recorder would also write the other's events: every sample starts from a
+flushed database with fresh, warmed-up processes and stops them at the end.
 """
 
 from __future__ import annotations
@@ -44,5 +44,5 @@ def run(ctx: Context) -> dict[str, Any]:
     return out
 
 
-SCENARIO = Scenario("recorder", "pipeline drain rate with and without its in-worker recorder",
+SCENARIO = Scenario("recorder", "pipeline drain rate with and without its recorder process",
                     run, order=15)
