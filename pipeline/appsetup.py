@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, states
 
 from pipeline import conf
 from pipeline.keys import Keys
+
+#: The Celery state of a parked job (its result meta holds the reason).
+BLOCKED = "BLOCKED"
+
+
+def register_blocked_state() -> None:
+    """Let Celery's event state (Flower) move between BLOCKED and STARTED in event order.
+
+    ``celery.events.state`` ignores an event whose state ranks as happening
+    before the current one; an unknown state ranks above STARTED, so a parked
+    job would stay BLOCKED after it started. Ranked equal to STARTED, each
+    replaces the other: parked after the worker said "started", then started
+    for real after the hand-off.
+    """
+    states.PRECEDENCE_LOOKUP[BLOCKED] = states.PRECEDENCE_LOOKUP[states.STARTED]
 
 
 def install(app: Celery, config: Any = None) -> Celery:
@@ -34,6 +49,7 @@ def install(app: Celery, config: Any = None) -> Celery:
         options.setdefault("global_keyprefix", Keys(settings.redis_prefix).broker_queue_prefix())
         app.conf.broker_transport_options = options
 
+    register_blocked_state()
     app.on_after_configure.connect(_on_configure, weak=False)
     from pipeline.store import recorder
 

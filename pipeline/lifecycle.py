@@ -20,18 +20,13 @@ from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import task_postrun
 
 from pipeline import deadletters, parking, retries, workflows
+from pipeline.appsetup import BLOCKED
 from pipeline.engine import Engine, engine_for
 from pipeline.errors import LockNotAcquired, WorkflowError
 from pipeline.events import COMPLETED, DEAD_LETTERED, FAILED, QUEUED, RELEASED, RETRIED
 from pipeline.locks.base import Acquired, Blocked, Cancelled, Duplicate, Ticket, Uncovered
 from pipeline.priority import DEFAULT_PRIORITY, parse_priority
 from pipeline.resources import HEADER, Demand, claims, demand_from_options
-
-BLOCKED = "BLOCKED"
-# Flower orders task states by precedence; give BLOCKED the rank of STARTED so
-# each replaces the other in the order they happen (parked after the worker
-# said "started", then started for real after the hand-off).
-states.PRECEDENCE_LOOKUP[BLOCKED] = states.PRECEDENCE_LOOKUP[states.STARTED]
 
 HOST = socket.gethostname()
 _OUTCOME_EVENTS = {states.SUCCESS: COMPLETED, states.FAILURE: FAILED, states.RETRY: RETRIED}

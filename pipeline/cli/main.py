@@ -14,9 +14,10 @@ import sys
 import click
 
 from pipeline.cli.check import check
-from pipeline.cli.context import CliContext, get_context, load_app, reports_errors
+from pipeline.cli.context import CliContext
 from pipeline.cli.demo import demo
 from pipeline.cli.run import beat, up, worker
+from pipeline.cli.show import show
 from pipeline.runtime.launch import DEFAULT_APP
 
 
@@ -33,26 +34,7 @@ def cli(ctx: click.Context, app_name: str) -> None:
     ctx.obj = CliContext(app_name=app_name)
 
 
-@cli.command()
-@click.argument("job_id")
-@reports_errors
-def show(job_id: str) -> None:
-    """Show a job: running, parked (behind what, at which position) or neither."""
-    import pipeline
-
-    explain = getattr(pipeline, "explain", None)
-    if explain is None:
-        raise click.ClickException("`pipeline show` needs pipeline.explain, which this "
-                                   "version of the pipeline does not provide yet")
-    app = load_app(get_context().app_name)
-    explanation = explain(job_id, app)
-    describe = getattr(explanation, "describe", None)
-    click.echo(describe() if callable(describe) else str(explanation))
-    state = app.AsyncResult(job_id).state
-    click.echo(f"result backend state: {state}")
-
-
-for command in (up, worker, beat, demo, check):
+for command in (up, worker, beat, demo, check, show):
     cli.add_command(command)
 
 
