@@ -51,11 +51,7 @@ local hk = hkey(holder)
 local rec = redis.call('HMGET', hk, 'claims', 'token', 'state', 'job')
 if rec[1] then
   local held = parse_claims(rec[1])
-  local alive = true
-  for _, c in ipairs(held) do
-    local s = redis.call('ZSCORE', holding_key(c), holder)
-    if not s or tonumber(s) <= NOW then alive = false break end
-  end
+  local alive = hold_alive(holder, held)
   local covered = alive
   if alive then
     local have = {}

@@ -103,6 +103,15 @@ local function grant(h, job, claims_text, claims, deadline, state, host, pid)
   return token
 end
 
+-- Whether <holder> still holds every claim under a lease that has not run out.
+local function hold_alive(holder, claims)
+  for _, c in ipairs(claims) do
+    local s = redis.call('ZSCORE', holding_key(c), holder)
+    if not s or tonumber(s) <= NOW then return false end
+  end
+  return true
+end
+
 local function resources_json(claims)
   local r = {}
   for i, c in ipairs(claims) do r[i] = c[1] end

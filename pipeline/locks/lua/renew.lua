@@ -14,12 +14,7 @@ for i = 6, #ARGV do
     lost[#lost + 1] = holder
   else
     local claims = parse_claims(rec[1])
-    local alive = true
-    for _, c in ipairs(claims) do
-      local s = redis.call('ZSCORE', holding_key(c), holder)
-      if not s or tonumber(s) <= NOW then alive = false break end
-    end
-    if alive then
+    if hold_alive(holder, claims) then
       for _, c in ipairs(claims) do redis.call('ZADD', holding_key(c), 'XX', deadline, holder) end
       redis.call('HSET', hk, 'expires', deadline)
       redis.call('PEXPIRE', hk, lease * 3 + 60000)

@@ -76,12 +76,16 @@ def pipeline_app(broker_url: str) -> Iterator[Any]:
 @pytest.fixture
 def workers(broker_url: str, tmp_path: Any) -> Iterator[Callable[..., Any]]:
     """Start real worker processes; all are stopped at the end of the test."""
-    from tests.integration.locks.workerproc import WorkerProcess
+    from tests.helpers.workers import SubprocessWorker
 
-    started: list[WorkerProcess] = []
+    started: list[SubprocessWorker] = []
 
-    def start(**kwargs: Any) -> WorkerProcess:
-        worker = WorkerProcess(broker_url, tmp_path, name=f"w{len(started) + 1}", **kwargs)
+    def start(concurrency: int = 2, pool: str = "prefork", **settings: Any) -> SubprocessWorker:
+        """A worker whose ``pipeline_<name>`` settings are given as keywords."""
+        env = {"PIPELINE_STORE_ENABLED": "false",
+               **{f"PIPELINE_{k.upper()}": str(v) for k, v in settings.items()}}
+        worker = SubprocessWorker(broker_url, tmp_path, name=f"w{len(started) + 1}",
+                                  concurrency=concurrency, pool=pool, include=(), env=env)
         started.append(worker)
         return worker.start()
 

@@ -13,31 +13,9 @@ from pipeline import InvalidJobError, control, deadletters, explain, workflow
 from pipeline.batch import enqueue_many
 from pipeline.events import decode
 from tasks.lockprobes import flaky, hold, runs, step
+from tests.integration.locks.support import events_of, queue_length, started_order, wait_for
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def started_order(client: redis.Redis) -> list[str]:
-    return [r["tag"] for r in sorted(runs(client), key=lambda r: r["start"])]
-
-
-def events_of(client: redis.Redis, job_id: str) -> list[str]:
-    return [e.type for e in (decode(i, f) for i, f in client.xrange("{pipeline}:events"))
-            if e.job_id == job_id]
-
-
-def queue_length(client: redis.Redis) -> int:
-    return sum(client.llen(k) for k in client.keys("{pipeline}:pipeline*"))
 
 
 def test_job_failing_every_attempt_is_dead_lettered_requeued_and_purged(

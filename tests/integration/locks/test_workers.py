@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import signal
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,40 +12,9 @@ import redis
 
 from pipeline import explain
 from tasks.lockprobes import hold, misbehave, runs, sleep_once
+from tests.integration.locks.support import by_tag, lock_keys, max_running, overlap, wait_for
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-
-
-def by_tag(client: redis.Redis) -> dict[str, dict[str, Any]]:
-    return {r["tag"]: r for r in runs(client)}
-
-
-def overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return a["start"] < b["end"] and b["start"] < a["end"]
-
-
-def max_running(intervals: list[dict[str, Any]]) -> int:
-    edges = sorted([(r["start"], 1) for r in intervals] + [(r["end"], -1) for r in intervals])
-    running = peak = 0
-    for _, step in edges:
-        running += step
-        peak = max(peak, running)
-    return peak
-
-
-def lock_keys(client: redis.Redis) -> list[bytes]:
-    return [k for pattern in ("{pipeline}:res:*", "{pipeline}:hold:*", "{pipeline}:park:*")
-            for k in client.keys(pattern)]
 
 
 def test_second_job_of_same_user_waits_until_first_ends(
@@ -173,7 +141,7 @@ def test_child_killed_by_the_os_releases_and_the_job_runs_again(
     job = sleep_once.apply_async((30.0, "victim"), models=["m"])
     wait_for(lambda: explain(job.id, pipeline_app).status == "running", what="victim runs")
     pid = int(explain(job.id, pipeline_app).pid)
-    assert pid in [c.pid for c in worker.children()]
+    assert pid in worker.pids()[1:]
     import os
 
     os.kill(pid, signal.SIGKILL)
@@ -191,7 +159,7 @@ def test_stopped_holder_loses_its_lease_and_cannot_free_the_new_holder(
     old = hold.apply_async((1.0, "old"), models=["m"])
     wait_for(lambda: explain(old.id, pipeline_app).status == "running", what="old runs")
     pid = int(explain(old.id, pipeline_app).pid)
-    assert pid in [c.pid for w in both for c in w.children()]
+    assert pid in [p for w in both for p in w.pids()[1:]]
     os.kill(pid, signal.SIGSTOP)
     try:
         new = hold.apply_async((3.0, "new"), models=["m"])

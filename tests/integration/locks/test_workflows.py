@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,27 +12,10 @@ from celery import chain, group
 
 from pipeline import WorkflowError, explain, workflow
 from pipeline.events import decode
-from tasks.lockprobes import hold, runs, spawn_and_wait, step
+from tasks.lockprobes import hold, spawn_and_wait, step
+from tests.integration.locks.support import by_tag, queue_length, wait_for
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def by_tag(client: redis.Redis) -> dict[str, dict[str, Any]]:
-    return {r["tag"]: r for r in runs(client)}
-
-
-def queue_length(client: redis.Redis) -> int:
-    return sum(client.llen(k) for k in client.keys("{pipeline}:pipeline*"))
 
 
 def test_job_sharing_a_model_waits_for_the_whole_workflow(
@@ -104,7 +86,7 @@ def test_killed_worker_between_steps_frees_the_workflow_locks_by_lease(
     wait_for(lambda: "k1" in by_tag(lock_redis), what="first step done")
     workflow_id = flow.parent.id
     wait_for(lambda: explain(workflow_id, pipeline_app).status == "running", what="k2 runs")
-    first.signal_all(signal.SIGKILL)
+    first.signal_group(signal.SIGKILL)
     workers(concurrency=1, lock_lease=2)
     job = hold.apply_async((0.0, "after"), models=["a"])
     job.get(timeout=20)
