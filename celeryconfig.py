@@ -7,6 +7,8 @@ Environment:
     PIPELINE_RESULT_BACKEND: the result backend; defaults to the broker.
     PIPELINE_DATABASE_URL: the job store (read by ``pipeline.conf``); defaults
         to SQLite under ``./.pipeline/``.
+    PIPELINE_VISIBILITY_TIMEOUT: seconds before kombu redelivers a message that
+        was taken but never acknowledged (a killed worker's job); default 3600.
     PIPELINE_<SETTING>: any declared ``pipeline_*`` setting, e.g.
         ``PIPELINE_LOCK_LEASE=60`` (see ``pipeline/conf.py``).
 """
@@ -48,9 +50,14 @@ broker_transport_options = {
     "priority_steps": list(PRIORITY_STEPS),
     # Consume queues in a fixed order instead of kombu's default round robin.
     "queue_order_strategy": "priority",
-    # A message not acknowledged within an hour is redelivered; must exceed the
-    # longest job. Locks do not depend on it: leases expire on their own.
-    "visibility_timeout": 3600,
+    # A message not acknowledged within this time (an hour) is redelivered: how
+    # a job whose worker was killed runs again. Must exceed the longest job.
+    # Locks do not depend on it: leases expire on their own.
+    "visibility_timeout": int(os.environ.get("PIPELINE_VISIBILITY_TIMEOUT", "3600")),
+    # Look for such messages every 10 s (kombu's default looks every 100 s:
+    # interval 10 x throttle 10); the look is one sorted-set range read.
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
 }
 result_backend_transport_options = {"visibility_timeout": 3600}
 

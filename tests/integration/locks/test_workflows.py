@@ -13,7 +13,7 @@ from celery import chain, group
 from pipeline import WorkflowError, explain, workflow
 from pipeline.events import decode
 from tasks.lockprobes import hold, spawn_and_wait, step
-from tests.integration.locks.support import by_tag, queue_length, wait_for
+from tests.integration.locks.support import by_tag, lock_keys, queue_length, started_order, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -79,16 +79,25 @@ def test_job_published_inside_a_job_needing_more_than_its_hold_is_refused(
         parent.get(timeout=30)
 
 
-def test_killed_worker_between_steps_frees_the_workflow_locks_by_lease(
+def test_killed_worker_mid_workflow_frees_its_locks_and_the_workflow_resumes(
         pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
-    first = workers(concurrency=1, lock_lease=2, workflow_gap=2)
-    flow = workflow(step.s(None, 0.2, "k1"), step.s(5.0, "k2"), models=["a"]).apply_async()
-    wait_for(lambda: "k1" in by_tag(lock_redis), what="first step done")
-    workflow_id = flow.parent.id
-    wait_for(lambda: explain(workflow_id, pipeline_app).status == "running", what="k2 runs")
-    first.signal_group(signal.SIGKILL)
-    workers(concurrency=1, lock_lease=2)
-    job = hold.apply_async((0.0, "after"), models=["a"])
-    job.get(timeout=20)
-    assert "after" in by_tag(lock_redis)
-    assert not lock_redis.keys("{pipeline}:park:*")
+    import os
+
+    os.environ["PIPELINE_VISIBILITY_TIMEOUT"] = "4"  # the workers started below inherit it
+    try:
+        first = workers(concurrency=1, lock_lease=2, workflow_gap=2)
+        flow = workflow(step.s(None, 0.2, "k1"), step.s(3.0, "k2"), step.s(0.0, "k3"),
+                        models=["a"]).apply_async()
+        workflow_id = flow.parent.parent.id
+        wait_for(lambda: "k1" in by_tag(lock_redis), what="first step done")
+        wait_for(lambda: explain(workflow_id, pipeline_app).status == "running", what="k2 runs")
+        first.signal_group(signal.SIGKILL)
+        workers(concurrency=1, lock_lease=2)
+        # nothing else stays blocked: the killed step's lease runs out
+        hold.apply_async((0.0, "after"), models=["a"]).get(timeout=20)
+        # the unacknowledged step comes back and the workflow finishes
+        assert flow.get(timeout=60) == "k1>k2>k3"
+    finally:
+        os.environ.pop("PIPELINE_VISIBILITY_TIMEOUT", None)
+    assert started_order(lock_redis)[:2] == ["k1", "after"]
+    assert not lock_keys(lock_redis)
