@@ -20,7 +20,7 @@ from pipeline.errors import (
     StoreNotMigrated,
     WorkflowError,
 )
-from pipeline.lifecycle import fencing_tokens
+from pipeline.lifecycle import fencing_tokens, lease_lost
 from pipeline.locks.base import Explanation
 from pipeline.priority import Priority, parse_priority
 from pipeline.task import PipelineTask
@@ -47,6 +47,7 @@ __all__ = [
     "Priority",
     "parse_priority",
     "fencing_tokens",
+    "lease_lost",
     "workflow",
     "Workflow",
     # queries

@@ -8,6 +8,7 @@ one implementation.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -28,7 +29,10 @@ from pipeline.locks.base import Acquired, Blocked, Cancelled, Duplicate, Ticket,
 from pipeline.priority import DEFAULT_PRIORITY, parse_priority
 from pipeline.resources import HEADER, Demand, claims, demand_from_options
 
+logger = logging.getLogger(__name__)
 HOST = socket.gethostname()
+#: Header of a copy published again by :func:`_duplicate`: check it did not finish.
+RECHECK = "pipeline_recheck"
 _OUTCOME_EVENTS = {states.SUCCESS: COMPLETED, states.FAILURE: FAILED, states.RETRY: RETRIED}
 _SUMMARY = 200
 
@@ -42,6 +46,11 @@ class Running:
     workflow: str | None
     guest: bool = False
     has_next_step: bool = False
+
+    @property
+    def token(self) -> int | None:
+        """The grant's fencing token (one for all its resources)."""
+        return next(iter(self.tokens.values()), None)
 
 
 _RUNNING: dict[str, Running] = {}
@@ -179,6 +188,8 @@ def start(task: Any, task_id: str) -> str | None:
     """
     request = task.request
     engine = engine_for(task.app)
+    if getattr(request, RECHECK, None) and task.backend.get_state(task_id) in states.READY_STATES:
+        return f"job {task_id} already finished; this copy is dropped"
     ticket = ticket_for(task, request, engine)
     locks = engine.locks
     pid = os.getpid()
@@ -209,31 +220,54 @@ def start(task: Any, task_id: str) -> str | None:
             f"job {task_id} runs inside workflow {result.holder}, whose locks do not cover it; "
             f"declare its resources on the workflow")
     if isinstance(result, Duplicate):
-        if not _holder_process_gone(locks, ticket):
-            return f"job {task_id} already runs under a live lease; this delivery is dropped"
-        locks.release(ticket.holder, task_id, event=RELEASED,
-                      detail='{"reason":"the process holding it is gone"}')
-        return start(task, task_id)
+        return _duplicate(task, task_id, ticket)
     _report_blocked(task, task_id, result)
     return result.reason
 
 
-def _holder_process_gone(locks: Any, ticket: Ticket) -> bool:
-    """Whether a live-looking hold belongs to a dead process of this host.
+def _duplicate(task: Any, task_id: str, ticket: Ticket) -> str | None:
+    """A delivery of a job whose hold still looks alive: take it, drop it or delay it.
 
-    A message redelivered after its worker died finds the dead run's hold,
-    whose lease has not run out yet.
+    * this very process holds it (a call repeated after a lost connection): it
+      is ours, run it;
+    * a dead process of this host holds it (redelivered after a crash): end
+      that hold and start again;
+    * the job already finished (the result backend says so): drop the copy;
+    * else another live process may run it, or a dead one on another host whose
+      lease has not run out yet: publish the copy again after one lease, when
+      the hold is either released (finished, so then dropped) or gone.
     """
-    found = locks.explain(ticket.job_id, ticket.holder)
-    if found.host != HOST or not found.pid.isdigit():
-        return False
+    engine = engine_for(task.app)
+    found = engine.locks.explain(task_id, ticket.holder)
+    pid = int(found.pid) if found.pid.isdigit() else -1
+    if found.host == HOST and pid == os.getpid():
+        _RUNNING[task_id] = Running(ticket.holder, found.tokens, None)
+        task.request.pipeline_tokens = found.tokens
+        engine.heartbeat.track(ticket.holder)
+        return None
+    if found.host == HOST and pid > 0 and not _alive(pid):
+        engine.locks.release(ticket.holder, task_id, event=RELEASED,
+                             detail='{"reason":"the process holding it is gone"}')
+        return start(task, task_id)
+    if task.backend.get_state(task_id) in states.READY_STATES:
+        return f"job {task_id} already finished; this copy is dropped"
+    request = task.request
+    headers = {**(request.headers or {}), RECHECK: 1}
+    task.apply_async(request.args, request.kwargs, task_id=task_id,
+                     countdown=engine.settings.lease, headers=headers,
+                     priority=_priority_of(request))
+    return (f"job {task_id} still holds its locks elsewhere; this copy runs again in "
+            f"{engine.settings.lease:.0f} s unless that run finishes first")
+
+
+def _alive(pid: int) -> bool:
     try:
-        os.kill(int(found.pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
 
 
 def release_orphan(task: Any, task_id: str, request_dict: dict[str, Any], reason: str) -> None:
@@ -247,8 +281,11 @@ def release_orphan(task: Any, task_id: str, request_dict: dict[str, Any], reason
 def _report_blocked(task: Any, task_id: str, blocked: Blocked) -> None:
     meta = {"reason": blocked.reason, "resource": blocked.resource,
             "blocked_by": blocked.blocked_by, "position": blocked.position}
-    task.backend.store_result(task_id, meta, BLOCKED, request=task.request)
-    task.send_event("task-blocked", **meta)
+    try:
+        task.backend.store_result(task_id, meta, BLOCKED, request=task.request)
+        task.send_event("task-blocked", **meta)
+    except Exception:  # the job is parked already: a report that fails must not fail it
+        logger.exception("could not report job %s as BLOCKED", task_id)
 
 
 def _summary(value: Any) -> str:
@@ -279,7 +316,7 @@ def finish(task: Any, task_id: str, status: str, retval: Any) -> None:
     # Not waiting for the reply: Redis runs the release (and its hand-off) as soon
     # as it reads it; the reply is read before this process's next lock call.
     engine.locks.release(running.holder, task_id, event=event, detail=detail, keep_seconds=keep,
-                         wait=False)
+                         wait=False, token=running.token)
 
 
 def _out_of_attempts(task: Any, exc: Any, engine: Engine) -> bool:
@@ -303,8 +340,25 @@ def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
         done = request.retries or 0
         if not policy.retries(exc) or done >= policy.max_retries:
             raise
+        # Release before the retry is published: with a short countdown the next
+        # attempt could otherwise start while this one still holds the locks.
+        finish(task, request.id, states.RETRY, exc)
         raise task.retry(exc=exc, countdown=policy.countdown(done),
                          max_retries=policy.max_retries) from exc
+
+
+def lease_lost() -> bool:
+    """Whether the running job's lease ran out (another job may hold its resources now).
+
+    The heartbeat notices within one interval; a job doing external writes
+    should check this, or better pass :func:`fencing_tokens` to the store.
+    """
+    from celery import current_task
+
+    running = _RUNNING.get(getattr(getattr(current_task, "request", None), "id", "") or "")
+    if running is None:
+        return False
+    return engine_for(current_task.app).heartbeat.is_lost(running.holder)
 
 
 def fencing_tokens() -> dict[str, int]:

@@ -156,7 +156,7 @@ class LockBackend(abc.ABC):
 
     @abc.abstractmethod
     def release(self, holder: str, job_id: str, *, event: str = "", detail: str = "{}",
-                keep_seconds: float = 0.0, wait: bool = True) -> int:
+                keep_seconds: float = 0.0, wait: bool = True, token: int | None = None) -> int:
         """End (or keep, for a workflow between steps) a hold and hand freed capacity on."""
 
     @abc.abstractmethod

@@ -90,11 +90,12 @@ class ScriptCaller:
         """Read the replies of calls sent without waiting (and redo any NOSCRIPT one)."""
         pending = self._local.pending
         while pending:
-            name, args = pending.popleft()
+            name, args = pending[0]
             try:
                 self._read(conn, name, args)
             except ResponseError:
                 logger.exception("lock script %s failed (sent without waiting)", name)
+            pending.popleft()
 
     def call(self, name: str, args: Sequence[Any]) -> Any:
         """Run script *name* and return its reply."""
@@ -108,6 +109,11 @@ class ScriptCaller:
                 self._reset(conn)
                 if attempt == 2:
                     raise
+            except BaseException:
+                # Interrupted between sending and reading (a soft time limit, a
+                # signal): the connection's replies can no longer be matched.
+                self._reset(conn)
+                raise
         raise AssertionError("unreachable")
 
     def send(self, name: str, args: Sequence[Any]) -> None:
@@ -119,13 +125,18 @@ class ScriptCaller:
             conn = self._connection()
             try:
                 self._settle(conn)
-                self._send(conn, name, args)
+                # Counted before it is sent, so an interruption cannot leave an
+                # unaccounted reply on the connection.
                 self._local.pending.append((name, tuple(args)))
+                self._send(conn, name, args)
                 return
             except (RedisConnectionError, OSError):
                 self._reset(conn)
                 if attempt == 2:
                     raise
+            except BaseException:
+                self._reset(conn)
+                raise
 
     def flush(self) -> None:
         """Read every outstanding reply now (tests, shutdown)."""

@@ -117,14 +117,16 @@ class RedisLocks(LockBackend):
         return Blocked(_text(reply[1]), _text(reply[2]), int(reply[3]))
 
     def release(self, holder: str, job_id: str, *, event: str = "", detail: str = "{}",
-                keep_seconds: float = 0.0, wait: bool = True) -> int:
+                keep_seconds: float = 0.0, wait: bool = True, token: int | None = None) -> int:
         """End the hold (or keep it *keep_seconds* longer) and write *event* if given.
 
-        With ``wait=False`` the call is sent without waiting for its reply (it
-        runs as soon as Redis reads it) and the return value is 0.
+        With *token*, only the grant with that fencing token is ended (a late
+        release of an earlier run of the same job changes nothing). With
+        ``wait=False`` the call is sent without waiting for its reply (it runs
+        as soon as Redis reads it) and the return value is 0.
         """
         args = (self._base, holder, job_id, event, detail, int(keep_seconds * 1000),
-                self._grant_ms, self._wait_ms, self._maxlen)
+                self._grant_ms, self._wait_ms, self._maxlen, "" if token is None else token)
         if not wait:
             self._fast.send("release", args)
             return 0

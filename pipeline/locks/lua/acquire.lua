@@ -38,9 +38,12 @@ end
 -- 0. Cancelled while it waited in the broker (or its workflow was).
 local cancelled = B .. 'cancelled'
 if redis.call('ZSCORE', cancelled, job) or (holder ~= job and redis.call('ZSCORE', cancelled, holder)) then
-  -- A cancelled workflow's next step: the hold it kept between steps goes too.
-  local kept = redis.call('HGET', hkey(holder), 'claims')
-  if holder ~= job and kept then wake_rids(drop_hold(holder, parse_claims(kept)), cfg) end
+  -- A cancelled workflow's next step: the hold it kept between steps goes too
+  -- (never a hold a step still runs under: that step ends it).
+  local kept = redis.call('HMGET', hkey(holder), 'claims', 'state')
+  if holder ~= job and kept[1] and kept[2] ~= 'running' then
+    wake_rids(drop_hold(holder, parse_claims(kept[1])), cfg)
+  end
   emit(maxlen, 'cancelled', job, '{"reason":"cancelled before it started"}')
   return {5}
 end
@@ -62,8 +65,9 @@ if rec[1] then
   end
   if alive and rec[3] == 'running' and rec[4] == job then return {2} end
   local held_resources = cjson.encode(resources_json(held))
-  if alive and rec[3] == 'running' and not is_step then
-    -- A guest: runs under the running step's hold and leaves it to that step.
+  if alive and not is_step and rec[4] ~= job then
+    -- A guest (a job published inside a step of the workflow): runs under the
+    -- hold and leaves it to the workflow's steps, whatever state it is in.
     if covered then
       local reply = started(rec[2], held_resources, rec[4])
       reply[1] = 3

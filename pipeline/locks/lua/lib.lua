@@ -14,6 +14,9 @@
 --   parked:count  hash priority -> parked jobs
 --   parked:since  zset job -> parked-at (ms), for expiry without a scan
 --   events        stream of job events (fields e, j, t, d)
+--   rewake        set of resource ids whose line still needs serving (a wake
+--                 that ran out of budget, a job expired while being served);
+--                 drained by the next release and by every sweep
 --
 -- A claim is "<mode>|<capacity>|<rid>", mode x (exclusive) or s (shared);
 -- claims of a job are joined by newlines.
@@ -143,7 +146,12 @@ end
 -- wait_ms, maxlen.
 local function wake(rid, cfg)
   local lk = lkey(rid)
-  for _ = 1, WAKE_BUDGET do
+  for step = 1, WAKE_BUDGET + 1 do
+    if step > WAKE_BUDGET then
+      -- Bounded work per call: the rest of this line is served later.
+      redis.call('SADD', B .. 'rewake', rid)
+      return
+    end
     local head = redis.call('ZRANGE', lk, 0, 0)
     local job = head[1]
     if not job then return end
@@ -152,9 +160,13 @@ local function wake(rid, cfg)
     if not rec[1] then
       redis.call('ZREM', lk, job)
     elseif cfg.wait_ms > 0 and NOW - tonumber(rec[6]) > cfg.wait_ms then
-      drop_parked(job, 'expired', cjson.encode({
+      local expired = drop_parked(job, 'expired', cjson.encode({
         reason = 'waited longer than the wait timeout for ' .. rid,
         waited = (NOW - tonumber(rec[6])) / 1000}), cfg.maxlen)
+      -- Its other lines move up too (later: no recursion here).
+      for _, c in ipairs(expired) do
+        if c[1] ~= rid then redis.call('SADD', B .. 'rewake', c[1]) end
+      end
     else
       local rank = tonumber(rec[1])
       local claims = parse_claims(rec[2])
@@ -202,4 +214,18 @@ end
 
 local function wake_rids(rids, cfg)
   for _, rid in ipairs(rids) do wake(rid, cfg) end
+end
+
+-- Serve up to <count> lines left for later (see the rewake set).
+local function drain_rewake(count, cfg)
+  local rids = redis.call('SPOP', B .. 'rewake', count)
+  wake_rids(rids, cfg)
+  return #rids
+end
+
+-- The resource ids of <claims>.
+local function rids_of(claims)
+  local out = {}
+  for i, c in ipairs(claims) do out[i] = c[1] end
+  return out
 end

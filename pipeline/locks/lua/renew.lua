@@ -20,7 +20,9 @@ for i = 6, #ARGV do
       redis.call('PEXPIRE', hk, lease * 3 + 60000)
       redis.call('ZADD', B .. 'holders', 'XX', deadline, holder)
     else
-      wake_rids(drop_hold(holder, claims), cfg)
+      drop_hold(holder, claims)
+      -- Wake every line: a holder lazily dropped earlier freed nothing here.
+      wake_rids(rids_of(claims), cfg)
       emit(cfg.maxlen, 'lock_lost', rec[2], cjson.encode({holder = holder, resources = resources_json(claims)}))
       lost[#lost + 1] = holder
     end

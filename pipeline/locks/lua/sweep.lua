@@ -10,18 +10,16 @@ for _, holder in ipairs(dead) do
   local rec = redis.call('HMGET', hkey(holder), 'claims', 'job')
   if rec[1] then
     local claims = parse_claims(rec[1])
-    local freed = {}
     for _, c in ipairs(claims) do
       local key = holding_key(c)
       local s = redis.call('ZSCORE', key, holder)
-      if s and tonumber(s) <= NOW then
-        redis.call('ZREM', key, holder)
-        freed[#freed + 1] = c[1]
-      end
+      if s and tonumber(s) <= NOW then redis.call('ZREM', key, holder) end
     end
     redis.call('DEL', hkey(holder))
     emit(cfg.maxlen, 'lock_lost', rec[2], cjson.encode({holder = holder, resources = resources_json(claims)}))
-    wake_rids(freed, cfg)
+    -- Wake every line: its entry may have been dropped lazily already, by a
+    -- script that had no reason to serve that resource's line.
+    wake_rids(rids_of(claims), cfg)
   end
   redis.call('ZREM', B .. 'holders', holder)
 end
@@ -39,6 +37,7 @@ if cfg.wait_ms > 0 then
     wake_all(claims, cfg)
   end
 end
+drain_rewake(limit, cfg)
 -- Cancel marks only matter while a message may still arrive: keep a day.
 redis.call('ZREMRANGEBYSCORE', B .. 'cancelled', '-inf', NOW - 86400000)
 return {#dead, expired}

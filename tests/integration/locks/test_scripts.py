@@ -18,8 +18,8 @@ HOST = "testhost"
 
 
 def ticket(job: str, *claims: Claim, priority: int = 6, holder: str | None = None,
-           submitted_ms: int = 0) -> Ticket:
-    return Ticket(job, holder or job, tuple(sorted(claims)), priority, "{}", submitted_ms)
+           submitted_ms: int = 0, step: bool = False) -> Ticket:
+    return Ticket(job, holder or job, tuple(sorted(claims)), priority, "{}", submitted_ms, step)
 
 
 def model(name: str, mode: str = EXCLUSIVE) -> Claim:
@@ -251,7 +251,7 @@ def test_workflow_keeps_its_hold_between_steps(make_locks: Callable[..., RedisLo
     assert isinstance(take(locks, ticket("step1", *both, holder="wf")), Acquired)
     assert locks.release("wf", "step1", keep_seconds=30) == -1
     assert isinstance(take(locks, ticket("other", model("b"))), Blocked)
-    step2 = take(locks, ticket("step2", *both, holder="wf"))
+    step2 = take(locks, ticket("step2", *both, holder="wf", step=True))
     assert step2 == Acquired({"model:a": 1, "model:b": 1})
     assert locks.release("wf", "step2") == 2
     assert pushed(lock_redis) == ["msg-other"]
