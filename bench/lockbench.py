@@ -1,0 +1,295 @@
+"""Shared parts of the lock benchmarks (``bench/LOCKS.md``): targets, spans, figures.
+
+The lock scenarios run pipeline jobs that declare resources, and plain Celery
+jobs of their own (``bench/plainlocks.py``), so their workers load one more
+task module: ``-I tasks.bench,tasks.benchlocks`` for the pipeline and
+``-I bench.plainlocks`` for plain Celery. Jobs of these modules return
+``[start, end]`` of their body; :func:`collect_spans` reads them back and,
+unlike :func:`bench.harness.collect`, waits for ``SUCCESS``: a parked job has a
+``BLOCKED`` result before it runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from bench import targets
+from bench.harness import BenchError, JobTiming, Worker, collect
+from bench.stats import percentile, rounded
+from bench.targets import NO_RECORDER_THREAD, Sender, Target
+from pipeline.priority import Priority
+
+PLAIN = "plain"
+PIPELINE = "pipeline"
+#: One -I option: Celery keeps only the last of several.
+PIPELINE_INCLUDES = ("tasks.bench,tasks.benchlocks",)
+PLAIN_INCLUDES = ("bench.plainlocks",)
+#: Worker and publisher settings of the locks-only figures.
+STORE_OFF = {"PIPELINE_STORE_ENABLED": "false"}
+_FAILED = ("FAILURE", "REVOKED")
+STREAM = "{pipeline}:events"
+_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Span:
+    """One job: when its body started and ended, when its result was stored, its retries."""
+
+    started: float
+    ended: float
+    stored: float
+    retries: int = 0
+    #: Its stored result said BLOCKED after it had run: the span was read from its
+    #: ``completed`` event (see :func:`collect_spans`).
+    from_event: bool = False
+
+
+def pipeline_target(name: str = PIPELINE, env: dict[str, str] | None = None,
+                    send: Sender | None = None) -> Target:
+    """The pipeline app with the lock benchmark jobs; store off unless *env* says otherwise."""
+    base = targets.pipeline()
+    import tasks.benchlocks  # noqa: F401  (registers the jobs in this process)
+
+    # No recorder beside the worker: the store-on scenarios run their own.
+    return replace(base, name=name, includes=PIPELINE_INCLUDES,
+                   env={**NO_RECORDER_THREAD, **(STORE_OFF if env is None else env)},
+                   idle=None, send=send or base.send, companions=())
+
+
+def plain_target(name: str = PLAIN) -> Target:
+    """Plain Celery with the lock benchmark jobs."""
+    base = targets.plain()
+    from bench import plainlocks
+
+    plainlocks.register(base.app)
+    return replace(base, name=name, includes=PLAIN_INCLUDES)
+
+
+def set_publisher_store(app: Any, enabled: bool) -> None:
+    """Turn this process's ``queued`` events on or off (``pipeline_store_enabled``).
+
+    The workers get the same setting from their environment; the publisher is
+    this process, whose settings were read once, so they are replaced here.
+    """
+    from pipeline.engine import engine_for
+
+    engine = engine_for(app)
+    if engine.settings.store_enabled and not enabled:
+        engine.emitter.flush()
+    app.conf.pipeline_store_enabled = enabled
+    engine.settings = replace(engine.settings, store_enabled=enabled)
+
+
+def distinct_sender(app: Any) -> Sender:
+    """Publish the trivial pipeline job with its own user, project and model (job i: u<i>...)."""
+    task = app.tasks["bench.pipeline.noop"]
+    counter = itertools.count()
+
+    def send(level: Priority | None) -> str:
+        i = next(counter)
+        options: dict[str, Any] = {"user": f"u{i}", "project": f"p{i}", "models": [f"m{i}"]}
+        if level is not None:
+            options["priority"] = level.label
+        return str(task.apply_async(**options).id)
+
+    return send
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process *pid* (all its threads); 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of *pid* and its children (a worker and its pool processes)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+            children = [int(c) for c in handle.read().split()]
+    except OSError:
+        children = []
+    return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children)
+
+
+def redis_cpu_seconds(client: redis.Redis) -> float:
+    """The Redis server's CPU seconds (server-wide: every client of it counts)."""
+    info: Any = client.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+@dataclass(frozen=True)
+class Drained:
+    """One drain: the jobs' timings and CPU seconds spent meanwhile."""
+
+    timings: list[JobTiming]
+    worker_cpu: float
+    redis_cpu: float
+
+
+def drain(worker: Worker, publisher: Callable[[], list[str]]) -> Drained:
+    """Fill the paused worker's queue, let it drain (harness ``collect``), with CPU used."""
+    worker.pause()
+    worker.settle()
+    ids = publisher()
+    pid = worker.process.pid if worker.process is not None else 0
+    cpu, server = tree_cpu_seconds(pid), redis_cpu_seconds(worker.client)
+    worker.resume()
+    timings = collect(worker.client, worker.target, ids, worker=worker)
+    cpu, server = tree_cpu_seconds(pid) - cpu, redis_cpu_seconds(worker.client) - server
+    worker.pause()
+    return Drained(timings, cpu, server)
+
+
+def _chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start:start + _CHUNK]
+
+
+def _span(meta: dict[str, Any], stored: float | None = None) -> Span:
+    result = meta["result"]
+    if stored is None:
+        stored = datetime.fromisoformat(meta["date_done"]).timestamp()
+    if isinstance(result, list):
+        retries = int(result[2]) if len(result) > 2 else 0
+        return Span(float(result[0]), float(result[1]), stored, retries)
+    return Span(float(result), stored, stored)
+
+
+def _completed_events(client: redis.Redis, ids: set[str]) -> dict[str, Span]:
+    """Spans of the jobs of *ids* read from their ``completed`` events (newest first)."""
+    found: dict[str, Span] = {}
+    end = "+"
+    while len(found) < len(ids):
+        entries: Any = client.xrevrange(STREAM, max=end, min="-", count=10_000)
+        if not entries:
+            break
+        for _entry, fields in entries:
+            job = fields[b"j"].decode()
+            if job in ids and job not in found and fields[b"e"] == b"completed":
+                result = json.loads(json.loads(fields[b"d"])["result"])
+                stored = int(fields[b"t"]) / 1000.0
+                span = _span({"result": result, "date_done": ""}, stored)
+                found[job] = replace(span, from_event=True)
+        end = "(" + entries[-1][0].decode()
+    return found
+
+
+def collect_spans(client: redis.Redis, target: Target, ids: Sequence[str], *,
+                  worker: Worker | None = None, stall: float = 60.0,
+                  poll: float = 0.25, recheck: float = 3.0) -> list[Span]:
+    """Wait until every job of *ids* succeeded; return their spans (in *ids* order).
+
+    Results are read and deleted. Only the jobs not yet done are read again.
+    A job can run before the process that parked it has stored its BLOCKED
+    state, which then overwrites SUCCESS for good: when every job still
+    waiting has been BLOCKED for *recheck* s without progress, their spans are
+    read from their ``completed`` events instead (``Span.from_event``).
+
+    Raises:
+        BenchError: a job failed, the worker died, or none finished for *stall* s.
+    """
+    keys = [target.result_key(i) for i in ids]
+    found: dict[int, Span] = {}
+    waiting = list(range(len(keys)))
+    last_progress = time.monotonic()
+    next_recheck = 0.0
+    while waiting:
+        still: list[int] = []
+        blocked = 0
+        for chunk in _chunks(waiting):
+            for index, raw in zip(chunk, client.mget([keys[i] for i in chunk]), strict=True):
+                meta = json.loads(raw) if raw else {}
+                status = meta.get("status")
+                if status == "SUCCESS":
+                    found[index] = _span(meta)
+                elif status in _FAILED:
+                    raise BenchError(f"{target.name}: job {ids[index]} ended {status}: "
+                                     f"{meta.get('traceback') or meta}")
+                else:
+                    blocked += status == "BLOCKED"
+                    still.append(index)
+        if len(still) < len(waiting):
+            last_progress = time.monotonic()
+        waiting = still
+        if not waiting:
+            break
+        now = time.monotonic()
+        if blocked == len(waiting) and now - last_progress > recheck and now > next_recheck:
+            next_recheck = now + recheck
+            events = _completed_events(client, {ids[i] for i in waiting})
+            for index in waiting:
+                if ids[index] in events:
+                    found[index] = events[ids[index]]
+            waiting = [i for i in waiting if i not in found]
+            if not waiting:
+                break
+        if worker is not None:
+            worker.check_alive()
+        if time.monotonic() - last_progress > stall:
+            tail = worker.log_tail() if worker is not None else ""
+            raise BenchError(f"{target.name}: {len(ids) - len(waiting)} of {len(ids)} jobs "
+                             f"succeeded, none in the last {stall:.0f} s{tail}")
+        time.sleep(poll)
+    for start in range(0, len(keys), _CHUNK):
+        client.delete(*keys[start:start + _CHUNK])
+    return [found[i] for i in range(len(keys))]
+
+
+def left_blocked(spans: Sequence[Span]) -> int:
+    """Jobs that ran but whose stored result still said BLOCKED (read from their events)."""
+    return sum(1 for s in spans if s.from_event)
+
+
+def handoff_gaps(spans: Sequence[Span]) -> list[float]:
+    """Milliseconds from each job's end to the next job's start, in start order."""
+    ordered = sorted(spans, key=lambda s: s.started)
+    return [(b.started - a.ended) * 1000.0 for a, b in itertools.pairwise(ordered)]
+
+
+def overlaps(spans: Sequence[Span]) -> int:
+    """Jobs that started before the previous one (in start order) ended: 0 under a lock."""
+    ordered = sorted(spans, key=lambda s: s.started)
+    return sum(1 for a, b in itertools.pairwise(ordered) if b.started < a.ended)
+
+
+def distribution(values: Sequence[float], digits: int = 3) -> dict[str, Any]:
+    """p50, p99, mean, min, max and count of *values*."""
+    if not values:
+        return {"n": 0}
+    return {"n": len(values), "p50": rounded(percentile(values, 50), digits),
+            "p99": rounded(percentile(values, 99), digits),
+            "mean": rounded(statistics.fmean(values), digits),
+            "min": rounded(min(values), digits), "max": rounded(max(values), digits)}
+
+
+def median_of(values: Sequence[float], digits: int = 3) -> float:
+    """The median, rounded for the report."""
+    return rounded(statistics.median(values), digits)
+
+
+def goal(value: float | None, limit: float, *, at_least: bool) -> dict[str, Any]:
+    """Whether *value* meets the goal (``>= limit`` or ``<= limit``) and by how much it misses."""
+    if value is None:
+        return {"goal": limit, "met": False}
+    met = value >= limit if at_least else value <= limit
+    out: dict[str, Any] = {"goal": f"{'>=' if at_least else '<='} {limit}", "met": met}
+    if not met:
+        out["missed_by"] = rounded(abs(value - limit))
+    return out

@@ -1,0 +1,210 @@
+"""Hand-off latency with 10 versus 100,000 jobs parked on the model, and memory per parked job.
+
+Each sample starts from a flushed database and a fresh prefork ``-c 2`` worker. The
+driver takes the model under a fake holder, then parks the background jobs straight
+through the lock engine (``RedisLocks.acquire`` with a message built by
+``pipeline.parking.envelope`` for the real ``bench.pipeline.noop`` task, priority
+low = 9), renewing its fake hold meanwhile. Then it publishes the measured jobs
+(``benchlocks.timed``, normal priority, same model): they reach the worker, find the
+model taken and park ahead of the low ones. Once all are parked the fake hold is
+released and the hand-off latencies among the measured jobs are taken as in
+``handoff`` (next start - previous end). The worker is stopped and the database
+flushed once they have run (the background jobs would run next). The two sizes
+alternate round by round.
+
+Memory: ``INFO memory`` ``used_memory`` before and after parking the background
+jobs, divided by their number; the event stream's share (each park appends a
+``blocked`` event) is reported apart. For reference, the bytes per message of as
+many plain Celery messages waiting in a queue.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any
+
+from bench import lockbench
+from bench.harness import BenchError, Context, purge
+from bench.lockbench import PLAIN
+from bench.scenarios import Scenario
+from bench.stats import ratio, rounded
+from bench.targets import Target
+from pipeline import parking
+from pipeline.engine import engine_for
+from pipeline.locks.base import Acquired, Blocked, Ticket
+from pipeline.locks.redis import RedisLocks
+from pipeline.priority import Priority
+from pipeline.resources import HEADER, Demand, claims
+
+MODEL = "scale"
+FAKE = "bench-fake-holder"
+RENEW_EVERY = 5.0
+STREAM = "{pipeline}:events"
+GOAL_RATIO = 1.5
+GOAL_BYTES = 1024
+
+
+def _used_memory(ctx: Context) -> int:
+    return int(ctx.client.info("memory")["used_memory"])
+
+
+def _stream_bytes(ctx: Context) -> int:
+    value = ctx.client.memory_usage(STREAM, samples=0)
+    return int(value or 0)
+
+
+class Parker:
+    """Parks background jobs on the model behind a fake hold that it keeps renewed."""
+
+    def __init__(self, target: Target) -> None:
+        engine = engine_for(target.app)
+        self.app = target.app
+        self.locks: RedisLocks = engine.locks
+        self.claims = claims(Demand(models=(MODEL,)), engine.settings)
+        self.queue = target.queues[0]
+        self.queue_key = parking.queue_key(self.app, self.queue)
+        self.renewed = 0.0
+        self.message_bytes = 0
+
+    def hold(self) -> None:
+        """Take the model (and a global slot) under the fake holder."""
+        result = self.locks.acquire(Ticket(FAKE, FAKE, self.claims, int(Priority.NORMAL)),
+                                    host="bench", pid=os.getpid())
+        if not isinstance(result, Acquired):
+            raise BenchError(f"the fake holder could not take {MODEL}: {result}")
+        self.renewed = time.monotonic()
+
+    def renew(self) -> None:
+        """Renew the fake hold if it is due."""
+        if time.monotonic() - self.renewed > RENEW_EVERY:
+            if self.locks.renew([FAKE]):
+                raise BenchError("the fake hold was lost while parking")
+            self.renewed = time.monotonic()
+
+    def park(self, count: int) -> float:
+        """Park *count* low-priority noop jobs; returns jobs parked per second."""
+        started = time.perf_counter()
+        for n in range(count):
+            job = str(uuid.uuid4())
+            now = time.time()
+            message = self.app.amqp.as_task_v2(job, "bench.pipeline.noop", (), {},
+                                               root_id=job)
+            stored = parking.envelope(message.headers, message.body, int(Priority.LOW),
+                                      self.queue, {HEADER: {"m": [MODEL], "t": round(now, 3)}})
+            self.message_bytes = len(stored)
+            ticket = Ticket(job, job, self.claims, int(Priority.LOW),
+                            submitted_ms=int(now * 1000))
+            result = self.locks.acquire(ticket, host="bench", pid=os.getpid(),
+                                        park_message=stored, queue_key=self.queue_key)
+            if not isinstance(result, Blocked) or not result.position:
+                raise BenchError(f"background job {n} was not parked: {result}")
+            if n % 1000 == 0:
+                self.renew()
+        return count / (time.perf_counter() - started)
+
+    def wait_parked(self, priority: int, count: int, timeout: float = 60.0) -> None:
+        """Wait until *count* jobs of *priority* are parked, renewing the hold."""
+        deadline = time.monotonic() + timeout
+        while self.locks.parked_counts().get(priority, 0) < count:
+            self.renew()
+            if time.monotonic() > deadline:
+                raise BenchError(f"only {self.locks.parked_counts()} parked after "
+                                 f"{timeout:.0f} s, expected {count} at priority {priority}")
+            time.sleep(0.05)
+
+    def release(self) -> None:
+        """End the fake hold: the model goes to the first parked job."""
+        self.locks.release(FAKE, FAKE)
+
+
+def scale_sample(ctx: Context, target: Target, parked: int, measured: int) -> dict[str, Any]:
+    """One sample with *parked* background jobs; see the module docstring."""
+    ctx.flush()
+    worker = ctx.worker(target)
+    try:
+        ctx.start_workers([worker])
+        worker.resume()
+        parker = Parker(target)
+        parker.hold()
+        memory, stream = _used_memory(ctx), _stream_bytes(ctx)
+        park_rate = parker.park(parked)
+        memory, stream = _used_memory(ctx) - memory, _stream_bytes(ctx) - stream
+        task = target.app.tasks["benchlocks.timed"]
+        ids = [str(task.apply_async(models=[MODEL]).id) for _ in range(measured)]
+        parker.wait_parked(int(Priority.NORMAL), measured)
+        released = time.time()
+        parker.release()
+        spans = lockbench.collect_spans(ctx.client, target, ids, worker=worker)
+    finally:
+        ctx.stop_workers()
+    ctx.flush()
+    return {"gaps": lockbench.handoff_gaps(spans), "overlaps": lockbench.overlaps(spans),
+            "left_blocked": lockbench.left_blocked(spans),
+            "first_start_ms": (min(s.started for s in spans) - released) * 1000.0,
+            "bytes_per_parked": memory / parked, "stream_bytes_per_parked": stream / parked,
+            "parked_per_s": park_rate, "message_bytes": parker.message_bytes}
+
+
+def plain_bytes_per_message(ctx: Context, count: int) -> float:
+    """``used_memory`` growth per plain Celery message left waiting in its queue."""
+    target = lockbench.plain_target()
+    ctx.flush()
+    task = target.app.tasks["bench.plain.noop"]
+    before = _used_memory(ctx)
+    with target.app.producer_or_acquire() as producer, producer.batch(max_size=1000):
+        for _ in range(count):
+            task.apply_async(producer=producer)
+    grown = _used_memory(ctx) - before
+    if purge(target, target.queues) != count:
+        raise BenchError(f"{PLAIN}: not all of {count} messages reached the queue")
+    return grown / count
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    """Alternate the two sizes; then the plain message size."""
+    small, large = 10, ctx.size(100_000, 5_000)
+    measured = ctx.size(200, 100)
+    target = lockbench.pipeline_target()
+    lockbench.set_publisher_store(target.app, False)
+    names = [f"parked_{small}", f"parked_{large}"]
+    sizes = dict(zip(names, (small, large), strict=True))
+    try:
+        samples = ctx.alternate(names, lambda name, _r: scale_sample(ctx, target, sizes[name],
+                                                                     measured))
+    finally:
+        lockbench.set_publisher_store(target.app, True)
+    out: dict[str, Any] = {"measured_jobs": measured, "rounds": ctx.rounds, "pool": "prefork",
+                           "store": "off", "unit": "ms"}
+    for name, values in samples.items():
+        gaps = [g for v in values for g in v["gaps"]]
+        out[name] = {**lockbench.distribution(gaps),
+                     "round_p50s": [lockbench.distribution(v["gaps"])["p50"] for v in values],
+                     "release_to_first_start_ms": [rounded(v["first_start_ms"]) for v in values],
+                     "overlapping_jobs": [v["overlaps"] for v in values],
+                     "results_left_blocked": [v["left_blocked"] for v in values],
+                     "park_rate_per_s": [round(v["parked_per_s"]) for v in values]}
+    small_out, large_out = out[names[0]], out[names[1]]
+    out["ratio_p50"] = ratio(large_out["p50"], small_out["p50"])
+    out["ratio_p99"] = ratio(large_out["p99"], small_out["p99"])
+    out["ratio_goal"] = lockbench.goal(out["ratio_p50"], GOAL_RATIO, at_least=False)
+    big = samples[names[1]]
+    per_job = lockbench.median_of([v["bytes_per_parked"] for v in big], 1)
+    out["memory"] = {
+        "parked_jobs": large,
+        "bytes_per_parked_job": per_job,
+        "samples": [round(v["bytes_per_parked"], 1) for v in big],
+        "stored_message_bytes": big[0]["message_bytes"],
+        "of_which_event_stream": lockbench.median_of([v["stream_bytes_per_parked"]
+                                                      for v in big], 1),
+        **lockbench.goal(per_job, GOAL_BYTES, at_least=False),
+        "plain_bytes_per_queued_message": round(plain_bytes_per_message(ctx, large), 1),
+    }
+    out["memory"]["vs_plain_message"] = ratio(per_job,
+                                              out["memory"]["plain_bytes_per_queued_message"])
+    return out
+
+
+SCENARIO = Scenario("parked_scale", "hand-off latency with 10 vs 100,000 parked, memory per "
+                    "parked job", run, order=140)
