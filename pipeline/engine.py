@@ -38,6 +38,7 @@ class Engine:
         self._locks: RedisLocks | None = None
         self._heartbeat: Heartbeat | None = None
         self._emitter: BufferedEmitter | None = None
+        self._dispatcher: Any = None
 
     @property
     def redis(self) -> redis.Redis:
@@ -73,6 +74,16 @@ class Engine:
             self._emitter = BufferedEmitter(self.redis, self.keys.events,
                                             self.settings.events_maxlen)
         return self._emitter
+
+
+    def send_task_event(self, event_type: str, hostname: str | None, **fields: Any) -> None:
+        """Send a Celery task event (Flower) through one long-lived dispatcher."""
+        if not self.app.conf.worker_send_task_events:
+            return
+        if self._dispatcher is None:
+            self._dispatcher = self.app.events.Dispatcher(
+                self.app.connection_for_write(), hostname=hostname, enabled=True)
+        self._dispatcher.send(event_type, **fields)
 
 
 def broker_redis_url(app: Celery) -> str:

@@ -26,7 +26,7 @@ from pipeline.engine import Engine, engine_for
 from pipeline.errors import LockNotAcquired, WorkflowError
 from pipeline.events import COMPLETED, DEAD_LETTERED, FAILED, QUEUED, RELEASED, RETRIED
 from pipeline.locks.base import Acquired, Blocked, Cancelled, Duplicate, Ticket, Uncovered
-from pipeline.priority import DEFAULT_PRIORITY, parse_priority
+from pipeline.priority import DEFAULT_PRIORITY, Priority, parse_priority
 from pipeline.resources import HEADER, Demand, claims, demand_from_options
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,9 @@ class Running:
 
 
 _RUNNING: dict[str, Running] = {}
+#: Claims -> when a job needing them last parked in this process.
+_BLOCKED_AT: dict[tuple[Any, ...], float] = {}
+CONTENDED_FOR = 1.0
 
 
 def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> str | None:
@@ -81,6 +84,11 @@ def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> 
         # a job published again (retry, requeue) with the header it had.
         for name in workflows.RESOURCE_OPTIONS:
             options.pop(name, None)
+        if stamped.get("i") and options.get("retries") is None:
+            # The next step of a started workflow holds its locks already: like a
+            # hand-off it goes to the front, not behind the queue (its level
+            # stays in the header for the records).
+            options["priority"] = int(Priority.CRITICAL)
         return task_id
     demand = demand_from_options(options, tuple(task.models), tuple(task.shared_models))
     if options.get("chain"):
@@ -105,7 +113,7 @@ def published(task: Any, task_id: str, args: Any, options: dict[str, Any]) -> No
     if task.app.conf.task_always_eager or not engine.settings.store_enabled:
         return
     header = (options.get("headers") or {}).get(HEADER) or {}
-    priority = options.get("priority")
+    priority = header.get("pr", options.get("priority"))
     engine.emitter.add(QUEUED, task_id, {
         "task": task.name, "priority": int(DEFAULT_PRIORITY) if priority is None else priority,
         "user": header.get("u"), "project": header.get("p"),
@@ -163,7 +171,8 @@ def ticket_for(task: Any, request: Any, engine: Engine) -> Ticket:
         demand = Demand(models=tuple(task.models), shared_models=tuple(task.shared_models))
     priority = _priority_of(request)
     detail = {
-        "task": task.name, "priority": priority, "attempt": (request.retries or 0) + 1,
+        "task": task.name, "priority": header.get("pr", priority),
+        "attempt": (request.retries or 0) + 1,
         "user": demand.user, "project": demand.project,
         "models": list(demand.models + demand.shared_models), "workflow": demand.workflow,
         "queued_at": header.get("t"),
@@ -195,10 +204,15 @@ def start(task: Any, task_id: str) -> str | None:
     pid = os.getpid()
     if not request.is_eager:
         engine.heartbeat.ensure_started()
-    result = locks.acquire(ticket, host=HOST, pid=pid)
-    if isinstance(result, Blocked):
-        if request.is_eager:
+    # Build the message to park with only when parking is likely: the claims of
+    # a job blocked moments ago in this process are probably still taken.
+    likely_blocked = time.monotonic() - _BLOCKED_AT.get(ticket.claims, -60.0) < CONTENDED_FOR
+    result: Any = None
+    if request.is_eager or not likely_blocked:
+        result = locks.acquire(ticket, host=HOST, pid=pid)
+        if isinstance(result, Blocked) and request.is_eager:
             raise LockNotAcquired(f"job {task_id} ({task.name}) cannot run now: {result.reason}")
+    if result is None or isinstance(result, Blocked):
         result = locks.acquire(
             ticket, host=HOST, pid=pid,
             park_message=parking.message_for(task.app, request, ticket.priority),
@@ -221,8 +235,12 @@ def start(task: Any, task_id: str) -> str | None:
             f"declare its resources on the workflow")
     if isinstance(result, Duplicate):
         return _duplicate(task, task_id, ticket)
-    _report_blocked(task, task_id, result)
-    return result.reason
+    _BLOCKED_AT[ticket.claims] = time.monotonic()
+    if len(_BLOCKED_AT) > 1024:
+        _BLOCKED_AT.clear()
+    blocked: Blocked = result
+    _report_blocked(task, task_id, blocked)
+    return blocked.reason
 
 
 def _duplicate(task: Any, task_id: str, ticket: Ticket) -> str | None:
@@ -279,11 +297,19 @@ def release_orphan(task: Any, task_id: str, request_dict: dict[str, Any], reason
 
 
 def _report_blocked(task: Any, task_id: str, blocked: Blocked) -> None:
+    """Tell Flower (a ``task-blocked`` event) and, like STARTED, the result backend.
+
+    The stream's ``blocked`` event (the store) was written by the script. The
+    result backend gets the BLOCKED state only where it gets STARTED too
+    (``task_track_started``): one more write per parked job otherwise.
+    """
     meta = {"reason": blocked.reason, "resource": blocked.resource,
             "blocked_by": blocked.blocked_by, "position": blocked.position}
     try:
-        task.backend.store_result(task_id, meta, BLOCKED, request=task.request)
-        task.send_event("task-blocked", **meta)
+        engine_for(task.app).send_task_event("task-blocked", task.request.hostname,
+                                             uuid=task_id, **meta)
+        if task.track_started:
+            task.backend.store_result(task_id, meta, BLOCKED, request=task.request)
     except Exception:  # the job is parked already: a report that fails must not fail it
         logger.exception("could not report job %s as BLOCKED", task_id)
 

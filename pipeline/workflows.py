@@ -68,6 +68,8 @@ def stamp_chain(app: Celery, options: dict[str, Any], first: Demand, task_id: st
                     workflow=task_id).to_header()
     header.update(header_extra)
     header["s"] = len(steps) + 1
+    if priority is not None:
+        header["pr"] = priority  # the workflow's level; later steps run in the critical lane
     stamped = []
     # Celery passes the remaining steps last first: number them in run order.
     for index, sig in zip(range(len(steps) + 1, 1, -1), steps, strict=True):
