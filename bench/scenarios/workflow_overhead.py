@@ -11,7 +11,9 @@ resource) from its first step's start to its last step's end, including while it
 next step waits in the queue; so with ``pipeline_concurrency_global`` = 5 at
 most five workflows are under way and the first steps of the others park until
 one ends. The events of each pipeline sample are counted by type (``blocked`` =
-first steps that parked).
+first steps that parked). To tell that parking from the per-step cost, a third
+side runs the same workflows on a worker with ``PIPELINE_CONCURRENCY_GLOBAL=0``
+(no global cap: nothing parks; the lock scripts still run for every step).
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ from pipeline import workflow
 
 GOAL = 1.1
 STREAM = "{pipeline}:events"
+UNCAPPED = "pipeline_uncapped"
 
 
 def _chain_publisher(name: str, target: Target) -> Callable[[], Any]:
-    noop = target.app.tasks["bench.pipeline.noop" if name == PIPELINE else "bench.plain.noop"]
-    if name == PIPELINE:
+    noop = target.app.tasks["bench.plain.noop" if name == PLAIN else "bench.pipeline.noop"]
+    if name != PLAIN:
         return lambda: workflow(noop.si(), noop.si(), noop.si()).apply_async()
     return lambda: chain(noop.si(), noop.si(), noop.si()).apply_async()
 
@@ -63,7 +66,7 @@ def chains_sample(ctx: Context, name: str, worker: Worker, chains: int
     wall = max(s.stored for s in ends) - min(s.started for s in starts)
     events: Counter[str] = Counter()
     events["results_left_blocked"] = sum(lockbench.left_blocked(s) for s in (starts, middles, ends))
-    if name == PIPELINE:
+    if name != PLAIN:
         entries: Any = ctx.client.xrange(STREAM)
         for _id, fields in entries:
             events[fields[b"e"].decode()] += 1
@@ -73,17 +76,19 @@ def chains_sample(ctx: Context, name: str, worker: Worker, chains: int
 def run(ctx: Context) -> dict[str, Any]:
     """Alternate workflows and plain chains."""
     chains = ctx.size(500, 100)
-    targets = {PLAIN: lockbench.plain_target(), PIPELINE: lockbench.pipeline_target()}
+    targets = {PLAIN: lockbench.plain_target(), PIPELINE: lockbench.pipeline_target(),
+               UNCAPPED: lockbench.pipeline_target(UNCAPPED, env={
+                   **lockbench.STORE_OFF, "PIPELINE_CONCURRENCY_GLOBAL": "0"})}
     lockbench.set_publisher_store(targets[PIPELINE].app, False)
     ctx.flush()
     workers = {name: ctx.worker(target) for name, target in targets.items()}
     ctx.start_workers(list(workers.values()))
-    events: list[dict[str, int]] = []
+    events: dict[str, list[dict[str, int]]] = {PIPELINE: [], UNCAPPED: []}
 
     def sample(name: str, _round: int) -> float:
         per_step, counted = chains_sample(ctx, name, workers[name], chains)
-        if name == PIPELINE:
-            events.append(counted)
+        if name != PLAIN:
+            events[name].append(counted)
         return per_step
 
     try:
@@ -93,8 +98,11 @@ def run(ctx: Context) -> dict[str, Any]:
         lockbench.set_publisher_store(targets[PIPELINE].app, True)
     out: dict[str, Any] = {"chains": chains, "steps": 3, "rounds": ctx.rounds, "pool": "prefork",
                            "store": "off", **compare(samples, "ms per step", digits=3)}
-    out[PIPELINE]["events"] = events
+    out[PIPELINE]["events"] = events[PIPELINE]
     out.update(lockbench.goal(out["ratio"], GOAL, at_least=False))
+    uncapped = compare(samples, "ms per step", subject=UNCAPPED, digits=3)
+    out[UNCAPPED] = {**uncapped[UNCAPPED], "events": events[UNCAPPED],
+                     "ratio": uncapped["ratio"], "paired_ratios": uncapped["paired_ratios"]}
     return out
 
 
