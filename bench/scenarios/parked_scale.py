@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 from bench import lockbench
@@ -53,6 +54,35 @@ def _used_memory(ctx: Context) -> int:
 def _stream_bytes(ctx: Context) -> int:
     value = ctx.client.memory_usage(STREAM, samples=0)
     return int(value or 0)
+
+
+def _keys_bytes(ctx: Context) -> Counter[str]:
+    """``MEMORY USAGE`` of every key of the benchmark database, summed per key family.
+
+    ``used_memory`` is server-wide (another client on another database moves
+    it too); this counts only this database's keys, without the allocator's
+    and the keyspace's own overhead. A family is the part after the hash tag
+    (``park``, ``line``, ``parked``, ``events``...).
+    """
+    total: Counter[str] = Counter()
+    batch: list[bytes] = []
+    for key in ctx.client.scan_iter(count=1000):
+        batch.append(key)
+        if len(batch) == 1000:
+            _usage(ctx, batch, total)
+            batch = []
+    _usage(ctx, batch, total)
+    return total
+
+
+def _usage(ctx: Context, keys: list[bytes], total: Counter[str]) -> None:
+    pipe = ctx.client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    for key, used in zip(keys, pipe.execute(), strict=True):
+        name = key.decode(errors="replace")
+        family = name.split(":")[1] if name.startswith("{") and ":" in name else "other"
+        total[family] += int(used or 0)
 
 
 class Parker:
@@ -128,9 +158,11 @@ def scale_sample(ctx: Context, target: Target, parked: int, measured: int) -> di
         worker.resume()
         parker = Parker(target)
         parker.hold()
-        memory, stream = _used_memory(ctx), _stream_bytes(ctx)
+        memory, stream, before = _used_memory(ctx), _stream_bytes(ctx), _keys_bytes(ctx)
         park_rate = parker.park(parked)
         memory, stream = _used_memory(ctx) - memory, _stream_bytes(ctx) - stream
+        keys = _keys_bytes(ctx)
+        keys.subtract(before)
         task = target.app.tasks["benchlocks.timed"]
         ids = [str(task.apply_async(models=[MODEL]).id) for _ in range(measured)]
         parker.wait_parked(int(Priority.NORMAL), measured)
@@ -144,22 +176,25 @@ def scale_sample(ctx: Context, target: Target, parked: int, measured: int) -> di
             "left_blocked": lockbench.left_blocked(spans),
             "first_start_ms": (min(s.started for s in spans) - released) * 1000.0,
             "bytes_per_parked": memory / parked, "stream_bytes_per_parked": stream / parked,
+            "key_bytes_per_parked": {family: round(used / parked, 1)
+                                     for family, used in keys.items() if used},
             "parked_per_s": park_rate, "message_bytes": parker.message_bytes}
 
 
-def plain_bytes_per_message(ctx: Context, count: int) -> float:
-    """``used_memory`` growth per plain Celery message left waiting in its queue."""
+def plain_bytes_per_message(ctx: Context, count: int) -> tuple[float, float]:
+    """``used_memory`` and key growth per plain Celery message left waiting in its queue."""
     target = lockbench.plain_target()
     ctx.flush()
     task = target.app.tasks["bench.plain.noop"]
-    before = _used_memory(ctx)
+    before, keys = _used_memory(ctx), _keys_bytes(ctx)
     with target.app.producer_or_acquire() as producer, producer.batch(max_size=1000):
         for _ in range(count):
             task.apply_async(producer=producer)
     grown = _used_memory(ctx) - before
+    grown_keys = sum(_keys_bytes(ctx).values()) - sum(keys.values())
     if purge(target, target.queues) != count:
         raise BenchError(f"{PLAIN}: not all of {count} messages reached the queue")
-    return grown / count
+    return grown / count, grown_keys / count
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -198,11 +233,21 @@ def run(ctx: Context) -> dict[str, Any]:
         "stored_message_bytes": big[0]["message_bytes"],
         "of_which_event_stream": lockbench.median_of([v["stream_bytes_per_parked"]
                                                       for v in big], 1),
+        "keys_bytes_per_parked_job": {
+            "total": lockbench.median_of([sum(v["key_bytes_per_parked"].values())
+                                          for v in big], 1),
+            "by_key_family": big[-1]["key_bytes_per_parked"]},
+        "keys_goal": lockbench.goal(lockbench.median_of(
+            [sum(v["key_bytes_per_parked"].values()) for v in big], 1), GOAL_BYTES,
+            at_least=False),
         **lockbench.goal(per_job, GOAL_BYTES, at_least=False),
-        "plain_bytes_per_queued_message": round(plain_bytes_per_message(ctx, large), 1),
     }
-    out["memory"]["vs_plain_message"] = ratio(per_job,
-                                              out["memory"]["plain_bytes_per_queued_message"])
+    plain_used, plain_keys = plain_bytes_per_message(ctx, large)
+    out["memory"]["plain_queued_message"] = {
+        "used_memory_bytes": round(plain_used, 1), "keys_bytes": round(plain_keys, 1)}
+    out["memory"]["vs_plain_message"] = {
+        "used_memory": ratio(per_job, plain_used),
+        "keys": ratio(out["memory"]["keys_bytes_per_parked_job"]["total"], plain_keys)}
     return out
 
 
