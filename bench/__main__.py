@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m bench",
         description="Benchmark the pipeline against plain Celery on the same Redis.")
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes and one round: the whole run takes under two minutes")
+                        help="small sizes and one round, for a fast look")
     parser.add_argument("--scenario", action="append", metavar="NAME",
                         help="run only this scenario (repeatable); default all")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL,
