@@ -31,6 +31,8 @@ from pipeline.store.session import check_schema, get_engine, masked
               help="Most events written in one transaction.")
 @click.option("--block-ms", default=1000, show_default=True,
               help="How long one read of the stream waits for new events.")
+@click.option("--linger-ms", default=100, show_default=True,
+              help="After a small batch, wait this long so the next one is larger.")
 @click.option("--report", default=60.0, show_default=True,
               help="Seconds between progress lines (0: none).")
 @click.option("--nice", "niceness", default=10, show_default=True, type=click.IntRange(0, 19),
@@ -38,7 +40,7 @@ from pipeline.store.session import check_schema, get_engine, masked
 @click.option("--upgrade/--no-upgrade", default=False, show_default=True,
               help="Migrate the job store to the current schema before recording.")
 @reports_errors
-def recorder(batch_size: int, block_ms: int, report: float, niceness: int,
+def recorder(batch_size: int, block_ms: int, linger_ms: int, report: float, niceness: int,
              upgrade: bool) -> None:
     """Record job events from Redis into the job store until stopped (Ctrl-C)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -46,7 +48,8 @@ def recorder(batch_size: int, block_ms: int, report: float, niceness: int,
         os.nice(niceness)
     with use_broker() as broker_url:
         app = load_app(get_context().app_name, broker_url)
-        worker = recorder_for(app, batch_size=batch_size, block_ms=block_ms)
+        worker = recorder_for(app, batch_size=batch_size, block_ms=block_ms,
+                              linger_ms=linger_ms)
         if upgrade:
             migrate.upgrade(str(worker.store_url))
         check_schema(get_engine(worker.store_url))

@@ -74,12 +74,16 @@ class Recorder:
         block_ms: how long one read waits for new entries.
         claim_idle_ms: entries pending this long with another consumer are
             taken over (its recorder is presumed dead).
+        linger_ms: after a batch smaller than half of *batch_size*, wait this
+            long before reading again, so events are written in larger batches
+            (fewer round trips and transactions per event, at most this much
+            more lag).
     """
 
     def __init__(self, client: redis.Redis, stream: str, store_url: str | None = None, *,
                  group: str = GROUP, consumer: str | None = None, batch_size: int = 1000,
                  block_ms: int = 1000, claim_idle_ms: int = 30_000,
-                 max_backoff: float = 5.0) -> None:
+                 max_backoff: float = 5.0, linger_ms: int = 100) -> None:
         self.client = client
         self.stream = stream
         self.store_url = store_url
@@ -89,7 +93,9 @@ class Recorder:
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.max_backoff = max_backoff
+        self.linger = linger_ms / 1000.0
         self.stats = RecorderStats()
+        self._next_trim = 0.0
         self._sessions: sessionmaker[Session] | None = None
         self._own_backlog = True
         self._next_claim = 0.0
@@ -189,7 +195,10 @@ class Recorder:
         self.stats.batches += 1
         if batch:
             self.stats.last_lag = max(0.0, time.time() - batch[-1].time)
-        self.trim()
+        # Trim once caught up (a batch that was not full), else once a second.
+        if len(entries) < self.batch_size or time.monotonic() >= self._next_trim:
+            self._next_trim = time.monotonic() + 1.0
+            self.trim()
         return True
 
     def trim(self) -> None:
@@ -228,8 +237,10 @@ class Recorder:
             try:
                 self.ensure_group()
                 while not stop.is_set():
-                    self.run_once(stop)
+                    count = self.run_once(stop)
                     delay = 0.1
+                    if 0 < count < self.batch_size // 2 and self.linger:
+                        stop.wait(self.linger)
             except redis.RedisError as exc:
                 log.warning("recorder lost Redis (retrying in %.1f s): %s", delay, exc)
             except Exception:
