@@ -59,9 +59,10 @@ def run(ctx: Context) -> dict[str, Any]:
     lockbench.set_publisher_store(targets[PIPELINE].app, False)
     ctx.flush()
     workers = {name: ctx.worker(target) for name, target in targets.items()}
-    ctx.start_workers(list(workers.values()))
+    for worker in workers.values():  # consuming from the start: they are never paused
+        worker.spawn()
     for worker in workers.values():
-        worker.resume()
+        worker.ready()
     jitter = random.Random(1)
     overlapped: list[int] = []
     left_blocked: list[int] = []

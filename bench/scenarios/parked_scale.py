@@ -154,8 +154,7 @@ def scale_sample(ctx: Context, target: Target, parked: int, measured: int) -> di
     ctx.flush()
     worker = ctx.worker(target)
     try:
-        ctx.start_workers([worker])
-        worker.resume()
+        worker.start()  # consuming from the start: no pause and resume to race with
         parker = Parker(target)
         parker.hold()
         memory, stream, before = _used_memory(ctx), _stream_bytes(ctx), _keys_bytes(ctx)
