@@ -64,7 +64,7 @@ if rec[1] then
     end
   end
   if alive and rec[3] == 'running' and rec[4] == job then return {2} end
-  local held_resources = cjson.encode(resources_json(held))
+  local held_resources = cjson.encode(rids_of(held))
   if alive and not is_step and rec[4] ~= job then
     -- A guest (a job published inside a step of the workflow): runs under the
     -- hold and leaves it to the workflow's steps, whatever state it is in.

@@ -115,7 +115,8 @@ local function hold_alive(holder, claims)
   return true
 end
 
-local function resources_json(claims)
+-- The resource ids of <claims> (a list; cjson encodes it as an array).
+local function rids_of(claims)
   local r = {}
   for i, c in ipairs(claims) do r[i] = c[1] end
   return r
@@ -184,7 +185,7 @@ local function wake(rid, cfg)
         grant(holder, job, rec[2], claims, NOW + cfg.grant_ms, 'granted', '', '')
         unpark(job, claims, rank)
         redis.call('RPUSH', rec[5], rec[4])
-        emit(cfg.maxlen, 'granted', job, cjson.encode({holder = holder, resources = resources_json(claims)}))
+        emit(cfg.maxlen, 'granted', job, cjson.encode({holder = holder, resources = rids_of(claims)}))
       else
         redis.call('HSET', pk, 'res', first_rid, 'by', first_by)
         if stuck_here then return end
@@ -223,9 +224,3 @@ local function drain_rewake(count, cfg)
   return #rids
 end
 
--- The resource ids of <claims>.
-local function rids_of(claims)
-  local out = {}
-  for i, c in ipairs(claims) do out[i] = c[1] end
-  return out
-end

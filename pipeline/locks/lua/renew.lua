@@ -23,7 +23,7 @@ for i = 6, #ARGV do
       drop_hold(holder, claims)
       -- Wake every line: a holder lazily dropped earlier freed nothing here.
       wake_rids(rids_of(claims), cfg)
-      emit(cfg.maxlen, 'lock_lost', rec[2], cjson.encode({holder = holder, resources = resources_json(claims)}))
+      emit(cfg.maxlen, 'lock_lost', rec[2], cjson.encode({holder = holder, resources = rids_of(claims)}))
       lost[#lost + 1] = holder
     end
   end

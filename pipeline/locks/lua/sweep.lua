@@ -16,7 +16,7 @@ for _, holder in ipairs(dead) do
       if s and tonumber(s) <= NOW then redis.call('ZREM', key, holder) end
     end
     redis.call('DEL', hkey(holder))
-    emit(cfg.maxlen, 'lock_lost', rec[2], cjson.encode({holder = holder, resources = resources_json(claims)}))
+    emit(cfg.maxlen, 'lock_lost', rec[2], cjson.encode({holder = holder, resources = rids_of(claims)}))
     -- Wake every line: its entry may have been dropped lazily already, by a
     -- script that had no reason to serve that resource's line.
     wake_rids(rids_of(claims), cfg)
