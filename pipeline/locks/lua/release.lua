@@ -16,6 +16,9 @@ local result = 0
 -- later run of the same job (a retry, a redelivery) under a newer token.
 if rec[1] and rec[2] == job and (token == '' or token == rec[3]) then
   local claims = parse_claims(rec[1])
+  -- A cancelled workflow keeps nothing: its next step may already have been
+  -- dropped (Celery publishes it before the step's release runs).
+  if keep > 0 and redis.call('ZSCORE', B .. 'cancelled', holder) then keep = 0 end
   if keep > 0 then
     local deadline = NOW + keep
     for _, c in ipairs(claims) do redis.call('ZADD', holding_key(c), 'XX', deadline, holder) end

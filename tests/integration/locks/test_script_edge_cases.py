@@ -93,3 +93,16 @@ def test_late_guest_does_not_take_over_a_workflow_between_steps(
     assert locks.explain("W").status == "between"
     assert isinstance(take(locks, ticket("Q", x("model:m"))), Blocked)
     assert isinstance(take(locks, ticket("s2", x("model:m"), holder="W", step=True)), Acquired)
+
+
+def test_cancelled_workflow_keeps_nothing_when_its_next_step_came_first(
+        make_locks: Callable[..., RedisLocks]) -> None:
+    locks = make_locks()
+    take(locks, ticket("W", x("model:m")))
+    locks.mark_cancelled("W")     # cancelled while step 1 runs
+    # Celery publishes step 2 before step 1's release: it is dropped at once...
+    assert isinstance(take(locks, ticket("s2", x("model:m"), holder="W", step=True)), Cancelled)
+    # ...so step 1's release must not keep the hold for a step that never comes.
+    assert locks.release("W", "W", keep_seconds=300) == 1
+    assert locks.explain("W").status == "unknown"
+    assert isinstance(take(locks, ticket("Q", x("model:m"))), Acquired)
