@@ -118,6 +118,12 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def blocked_reason(resource: str, blocked_by: str, position: int = 0) -> str:
+    """Why a job waits, in words (the scripts' ``blocked`` event carries only the parts)."""
+    where = f", position {position} in line" if position else ""
+    return f"waiting for {resource} (held by or queued behind {blocked_by}){where}"
+
+
 def decode(stream_id: Any, fields: Mapping[Any, Any]) -> JobEvent:
     """Decode one stream entry as returned by XRANGE / XREADGROUP."""
     text = {_text(k): _text(v) for k, v in fields.items()}
@@ -129,8 +135,15 @@ def decode(stream_id: Any, fields: Mapping[Any, Any]) -> JobEvent:
     # Lua's cjson encodes an empty table as [], so normalise.
     if not isinstance(detail, dict):
         detail = {}
+    etype = text.get("e", "")
+    if etype == BLOCKED and "reason" not in detail:
+        resource, holder = detail.get("resource"), detail.get("holder")
+        if isinstance(resource, str) and isinstance(holder, str):
+            position = detail.get("position")
+            detail["reason"] = blocked_reason(
+                resource, holder, position if isinstance(position, int) else 0)
     return JobEvent(
-        type=text.get("e", ""),
+        type=etype,
         job_id=text.get("j", ""),
         time_ms=int(float(text.get("t", "0"))),
         detail=detail,

@@ -47,7 +47,7 @@ class Keys:
         return f"{self.base}hold:{holder}"
 
     def parked(self, job_id: str) -> str:
-        """Hash of a parked job: rank, resources, stored message, reason."""
+        """String record of a parked job: rank, resources, stored message, what blocks it."""
         return f"{self.base}park:{job_id}"
 
     @property
@@ -61,9 +61,9 @@ class Keys:
         return f"{self.base}parked:count"
 
     @property
-    def parked_since(self) -> str:
-        """Sorted set job id -> parked-at (ms), for expiry without a scan."""
-        return f"{self.base}parked:since"
+    def parked_order(self) -> str:
+        """List of ``<parked-at ms>|<job id>``, oldest first, for expiry without a scan."""
+        return f"{self.base}parked:order"
 
     @property
     def holders(self) -> str:

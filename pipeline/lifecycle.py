@@ -21,13 +21,13 @@ from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import task_postrun
 
 from pipeline import deadletters, parking, retries, workflows
-from pipeline.appsetup import BLOCKED
+from pipeline.blocked_state import store_blocked
 from pipeline.engine import Engine, engine_for
 from pipeline.errors import LockNotAcquired, WorkflowError
 from pipeline.events import COMPLETED, DEAD_LETTERED, FAILED, QUEUED, RELEASED, RETRIED
 from pipeline.locks.base import Acquired, Blocked, Cancelled, Duplicate, Ticket, Uncovered
 from pipeline.priority import DEFAULT_PRIORITY, Priority, parse_priority
-from pipeline.resources import HEADER, Demand, claims, demand_from_options
+from pipeline.resources import HEADER, Demand, check_name, claims, demand_from_options
 
 logger = logging.getLogger(__name__)
 HOST = socket.gethostname()
@@ -75,7 +75,8 @@ def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> 
     priority = options.get("priority")
     if priority is not None:
         priority = options["priority"] = parse_priority(priority)
-    task_id = task_id or str(uuid.uuid4())
+    # Job ids are stored in the lock records: no control characters.
+    task_id = check_name("task_id", task_id) if task_id else str(uuid.uuid4())
     headers = dict(options.get("headers") or {})
     workflow_name = options.pop("workflow_name", None)
     stamped = headers.get(HEADER)
@@ -215,7 +216,7 @@ def start(task: Any, task_id: str) -> str | None:
     if result is None or isinstance(result, Blocked):
         result = locks.acquire(
             ticket, host=HOST, pid=pid,
-            park_message=parking.message_for(task.app, request, ticket.priority),
+            park_message=parking.message_for(task.app, request, ticket.priority, complete=False),
             queue_key=parking.queue_key(task.app, (request.delivery_info or {}).get(
                 "routing_key") or task.app.conf.task_default_queue),
         )
@@ -309,7 +310,7 @@ def _report_blocked(task: Any, task_id: str, blocked: Blocked) -> None:
         engine_for(task.app).send_task_event("task-blocked", task.request.hostname,
                                              uuid=task_id, **meta)
         if task.track_started:
-            task.backend.store_result(task_id, meta, BLOCKED, request=task.request)
+            store_blocked(task.backend, task_id, meta, task.request)
     except Exception:  # the job is parked already: a report that fails must not fail it
         logger.exception("could not report job %s as BLOCKED", task_id)
 

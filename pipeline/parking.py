@@ -20,8 +20,8 @@ from pipeline.priority import PRIORITY_STEPS
 
 
 def dumps(value: Any) -> str:
-    """JSON as kombu writes it (dates, UUIDs and decimals included)."""
-    return str(_kombu_dumps(value))  # type: ignore[no-untyped-call]
+    """Compact JSON as kombu writes it (dates, UUIDs and decimals included)."""
+    return str(_kombu_dumps(value, separators=(",", ":")))  # type: ignore[no-untyped-call]
 
 
 def queue_key(app: Celery, routing_key: str) -> str:
@@ -45,7 +45,8 @@ def queue_lists(app: Celery, queue: str | None = None) -> list[str]:
     return [head if step == 0 else f"{head}{SEP}{step}" for step in PRIORITY_STEPS]
 
 
-def message_for(app: Celery, request: Any, priority: int, *, retries: int | None = None) -> str:
+def message_for(app: Celery, request: Any, priority: int, *, retries: int | None = None,
+                complete: bool = True) -> str:
     """Rebuild the message of the job being run, for republishing (see :func:`envelope`)."""
     delivery = request.delivery_info or {}
     time_limit, soft_limit = (request.timelimit or (None, None))
@@ -57,32 +58,51 @@ def message_for(app: Celery, request: Any, priority: int, *, retries: int | None
         callbacks=request.callbacks, errbacks=request.errbacks, reply_to=request.reply_to,
         time_limit=time_limit, soft_time_limit=soft_limit, root_id=request.root_id,
         parent_id=request.parent_id, shadow=request.shadow, chain=request.chain,
-        origin=request.origin, ignore_result=bool(request.ignore_result), argsrepr="",
-        kwargsrepr="", replaced_task_nesting=request.replaced_task_nesting or 0,
+        origin=request.origin, ignore_result=bool(request.ignore_result),
+        argsrepr="", kwargsrepr="",
+        replaced_task_nesting=request.replaced_task_nesting or 0,
     )
     return envelope(message.headers, message.body, priority,
                     delivery.get("routing_key") or app.conf.task_default_queue,
-                    request.headers or {}, reply_to=request.reply_to or "")
+                    request.headers or {}, reply_to=request.reply_to or "", complete=complete)
+
+
+#: Header values Celery's worker reads as the default when they are absent.
+_DEFAULTS: dict[str, Any] = {"retries": 0, "replaced_task_nesting": 0,
+                             "timelimit": [None, None], "argsrepr": "()", "kwargsrepr": "{}"}
+
+
+def _kept(key: str, value: Any) -> bool:
+    if value is None or value == "" or value == [] or value == {}:
+        return False
+    default = _DEFAULTS.get(key, _DEFAULTS)
+    return not (value == default and type(value) is type(default))
 
 
 def envelope(headers: dict[str, Any], body: Any, priority: int, routing_key: str,
-             extra_headers: dict[str, Any] | None = None, *, reply_to: str = "") -> str:
+             extra_headers: dict[str, Any] | None = None, *, reply_to: str = "",
+             complete: bool = True) -> str:
     """A kombu Redis message (as its transport stores it) for Celery *headers* and *body*.
 
-    The body is stored as plain JSON (no base64), which kombu reads as is when
-    ``body_encoding`` is absent; empty headers are dropped to keep a parked
-    job small.
+    Kept small, since a parked job keeps it in Redis: compact JSON; the body as
+    plain JSON (kombu reads it as is when ``body_encoding`` is absent), its
+    empty options dropped; headers and properties left out where the worker
+    reads the same default. With ``complete=False`` the correlation id and
+    delivery tag are left out too: the script that hands the job its locks
+    adds them (``deliverable`` in lib.lua).
     """
-    kept = {k: v for k, v in headers.items() if v not in (None, "", [], {})}
+    kept = {k: v for k, v in headers.items() if _kept(k, v)}
     kept.update(extra_headers or {})
-    properties = {
-        "correlation_id": kept["id"],
-        "reply_to": reply_to,
-        "delivery_mode": 2,
-        "delivery_info": {"exchange": "", "routing_key": routing_key},
-        "priority": priority,
-        "delivery_tag": str(uuid.uuid4()),
-    }
+    properties: dict[str, Any] = {}
+    if reply_to:
+        properties["reply_to"] = reply_to
+    properties["delivery_info"] = {"exchange": "", "routing_key": routing_key}
+    properties["priority"] = priority
+    if complete:
+        properties["correlation_id"] = kept["id"]
+        properties["delivery_tag"] = str(uuid.uuid4())
+    if isinstance(body, (list, tuple)) and len(body) == 3 and isinstance(body[2], dict):
+        body = [body[0], body[1], {k: v for k, v in body[2].items() if v is not None}]
     return dumps({
         "body": dumps(body),
         "content-encoding": "utf-8",

@@ -90,11 +90,12 @@ def _single(field: str, left: str | None, right: str | None) -> str | None:
 
 
 def check_name(field: str, value: Any) -> str:
-    """Validate one resource name (a user, project or model)."""
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+    """Validate one resource name (a user, project or model) or a job id."""
+    if (not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in value)):
         raise InvalidJobError(
             f"{field}={value!r} is not accepted: expected a non-empty string of at most "
-            f"{MAX_NAME} characters"
+            f"{MAX_NAME} characters without control characters"
         )
     return value
 

@@ -122,7 +122,8 @@ class Parker:
             message = self.app.amqp.as_task_v2(job, "bench.pipeline.noop", (), {},
                                                root_id=job)
             stored = parking.envelope(message.headers, message.body, int(Priority.LOW),
-                                      self.queue, {HEADER: {"m": [MODEL], "t": round(now, 3)}})
+                                      self.queue, {HEADER: {"m": [MODEL], "t": round(now, 3)}},
+                                      complete=False)
             self.message_bytes = len(stored)
             ticket = Ticket(job, job, self.claims, int(Priority.LOW),
                             submitted_ms=int(now * 1000))

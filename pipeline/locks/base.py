@@ -11,6 +11,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pipeline.events import blocked_reason
 from pipeline.resources import Claim
 
 
@@ -71,8 +72,7 @@ class Blocked:
     @property
     def reason(self) -> str:
         """One line a person can read."""
-        where = f", position {self.position} in line" if self.position else ""
-        return f"waiting for {self.resource} (held by or queued behind {self.blocked_by}){where}"
+        return blocked_reason(self.resource, self.blocked_by, self.position)
 
 
 @dataclass(frozen=True)

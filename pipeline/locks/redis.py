@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -32,6 +33,9 @@ from pipeline.locks.base import (
 )
 from pipeline.locks.fastcall import ScriptCaller
 from pipeline.resources import Claim
+
+#: Separator of a parked job's record fields (ASCII unit separator).
+SEP = "\x1f"
 
 
 @lru_cache(maxsize=4096)
@@ -55,6 +59,26 @@ def parse_claims_text(text: str) -> list[Claim]:
         mode, capacity, resource = line.split("|", 2)
         out.append(Claim(resource, mode, int(capacity)))
     return out
+
+
+@dataclass(frozen=True)
+class ParkRecord:
+    """A parked job's record as the scripts store it (see ``park_read`` in lib.lua)."""
+
+    rank: int
+    since: int
+    holder: str
+    queue: str
+    resource: str
+    blocked_by: str
+    claims: str
+    message: str
+
+    @classmethod
+    def parse(cls, job_id: str, record: str) -> ParkRecord:
+        """Split the record's eight fields (the message, last, may hold anything)."""
+        rank, since, holder, queue, resource, by, claims, message = record.split(SEP, 7)
+        return cls(int(rank), int(since), holder or job_id, queue, resource, by, claims, message)
 
 
 def _text(value: Any) -> str:
@@ -162,12 +186,11 @@ class RedisLocks(LockBackend):
         keys = self.keys
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(keys.holder(holder or job_id))
-        pipe.hgetall(keys.parked(job_id))
+        pipe.get(keys.parked(job_id))
         hold, parked = pipe.execute()
-        hold = {_text(k): _text(v) for k, v in hold.items()}
-        parked = {_text(k): _text(v) for k, v in parked.items()}
         if parked:
-            return self._explain_parked(job_id, parked)
+            return self._explain_parked(job_id, _text(parked))
+        hold = {_text(k): _text(v) for k, v in hold.items()}
         if hold:  # the job's own hold, or its workflow's (asked by workflow id)
             resources = tuple(c.resource for c in parse_claims_text(hold.get("claims", "")))
             return Explanation(
@@ -179,16 +202,16 @@ class RedisLocks(LockBackend):
             )
         return Explanation(job_id=job_id, status="unknown")
 
-    def _explain_parked(self, job_id: str, parked: dict[str, str]) -> Explanation:
-        resource = parked.get("res", "")
-        rank = int(parked.get("rank", "0"))
-        position: Any = self.client.zrank(self.keys.line(resource), job_id) if resource else None
+    def _explain_parked(self, job_id: str, record: str) -> Explanation:
+        parked = ParkRecord.parse(job_id, record)
+        position: Any = (self.client.zrank(self.keys.line(parked.resource), job_id)
+                         if parked.resource else None)
         return Explanation(
-            job_id=job_id, status="parked", holder=parked.get("holder", ""),
-            resources=tuple(c.resource for c in parse_claims_text(parked.get("claims", ""))),
-            waiting_for=resource, blocked_by=parked.get("by", ""),
+            job_id=job_id, status="parked", holder=parked.holder,
+            resources=tuple(c.resource for c in parse_claims_text(parked.claims)),
+            waiting_for=parked.resource, blocked_by=parked.blocked_by,
             position=0 if position is None else int(position) + 1,
-            priority=rank // (1 << 44), parked_at=float(parked.get("since", "0")) / 1000,
+            priority=parked.rank // (1 << 44), parked_at=parked.since / 1000,
         )
 
     def find_queued(self, lists: Sequence[str], job_id: str, *, op: str = "position",

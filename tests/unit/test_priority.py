@@ -57,3 +57,20 @@ def test_apply_async_with_bad_priority_raises_before_publishing(
         record.apply_async(("probe:unused", "bad"), priority=value, user="alice")
 
     assert _queued(redis_client) == before
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("user", "ali\nce"), ("project", "p\x1fq"), ("models", ["ok", "b\x00d"]), ("user", "   "),
+    ("task_id", "job\x1f1"),
+], ids=repr)
+def test_apply_async_with_bad_name_raises_before_publishing(
+        app: Any, redis_client: redis.Redis, option: str, value: Any) -> None:
+    from pipeline.errors import InvalidJobError
+    from tasks.probes import record
+
+    record.apply_async(("probe:unused", "good"), priority="low")
+    with pytest.raises(InvalidJobError) as caught:
+        record.apply_async(("probe:unused", "bad"), **{option: value})
+    message = str(caught.value)
+    assert option in message and "control characters" in message
+    assert _queued(redis_client) == 1

@@ -114,12 +114,13 @@ if msg == '' then return {0, blocked[1][1], blocked[1][2], 0} end
 --    stored message is pushed back to the queue by the release that hands
 --    the job its locks.
 for _, b in ipairs(blocked) do redis.call('ZADD', lkey(b[1]), num(rank), job) end
-redis.call('HSET', pkey(job), 'rank', num(rank), 'claims', claims_text, 'holder', holder,
-           'msg', msg, 'q', queue, 'since', NOW, 'res', blocked[1][1], 'by', blocked[1][2])
+park_write(job, {rank = rank, since = NOW, holder = holder, q = queue, res = blocked[1][1],
+                 by = blocked[1][2], claims = claims_text, msg = msg})
 redis.call('HINCRBY', B .. 'parked:count', prio, 1)
-redis.call('ZADD', B .. 'parked:since', NOW, job)
+if cfg.wait_ms > 0 then redis.call('RPUSH', B .. 'parked:order', num(NOW) .. '|' .. job) end
 local position = redis.call('ZRANK', lkey(blocked[1][1]), job) + 1
+-- The reason is left to readers (pipeline.locks.base.blocked_reason): shorter
+-- events, and the stream holds one per parked job until it is recorded.
 emit(maxlen, 'blocked', job, cjson.encode({
-  resource = blocked[1][1], holder = blocked[1][2], position = position, priority = prio,
-  reason = 'waiting for ' .. blocked[1][1] .. ' (held by or queued behind ' .. blocked[1][2] .. ')'}))
+  resource = blocked[1][1], holder = blocked[1][2], position = position, priority = prio}))
 return {0, blocked[1][1], blocked[1][2], position}

@@ -7,12 +7,14 @@
 --   res:<rid>:r   zset holder -> lease deadline, shared (read) holders
 --   line:<rid>    zset job -> rank, jobs parked behind <rid>
 --   hold:<holder> hash: job, claims, token, state, host, pid, since, expires
---   park:<job>    hash: rank, claims, holder, msg, q, since, res, by
+--   park:<job>    string: the parked job's record (see park_read)
+--   parked:order  list of "<parked-at ms>|<job>", oldest first, for expiry
+--                 without a scan (entries of jobs no longer parked are
+--                 dropped when they reach the head)
 --   holders       zset holder -> deadline, every hold (sweeps, listing)
 --   fence         counter: the last fencing token issued (one per grant; it only
 --                 grows, so it grows for every resource)
 --   parked:count  hash priority -> parked jobs
---   parked:since  zset job -> parked-at (ms), for expiry without a scan
 --   events        stream of job events (fields e, j, t, d)
 --   rewake        set of resource ids whose line still needs serving (a wake
 --                 that ran out of budget, a job expired while being served);
@@ -33,6 +35,46 @@ local function lkey(rid) return B .. 'line:' .. rid end
 local function hkey(h) return B .. 'hold:' .. h end
 local function pkey(j) return B .. 'park:' .. j end
 local function num(n) return string.format('%.0f', n) end
+local US = '\31'
+
+-- A parked job's record is one string of eight fields separated by US:
+-- rank, parked-at (ms), holder ('' = the job itself), queue list, the
+-- resource it waits for, what blocks it there, claims, stored message (last,
+-- so it may hold anything). One string rather than a hash: the message is
+-- longer than a compact hash allows, and a full hash costs three times more.
+local function park_read(job)
+  local s = redis.call('GET', pkey(job))
+  if not s then return nil end
+  local f, pos = {}, 1
+  for i = 1, 7 do
+    local e = string.find(s, US, pos, true)
+    f[i] = string.sub(s, pos, e - 1)
+    pos = e + 1
+  end
+  local holder = f[3]
+  if holder == '' then holder = job end
+  return {rank = tonumber(f[1]), since = tonumber(f[2]), holder = holder, q = f[4],
+          res = f[5], by = f[6], claims = f[7], msg = string.sub(s, pos)}
+end
+
+local function park_write(job, p)
+  local holder = p.holder
+  if holder == job then holder = '' end
+  redis.call('SET', pkey(job), table.concat(
+    {num(p.rank), num(p.since), holder, p.q, p.res, p.by, p.claims, p.msg}, US))
+end
+
+-- The stored message as the broker needs it: a message stored without its
+-- correlation id and delivery tag (pipeline.parking.envelope with
+-- complete=False: 110 bytes less per parked job) gets them here.
+local function deliverable(msg, job, token)
+  if string.sub(msg, -2) ~= '}}' or string.find(msg, '"delivery_tag"', 1, true) then
+    return msg
+  end
+  local id = cjson.encode(job)
+  return string.sub(msg, 1, -3) .. ',"correlation_id":' .. id .. ',"delivery_tag":' ..
+         cjson.encode(job .. '.' .. token) .. '}}'
+end
 
 local function parse_claims(text)
   local out = {}
@@ -127,16 +169,15 @@ local function unpark(job, claims, rank)
   for _, c in ipairs(claims) do redis.call('ZREM', lkey(c[1]), job) end
   redis.call('DEL', pkey(job))
   redis.call('HINCRBY', B .. 'parked:count', math.floor(rank / RANK_STEP), -1)
-  redis.call('ZREM', B .. 'parked:since', job)
 end
 
 -- End the wait of parked job <job> without running it (expired, cancelled).
 -- Returns its claims (the caller wakes their lines), or nil if not parked.
 local function drop_parked(job, etype, detail, maxlen)
-  local rec = redis.call('HMGET', pkey(job), 'rank', 'claims')
-  if not rec[1] then return nil end
-  local claims = parse_claims(rec[2])
-  unpark(job, claims, tonumber(rec[1]))
+  local p = park_read(job)
+  if not p then return nil end
+  local claims = parse_claims(p.claims)
+  unpark(job, claims, p.rank)
   emit(maxlen, etype, job, detail)
   return claims
 end
@@ -156,38 +197,38 @@ local function wake(rid, cfg)
     local head = redis.call('ZRANGE', lk, 0, 0)
     local job = head[1]
     if not job then return end
-    local pk = pkey(job)
-    local rec = redis.call('HMGET', pk, 'rank', 'claims', 'holder', 'msg', 'q', 'since')
-    if not rec[1] then
+    local p = park_read(job)
+    if not p then
       redis.call('ZREM', lk, job)
-    elseif cfg.wait_ms > 0 and NOW - tonumber(rec[6]) > cfg.wait_ms then
+    elseif cfg.wait_ms > 0 and NOW - p.since > cfg.wait_ms then
       local expired = drop_parked(job, 'expired', cjson.encode({
         reason = 'waited longer than the wait timeout for ' .. rid,
-        waited = (NOW - tonumber(rec[6])) / 1000}), cfg.maxlen)
+        waited = (NOW - p.since) / 1000}), cfg.maxlen)
       -- Its other lines move up too (later: no recursion here).
       for _, c in ipairs(expired) do
         if c[1] ~= rid then redis.call('SADD', B .. 'rewake', c[1]) end
       end
     else
-      local rank = tonumber(rec[1])
-      local claims = parse_claims(rec[2])
+      local claims = parse_claims(p.claims)
       local stuck_here, first_rid, first_by = false, nil, nil
       for _, c in ipairs(claims) do
-        local by = blocker(c, job, rank)
+        local by = blocker(c, job, p.rank)
         if by then
-          redis.call('ZADD', lkey(c[1]), num(rank), job)
+          redis.call('ZADD', lkey(c[1]), num(p.rank), job)
           if c[1] == rid then stuck_here = true end
           if not first_rid then first_rid, first_by = c[1], by end
         end
       end
       if not first_rid then
-        local holder = rec[3]
-        grant(holder, job, rec[2], claims, NOW + cfg.grant_ms, 'granted', '', '')
-        unpark(job, claims, rank)
-        redis.call('RPUSH', rec[5], rec[4])
-        emit(cfg.maxlen, 'granted', job, cjson.encode({holder = holder, resources = rids_of(claims)}))
+        local token = grant(p.holder, job, p.claims, claims, NOW + cfg.grant_ms, 'granted', '', '')
+        unpark(job, claims, p.rank)
+        redis.call('RPUSH', p.q, deliverable(p.msg, job, token))
+        emit(cfg.maxlen, 'granted', job, cjson.encode({holder = p.holder, resources = rids_of(claims)}))
       else
-        redis.call('HSET', pk, 'res', first_rid, 'by', first_by)
+        if p.res ~= first_rid or p.by ~= first_by then
+          p.res, p.by = first_rid, first_by
+          park_write(job, p)
+        end
         if stuck_here then return end
         redis.call('ZREM', lk, job)
       end

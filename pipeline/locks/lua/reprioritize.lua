@@ -4,15 +4,14 @@
 -- Returns the previous priority, or -1 if the job is not parked.
 local job, prio = ARGV[2], tonumber(ARGV[3])
 local cfg = {grant_ms = tonumber(ARGV[4]), wait_ms = tonumber(ARGV[5]), maxlen = ARGV[6]}
-local pk = pkey(job)
-local rec = redis.call('HMGET', pk, 'rank', 'claims')
-if not rec[1] then return -1 end
-local old = tonumber(rec[1])
-local previous = math.floor(old / RANK_STEP)
-local rank = prio * RANK_STEP + (old - previous * RANK_STEP)
-local claims = parse_claims(rec[2])
+local p = park_read(job)
+if not p then return -1 end
+local previous = math.floor(p.rank / RANK_STEP)
+local rank = prio * RANK_STEP + (p.rank - previous * RANK_STEP)
+local claims = parse_claims(p.claims)
 for _, c in ipairs(claims) do redis.call('ZADD', lkey(c[1]), 'XX', num(rank), job) end
-redis.call('HSET', pk, 'rank', num(rank))
+p.rank = rank
+park_write(job, p)
 redis.call('HINCRBY', B .. 'parked:count', previous, -1)
 redis.call('HINCRBY', B .. 'parked:count', prio, 1)
 emit(cfg.maxlen, 'reprioritized', job, cjson.encode({priority = prio, previous = previous}))

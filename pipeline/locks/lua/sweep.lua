@@ -24,18 +24,32 @@ for _, holder in ipairs(dead) do
   redis.call('ZREM', B .. 'holders', holder)
 end
 local expired = 0
+local order = B .. 'parked:order'
 if cfg.wait_ms > 0 then
-  local old = redis.call('ZRANGEBYSCORE', B .. 'parked:since', '-inf', NOW - cfg.wait_ms,
-                         'LIMIT', 0, limit)
-  for _, job in ipairs(old) do
-    local res = redis.call('HGET', pkey(job), 'res') or 'its resources'
-    local since = tonumber(redis.call('ZSCORE', B .. 'parked:since', job))
-    local claims = drop_parked(job, 'expired', cjson.encode({
-      reason = 'waited longer than the wait timeout for ' .. res, waited = (NOW - since) / 1000}),
-      cfg.maxlen)
-    if claims then expired = expired + 1 else redis.call('ZREM', B .. 'parked:since', job) end
-    wake_all(claims, cfg)
+  -- Oldest first; an entry whose job is no longer parked (or parked again
+  -- since) is dropped on the way. Bounded: at most <limit> expiries and ten
+  -- times as many dropped entries per call.
+  local cutoff, popped = NOW - cfg.wait_ms, 0
+  while expired < limit and popped < limit * 10 do
+    local head = redis.call('LINDEX', order, 0)
+    if not head then break end
+    local bar = string.find(head, '|', 1, true)
+    local since = tonumber(string.sub(head, 1, bar - 1))
+    if since > cutoff then break end
+    local job = string.sub(head, bar + 1)
+    redis.call('LPOP', order)
+    popped = popped + 1
+    local p = park_read(job)
+    if p and p.since == since then
+      local claims = drop_parked(job, 'expired', cjson.encode({
+        reason = 'waited longer than the wait timeout for ' .. p.res,
+        waited = (NOW - since) / 1000}), cfg.maxlen)
+      expired = expired + 1
+      wake_all(claims, cfg)
+    end
   end
+else
+  redis.call('DEL', order)
 end
 drain_rewake(limit, cfg)
 -- Cancel marks only matter while a message may still arrive: keep a day.

@@ -285,3 +285,59 @@ def test_release_sent_without_waiting_runs_on_a_redis_that_never_saw_the_scripts
         time.sleep(0.01)
     assert deliver(lock_redis) == "waiter"
     assert ("completed", "holder") in events(lock_redis)
+
+
+def test_expiry_index_skips_jobs_no_longer_parked_and_uses_the_latest_park(
+        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+    locks = make_locks(wait_timeout=1.0)
+    take(locks, ticket("holder", model("a")))
+    take(locks, ticket("gone", model("a"), submitted_ms=1))
+    take(locks, ticket("again", model("a"), submitted_ms=2))
+    assert locks.cancel_parked("gone", "test")
+    assert locks.cancel_parked("again", "test")
+    time.sleep(0.7)
+    take(locks, ticket("again", model("a"), submitted_ms=2))      # parked once more, later
+    time.sleep(0.5)
+    assert locks.sweep() == (0, 0), "expired on the time of its first park"
+    assert lock_redis.llen("{pipeline}:parked:order") == 1, "stale entries were kept"
+    time.sleep(0.6)
+    assert locks.sweep() == (0, 1)
+    assert lock_redis.llen("{pipeline}:parked:order") == 0
+
+
+def test_parked_record_is_one_compact_string_and_explains_the_job(
+        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+    locks = make_locks()
+    take(locks, ticket("holder", model("a")))
+    take(locks, ticket("w\u00e9ird \"id\"", model("a"), priority=3))
+    assert lock_redis.type("{pipeline}:park:w\u00e9ird \"id\"") == b"string"
+    found = locks.explain("w\u00e9ird \"id\"")
+    assert (found.status, found.waiting_for, found.blocked_by, found.position, found.priority) \
+        == ("parked", "model:a", "holder", 1, 3)
+    assert locks.reprioritize_parked("w\u00e9ird \"id\"", 1) == 3
+    assert locks.explain("w\u00e9ird \"id\"").priority == 1
+
+
+def test_message_stored_without_its_tags_is_completed_at_hand_off(
+        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+    from pipeline.parking import envelope
+
+    locks = make_locks()
+    take(locks, ticket("holder", model("a")))
+    headers = {"lang": "py", "task": "t", "id": 'j"1', "retries": 0, "timelimit": [None, None]}
+    body = [[1], {}, {"callbacks": None, "chain": None}]
+    stored = envelope(headers, body, 6, "q", complete=False)
+    assert "delivery_tag" not in stored and "retries" not in stored and "null" not in stored
+    locks.acquire(ticket('j"1', model("a")), host=HOST, pid=1, park_message=stored,
+                  queue_key=QUEUE)
+    complete = envelope(headers, body, 6, "q")
+    locks.acquire(ticket("j2", model("a")), host=HOST, pid=1, park_message=complete,
+                  queue_key=QUEUE)
+    locks.release("holder", "holder")
+    message = json.loads(pushed(lock_redis)[0])
+    token = locks.explain('j"1').tokens["model:a"]
+    assert message["properties"]["correlation_id"] == 'j"1'
+    assert message["properties"]["delivery_tag"] == f'j"1.{token}'
+    assert message["headers"]["id"] == 'j"1' and json.loads(message["body"]) == [[1], {}, {}]
+    locks.release('j"1', 'j"1')
+    assert pushed(lock_redis)[0] == complete, "a complete message is pushed as it was"

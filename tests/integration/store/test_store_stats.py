@@ -53,7 +53,9 @@ def test_job_history_lists_its_events_in_order(recorded: Session) -> None:
     found = queries.get_job(recorded, "B")
     assert found is not None
     assert [e.event for e in found.events] == ["queued", "blocked", "started", "completed"]
-    assert found.events[1].detail == {"resource": "model:bert", "holder": "A"}
+    assert found.events[1].detail == {  # the reason is put into words when read
+        "resource": "model:bert", "holder": "A",
+        "reason": "waiting for model:bert (held by or queued behind A)"}
     assert queries.get_job(recorded, "nope") is None
 
 
