@@ -27,7 +27,14 @@ from pipeline.errors import LockNotAcquired, WorkflowError
 from pipeline.events import COMPLETED, DEAD_LETTERED, FAILED, QUEUED, RELEASED, RETRIED
 from pipeline.locks.base import Acquired, Blocked, Cancelled, Duplicate, Ticket, Uncovered
 from pipeline.priority import DEFAULT_PRIORITY, Priority, parse_priority
-from pipeline.resources import HEADER, Demand, check_name, claims, demand_from_options
+from pipeline.resources import (
+    CONTROL,
+    HEADER,
+    Demand,
+    check_id,
+    claims,
+    demand_from_options,
+)
 
 logger = logging.getLogger(__name__)
 HOST = socket.gethostname()
@@ -76,7 +83,7 @@ def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> 
     if priority is not None:
         priority = options["priority"] = parse_priority(priority)
     # Job ids are stored in the lock records: no control characters.
-    task_id = check_name("task_id", task_id) if task_id else str(uuid.uuid4())
+    task_id = check_id("task_id", task_id) if task_id else str(uuid.uuid4())
     headers = dict(options.get("headers") or {})
     workflow_name = options.pop("workflow_name", None)
     stamped = headers.get(HEADER)
@@ -170,6 +177,15 @@ def ticket_for(task: Any, request: Any, engine: Engine) -> Ticket:
         # Published without PipelineTask.apply_async (send_task, another client):
         # the task's own models still apply.
         demand = Demand(models=tuple(task.models), shared_models=tuple(task.shared_models))
+    job_claims = claims(demand, engine.settings)
+    holder = demand.workflow or request.id
+    if CONTROL.search(holder + request.id + "".join(c.resource for c in job_claims)):
+        # Published by another client (send_task) with ids or names that would
+        # break the lock records: fail the job with the reason.
+        check_id("task_id", request.id)
+        check_id("workflow", holder)
+        for claim in job_claims:
+            check_id("resource", claim.resource)
     priority = _priority_of(request)
     detail = {
         "task": task.name, "priority": header.get("pr", priority),
@@ -180,8 +196,8 @@ def ticket_for(task: Any, request: Any, engine: Engine) -> Ticket:
     }
     return Ticket(
         job_id=request.id,
-        holder=demand.workflow or request.id,
-        claims=claims(demand, engine.settings),
+        holder=holder,
+        claims=job_claims,
         priority=priority,
         detail=json.dumps(detail, separators=(",", ":")),
         submitted_ms=int(float(header.get("t") or 0) * 1000),

@@ -62,9 +62,20 @@ def message_for(app: Celery, request: Any, priority: int, *, retries: int | None
         argsrepr="", kwargsrepr="",
         replaced_task_nesting=request.replaced_task_nesting or 0,
     )
-    return envelope(message.headers, message.body, priority,
+    return envelope(without_task_defaults(app, message.headers), message.body, priority,
                     delivery.get("routing_key") or app.conf.task_default_queue,
                     request.headers or {}, reply_to=request.reply_to or "", complete=complete)
+
+
+def without_task_defaults(app: Celery, headers: dict[str, Any]) -> dict[str, Any]:
+    """*headers* without ``ignore_result`` where it equals the task's own option.
+
+    The worker falls back to the task's option when the header is absent.
+    """
+    task = app.tasks.get(headers.get("task") or "")
+    if task is None or headers.get("ignore_result") != bool(task.ignore_result):
+        return headers
+    return {k: v for k, v in headers.items() if k != "ignore_result"}
 
 
 #: Header values Celery's worker reads as the default when they are absent.
@@ -103,9 +114,9 @@ def envelope(headers: dict[str, Any], body: Any, priority: int, routing_key: str
         properties["delivery_tag"] = str(uuid.uuid4())
     if isinstance(body, (list, tuple)) and len(body) == 3 and isinstance(body[2], dict):
         body = [body[0], body[1], {k: v for k, v in body[2].items() if v is not None}]
+    # No content-encoding: kombu reads a missing one as utf-8.
     return dumps({
         "body": dumps(body),
-        "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": kept,
         "properties": properties,

@@ -9,6 +9,7 @@ is not locked at all.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ KINDS = ("user", "project", "model", "global")
 #: Header carrying a job's declared resources from publisher to worker.
 HEADER = "pl"
 MAX_NAME = 200
+#: Control characters separate the fields of the lock records: never in a name or id.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, order=True)
@@ -89,10 +92,20 @@ def _single(field: str, left: str | None, right: str | None) -> str | None:
     return left if left is not None else right
 
 
+def check_id(field: str, value: Any) -> str:
+    """Validate a job or workflow id: any string without control characters."""
+    if not isinstance(value, str) or not value or CONTROL.search(value):
+        raise InvalidJobError(
+            f"{field}={value!r} is not accepted: expected a non-empty string without "
+            f"control characters"
+        )
+    return value
+
+
 def check_name(field: str, value: Any) -> str:
-    """Validate one resource name (a user, project or model) or a job id."""
+    """Validate one resource name (a user, project or model)."""
     if (not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME
-            or any(ord(ch) < 32 or ord(ch) == 127 for ch in value)):
+            or CONTROL.search(value)):
         raise InvalidJobError(
             f"{field}={value!r} is not accepted: expected a non-empty string of at most "
             f"{MAX_NAME} characters without control characters"

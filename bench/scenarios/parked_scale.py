@@ -121,7 +121,8 @@ class Parker:
             now = time.time()
             message = self.app.amqp.as_task_v2(job, "bench.pipeline.noop", (), {},
                                                root_id=job)
-            stored = parking.envelope(message.headers, message.body, int(Priority.LOW),
+            stored = parking.envelope(parking.without_task_defaults(self.app, message.headers),
+                                      message.body, int(Priority.LOW),
                                       self.queue, {HEADER: {"m": [MODEL], "t": round(now, 3)}},
                                       complete=False)
             self.message_bytes = len(stored)

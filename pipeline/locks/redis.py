@@ -80,6 +80,14 @@ class ParkRecord:
         rank, since, holder, queue, resource, by, claims, message = record.split(SEP, 7)
         return cls(int(rank), int(since), holder or job_id, queue, resource, by, claims, message)
 
+    @classmethod
+    def from_hash(cls, job_id: str, fields: dict[Any, Any]) -> ParkRecord:
+        """The record as an earlier release stored it: a hash of the same fields."""
+        f = {_text(k): _text(v) for k, v in fields.items()}
+        return cls(int(f.get("rank") or 0), int(f.get("since") or 0), f.get("holder") or job_id,
+                   f.get("q", ""), f.get("res", ""), f.get("by", ""), f.get("claims", ""),
+                   f.get("msg", ""))
+
 
 def _text(value: Any) -> str:
     if value is None:
@@ -187,9 +195,16 @@ class RedisLocks(LockBackend):
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(keys.holder(holder or job_id))
         pipe.get(keys.parked(job_id))
-        hold, parked = pipe.execute()
+        hold, parked = pipe.execute(raise_on_error=False)
+        if isinstance(hold, Exception):
+            raise hold
+        if isinstance(parked, redis.ResponseError):  # a hash: parked by an earlier release
+            parked = self.client.hgetall(keys.parked(job_id))
+            return self._explain_parked(job_id, ParkRecord.from_hash(job_id, parked))
+        if isinstance(parked, Exception):
+            raise parked
         if parked:
-            return self._explain_parked(job_id, _text(parked))
+            return self._explain_parked(job_id, ParkRecord.parse(job_id, _text(parked)))
         hold = {_text(k): _text(v) for k, v in hold.items()}
         if hold:  # the job's own hold, or its workflow's (asked by workflow id)
             resources = tuple(c.resource for c in parse_claims_text(hold.get("claims", "")))
@@ -202,8 +217,7 @@ class RedisLocks(LockBackend):
             )
         return Explanation(job_id=job_id, status="unknown")
 
-    def _explain_parked(self, job_id: str, record: str) -> Explanation:
-        parked = ParkRecord.parse(job_id, record)
+    def _explain_parked(self, job_id: str, parked: ParkRecord) -> Explanation:
         position: Any = (self.client.zrank(self.keys.line(parked.resource), job_id)
                          if parked.resource else None)
         return Explanation(

@@ -114,10 +114,12 @@ if msg == '' then return {0, blocked[1][1], blocked[1][2], 0} end
 --    stored message is pushed back to the queue by the release that hands
 --    the job its locks.
 for _, b in ipairs(blocked) do redis.call('ZADD', lkey(b[1]), num(rank), job) end
-park_write(job, {rank = rank, since = NOW, holder = holder, q = queue, res = blocked[1][1],
-                 by = blocked[1][2], claims = claims_text, msg = msg})
-redis.call('HINCRBY', B .. 'parked:count', prio, 1)
-if cfg.wait_ms > 0 then redis.call('RPUSH', B .. 'parked:order', num(NOW) .. '|' .. job) end
+if redis.call('EXISTS', pkey(job)) == 0 then
+  park_write(job, {rank = rank, since = NOW, holder = holder, q = queue, res = blocked[1][1],
+                   by = blocked[1][2], claims = claims_text, msg = msg})
+  redis.call('HINCRBY', B .. 'parked:count', prio, 1)
+  redis.call('RPUSH', B .. 'parked:order', num(NOW) .. '|' .. job)
+end -- else a second delivery of a parked job: it keeps its record and its wait
 local position = redis.call('ZRANK', lkey(blocked[1][1]), job) + 1
 -- The reason is left to readers (pipeline.locks.base.blocked_reason): shorter
 -- events, and the stream holds one per parked job until it is recorded.

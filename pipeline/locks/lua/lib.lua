@@ -43,7 +43,14 @@ local US = '\31'
 -- so it may hold anything). One string rather than a hash: the message is
 -- longer than a compact hash allows, and a full hash costs three times more.
 local function park_read(job)
-  local s = redis.call('GET', pkey(job))
+  local s = redis.pcall('GET', pkey(job))
+  if type(s) == 'table' and s.err then
+    -- A record of an earlier release (a hash): read it the old way.
+    local h = redis.call('HMGET', pkey(job), 'rank', 'since', 'holder', 'q', 'res', 'by',
+                         'claims', 'msg')
+    return {rank = tonumber(h[1]), since = tonumber(h[2]), holder = h[3], q = h[4],
+            res = h[5] or '', by = h[6] or '', claims = h[7], msg = h[8]}
+  end
   if not s then return nil end
   local f, pos = {}, 1
   for i = 1, 7 do
@@ -68,9 +75,9 @@ end
 -- correlation id and delivery tag (pipeline.parking.envelope with
 -- complete=False: 110 bytes less per parked job) gets them here.
 local function deliverable(msg, job, token)
-  if string.sub(msg, -2) ~= '}}' or string.find(msg, '"delivery_tag"', 1, true) then
-    return msg
-  end
+  -- Only the end of the message tells: a name or header anywhere in it may
+  -- contain any text.
+  if not string.find(msg, '"priority":%d+}}$') then return msg end
   local id = cjson.encode(job)
   return string.sub(msg, 1, -3) .. ',"correlation_id":' .. id .. ',"delivery_tag":' ..
          cjson.encode(job .. '.' .. token) .. '}}'

@@ -24,32 +24,38 @@ for _, holder in ipairs(dead) do
   redis.call('ZREM', B .. 'holders', holder)
 end
 local expired = 0
-local order = B .. 'parked:order'
-if cfg.wait_ms > 0 then
-  -- Oldest first; an entry whose job is no longer parked (or parked again
-  -- since) is dropped on the way. Bounded: at most <limit> expiries and ten
-  -- times as many dropped entries per call.
-  local cutoff, popped = NOW - cfg.wait_ms, 0
-  while expired < limit and popped < limit * 10 do
-    local head = redis.call('LINDEX', order, 0)
-    if not head then break end
-    local bar = string.find(head, '|', 1, true)
-    local since = tonumber(string.sub(head, 1, bar - 1))
-    if since > cutoff then break end
-    local job = string.sub(head, bar + 1)
-    redis.call('LPOP', order)
-    popped = popped + 1
+local function expire(job, p)
+  local claims = drop_parked(job, 'expired', cjson.encode({
+    reason = 'waited longer than the wait timeout for ' .. p.res,
+    waited = (NOW - p.since) / 1000}), cfg.maxlen)
+  expired = expired + 1
+  wake_all(claims, cfg)
+end
+-- Oldest first. An entry whose job is no longer parked (or was parked again
+-- since) is dropped whatever its age, so entries of jobs that waited briefly
+-- go as soon as every older one has. Bounded: at most <limit> expiries and
+-- ten times as many dropped entries per call.
+local order, cutoff, popped = B .. 'parked:order', NOW - cfg.wait_ms, 0
+while expired < limit and popped < limit * 10 do
+  local head = redis.call('LINDEX', order, 0)
+  if not head then break end
+  local bar = string.find(head, '|', 1, true)
+  local since, job = tonumber(string.sub(head, 1, bar - 1)), string.sub(head, bar + 1)
+  local p = park_read(job)
+  local live = p and p.since == since
+  if live and (cfg.wait_ms <= 0 or since > cutoff) then break end
+  redis.call('LPOP', order)
+  popped = popped + 1
+  if live then expire(job, p) end
+end
+-- Jobs parked by an earlier release are indexed in a sorted set instead.
+local legacy = B .. 'parked:since'
+if cfg.wait_ms > 0 and redis.call('EXISTS', legacy) == 1 then
+  for _, job in ipairs(redis.call('ZRANGEBYSCORE', legacy, '-inf', cutoff, 'LIMIT', 0, limit)) do
+    redis.call('ZREM', legacy, job)
     local p = park_read(job)
-    if p and p.since == since then
-      local claims = drop_parked(job, 'expired', cjson.encode({
-        reason = 'waited longer than the wait timeout for ' .. p.res,
-        waited = (NOW - since) / 1000}), cfg.maxlen)
-      expired = expired + 1
-      wake_all(claims, cfg)
-    end
+    if p then expire(job, p) end
   end
-else
-  redis.call('DEL', order)
 end
 drain_rewake(limit, cfg)
 -- Cancel marks only matter while a message may still arrive: keep a day.

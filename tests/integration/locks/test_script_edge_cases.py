@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from typing import Any
 
+import pytest
 import redis
 
 from pipeline.locks.base import Acquired, Blocked, Cancelled, Ticket
@@ -106,3 +109,73 @@ def test_cancelled_workflow_keeps_nothing_when_its_next_step_came_first(
     assert locks.release("W", "W", keep_seconds=300) == 1
     assert locks.explain("W").status == "unknown"
     assert isinstance(take(locks, ticket("Q", x("model:m"))), Acquired)
+
+
+def test_a_name_that_looks_like_a_delivery_tag_still_gets_one(
+        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+    from pipeline.parking import envelope
+
+    locks = make_locks()
+    take(locks, ticket("H", x("model:delivery_tag")))
+    headers = {"task": "t", "id": "J", "pl": {"m": ["delivery_tag"], "n": '"delivery_tag"'}}
+    stored = envelope(headers, [[], {}, {}], 6, "q", complete=False)
+    locks.acquire(ticket("J", x("model:delivery_tag")), host="h", pid=1, park_message=stored,
+                  queue_key=QUEUE)
+    locks.release("H", "H")
+    pushed = json.loads(lock_redis.rpop(QUEUE) or b"")
+    assert pushed["properties"]["delivery_tag"].startswith("J.")
+    assert pushed["properties"]["correlation_id"] == "J"
+
+
+def test_parked_job_delivered_twice_is_counted_once_and_keeps_its_wait(
+        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+    locks = make_locks()
+    take(locks, ticket("H", x("model:m")))
+    take(locks, ticket("J", x("model:m")))
+    since = locks.explain("J").parked_at
+    time.sleep(0.01)
+    assert isinstance(take(locks, ticket("J", x("model:m"))), Blocked)
+    assert locks.parked_counts() == {6: 1}
+    assert locks.explain("J").parked_at == since
+    locks.release("H", "H")
+    assert locks.parked_counts() == {}
+
+
+def test_records_of_an_earlier_release_are_still_served(
+        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+    """Jobs parked as hashes (with a parked:since index) by an earlier release."""
+    locks = make_locks(wait_timeout=1.0)
+    take(locks, ticket("H", x("model:m")))
+    now = int(time.time() * 1000)
+    for job, since in (("old1", now), ("old2", now - 5000)):
+        rank = 6 * 2**44 + since
+        lock_redis.hset(f"{{pipeline}}:park:{job}", mapping={
+            "rank": rank, "claims": "x|1|model:m", "holder": job, "msg": f"msg-{job}",
+            "q": QUEUE, "since": since, "res": "model:m", "by": "H"})
+        lock_redis.zadd("{pipeline}:line:model:m", {job: rank})
+        lock_redis.zadd("{pipeline}:parked:since", {job: since})
+        lock_redis.hincrby("{pipeline}:parked:count", "6", 1)
+    assert locks.explain("old1").status == "parked"
+    assert locks.sweep() == (0, 1)            # old2 parked 5 s ago: expired from the old index
+    assert locks.explain("old2").status == "unknown"
+    locks.release("H", "H")
+    assert lock_redis.rpop(QUEUE) == b"msg-old1"
+    assert locks.explain("old1").status == "granted"
+    assert locks.parked_counts() == {}
+
+
+def test_job_sent_by_another_client_with_a_control_character_fails_before_locking(
+        pipeline_app: Any, lock_redis: redis.Redis) -> None:
+    from types import SimpleNamespace
+
+    from pipeline.engine import engine_for
+    from pipeline.errors import InvalidJobError
+    from pipeline.lifecycle import ticket_for
+    from tasks.lockprobes import hold as task
+
+    request = SimpleNamespace(id="job\x1fone", pl={"m": ["m"]}, delivery_info={}, retries=0)
+    with pytest.raises(InvalidJobError, match=r"task_id.*control characters"):
+        ticket_for(task, request, engine_for(pipeline_app))
+    request = SimpleNamespace(id="ok", pl={"m": ["a\nb"]}, delivery_info={}, retries=0)
+    with pytest.raises(InvalidJobError, match=r"resource.*control characters"):
+        ticket_for(task, request, engine_for(pipeline_app))
