@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline import control, deadletters
 from pipeline.errors import (
     ConfigurationError,
     InvalidJobError,
@@ -50,7 +51,9 @@ __all__ = [
     "lease_lost",
     "workflow",
     "Workflow",
-    # queries
+    # operator actions and queries
+    "control",
+    "deadletters",
     "explain",
     "Explanation",
     # errors

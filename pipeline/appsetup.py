@@ -8,6 +8,7 @@ from celery import Celery, states
 
 from pipeline import conf
 from pipeline.keys import Keys
+from pipeline.priority import DEFAULT_PRIORITY
 
 #: The Celery state of a parked job (its result meta holds the reason).
 BLOCKED = "BLOCKED"
@@ -39,6 +40,7 @@ def install(app: Celery, config: Any = None) -> Celery:
     Defaults are filled in by :func:`pipeline.conf.read`, not registered as
     Celery defaults: Celery would rank them above the app's own config module.
 
+    Sets ``task_default_priority`` to normal where the app leaves it unset.
     Also puts the broker's Redis lists under the pipeline's hash tag (kombu's
     ``global_keyprefix``), so the lock scripts can hand a job straight to its
     queue in the same Lua call that frees its resources.
@@ -48,6 +50,10 @@ def install(app: Celery, config: Any = None) -> Celery:
         options = dict(app.conf.broker_transport_options or {})
         options.setdefault("global_keyprefix", Keys(settings.redis_prefix).broker_queue_prefix())
         app.conf.broker_transport_options = options
+        if app.conf.task_default_priority is None:
+            # Unset, a message's priority on Redis reads as 0, the most urgent:
+            # every plain .delay() would overtake queued normal jobs.
+            app.conf.task_default_priority = int(DEFAULT_PRIORITY)
 
     register_blocked_state()
     app.on_after_configure.connect(_on_configure, weak=False)

@@ -76,7 +76,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pipeline_retry_backoff_max", (int, float), 600.0,
             "Upper bound of a retry delay in seconds.", 0.0),
     Setting("pipeline_retry_jitter", bool, True,
-            "Randomise retry delays (full jitter) so retries do not stampede."),
+            "Randomise retry delays (equal jitter: half fixed, half random) against stampedes."),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -14,6 +14,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from celery import states
@@ -82,6 +83,9 @@ def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> 
     priority = options.get("priority")
     if priority is not None:
         priority = options["priority"] = parse_priority(priority)
+    elif task.priority is None and task.app.conf.task_default_priority is None:
+        # An app without a default: unset would be 0 on Redis, the most urgent.
+        priority = options["priority"] = int(DEFAULT_PRIORITY)
     # Job ids are stored in the lock records: no control characters.
     task_id = check_id("task_id", task_id) if task_id else str(uuid.uuid4())
     headers = dict(options.get("headers") or {})
@@ -336,8 +340,14 @@ def _summary(value: Any) -> str:
     return text if len(text) <= _SUMMARY else text[: _SUMMARY - 3] + "..."
 
 
-def finish(task: Any, task_id: str, status: str, retval: Any) -> None:
-    """Release the job's locks (no-op if it holds none) and record its outcome."""
+def finish(task: Any, task_id: str, status: str, retval: Any,
+           retry_in: float | None = None) -> None:
+    """Release the job's locks (no-op if it holds none) and record its outcome.
+
+    A workflow keeps its hold after a step that succeeds with a step to follow,
+    and after a step that retries (*retry_in*: seconds until its next attempt):
+    the workflow holds its resources until its last step ends.
+    """
     running = _RUNNING.pop(task_id, None)
     if running is None:
         return
@@ -353,9 +363,11 @@ def finish(task: Any, task_id: str, status: str, retval: Any) -> None:
     detail = json.dumps({key: _summary(retval), "attempt": (task.request.retries or 0) + 1},
                         separators=(",", ":"), default=str)
     keep = 0.0
-    if running.workflow and not running.guest and running.has_next_step \
-            and status == states.SUCCESS:
-        keep = engine.settings.workflow_gap
+    if running.workflow and not running.guest:
+        if status == states.SUCCESS and running.has_next_step:
+            keep = engine.settings.workflow_gap
+        elif status == states.RETRY:
+            keep = engine.settings.workflow_gap + max(retry_in or 0.0, 0.0)
     # Not waiting for the reply: Redis runs the release (and its hand-off) as soon
     # as it reads it; the reply is read before this process's next lock call.
     engine.locks.release(running.holder, task_id, event=event, detail=detail, keep_seconds=keep,
@@ -385,9 +397,19 @@ def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
             raise
         # Release before the retry is published: with a short countdown the next
         # attempt could otherwise start while this one still holds the locks.
-        finish(task, request.id, states.RETRY, exc)
-        raise task.retry(exc=exc, countdown=policy.countdown(done),
-                         max_retries=policy.max_retries) from exc
+        countdown = policy.countdown(done)
+        finish(task, request.id, states.RETRY, exc, retry_in=countdown)
+        raise task.retry(exc=exc, countdown=countdown, max_retries=policy.max_retries) from exc
+
+
+def retry_delay(when: Any) -> float:
+    """Seconds until a retry whose ``Retry.when`` is *when* (a countdown or an ETA)."""
+    if isinstance(when, (int, float)) and not isinstance(when, bool):
+        return float(when)
+    if isinstance(when, datetime):
+        now = datetime.now(when.tzinfo) if when.tzinfo else datetime.now()
+        return (when - now).total_seconds()
+    return 0.0
 
 
 def lease_lost() -> bool:

@@ -67,7 +67,13 @@ def level_of(value: int) -> Priority:
 
 
 def from_seed_scale(value: int) -> int:
-    """Map the 1-10 scale of older queues (1 = most urgent) onto 0-9."""
+    """Map the 1-10 scale of older queues (1 = high, 5 = medium, 10 = low) onto a level.
+
+    1-3 run as high, 4-7 as normal (5, their default, included), 8-10 as low;
+    that scale had nothing above high, so nothing maps to critical.
+    """
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
         raise InvalidJobError(f"priority={value!r} is not accepted: expected an int 1-10")
-    return value - 1
+    if value <= 3:
+        return int(Priority.HIGH)
+    return int(Priority.NORMAL) if value <= 7 else int(Priority.LOW)

@@ -135,11 +135,13 @@ def demand_from_options(options: dict[str, Any], task_models: tuple[str, ...] = 
     """
     user = options.pop("user", None)
     project = options.pop("project", None)
-    models = task_models + check_models("models", options.pop("models", None))
+    call_models = check_models("models", options.pop("models", None))
+    models = task_models + call_models
     shared_opt = options.pop("shared", None)
     if shared_opt is True:
-        shared = models + task_shared
-        models = ()
+        # The call's own models are read; a model the task itself writes stays exclusive.
+        shared = call_models + task_shared
+        models = task_models
     elif shared_opt in (None, False):
         shared = task_shared
     else:

@@ -53,5 +53,6 @@ def policy_for(task: Any, settings: Settings) -> RetryPolicy:
         backoff_max=float(option("backoff_max", settings.retry_backoff_max)),
         jitter=bool(option("jitter", settings.retry_jitter)),
         retry_for=tuple(option("retry_for", (Exception,))),
-        dont_retry_for=tuple(option("dont_retry_for", (PipelineError,))),
+        # The pipeline's own errors (bad input, a refused workflow) never get better.
+        dont_retry_for=(PipelineError, *option("dont_retry_for", ())),
     )

@@ -16,6 +16,7 @@ from celery.exceptions import Ignore
 
 from pipeline import lifecycle
 from pipeline.engine import engine_for
+from pipeline.resources import check_models
 
 
 class PipelineTask(Task):  # type: ignore[misc]
@@ -39,6 +40,19 @@ class PipelineTask(Task):  # type: ignore[misc]
     backoff: ClassVar[float | None] = None
     backoff_max: ClassVar[float | None] = None
     jitter: ClassVar[bool | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Check the models a task declares when it is defined (``@app.task(models=...)``).
+
+        Raises:
+            InvalidJobError: naming the task and the bad value; one name is
+                taken as a one-model list.
+        """
+        super().__init_subclass__(**kwargs)
+        for option in ("models", "shared_models"):
+            if option in cls.__dict__:
+                name = cls.__dict__.get("name") or cls.__name__
+                setattr(cls, option, check_models(f"{name}: {option}", cls.__dict__[option]))
 
     @property
     def max_retries(self) -> int:
@@ -81,6 +95,7 @@ class PipelineTask(Task):  # type: ignore[misc]
 
     def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                  einfo: Any) -> None:
-        """Celery skips ``after_return`` on retry: release here."""
-        lifecycle.finish(self, task_id, "RETRY", exc)
+        """Celery skips ``after_return`` on retry: release here (a workflow keeps its hold)."""
+        when = getattr(getattr(einfo, "exception", None), "when", None)
+        lifecycle.finish(self, task_id, "RETRY", exc, retry_in=lifecycle.retry_delay(when))
 

@@ -6,8 +6,8 @@ are workflows. When the first step is published, the whole chain is stamped:
 its resource set is the union of every step's resources plus the call's, its
 id is the first step's id (Celery's root id), and every step carries that
 header and the call's priority. The first step takes the locks under the
-workflow id; each later step takes the hold over; the last step (or a failure,
-a retry or a cancel) releases it.
+workflow id; each later step takes the hold over; the last step (or a failure
+or a cancel) releases it. A step that retries keeps it for its retry.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 from celery import Celery, chain
 from celery.canvas import Signature, maybe_signature
 
-from pipeline.errors import WorkflowError
+from pipeline.errors import InvalidJobError, WorkflowError
+from pipeline.priority import parse_priority
 from pipeline.resources import HEADER, Demand, demand_from_options
 
 #: apply_async options that declare resources (folded into the workflow header).
@@ -40,6 +41,11 @@ def check_step(step: Any, app: Celery, index: int) -> Signature:
             f"steps must be task signatures (task.s(...)); groups, chords and nested chains "
             f"inside a workflow are not supported because their locks could not be held as one"
         )
+    if sig.options.get("priority") is not None:
+        try:
+            parse_priority(sig.options["priority"])
+        except InvalidJobError as exc:
+            raise InvalidJobError(f"step {index} of the workflow: {exc}") from None
     return sig
 
 

@@ -7,4 +7,5 @@ from celery import Celery
 from pipeline.appsetup import install
 
 app = install(Celery("tasks"), config="celeryconfig")
-app.conf.include = ["tasks.lockprobes"]
+# The demo jobs (the README's examples) and the lock probes run on any worker of this app.
+app.conf.include = ["tasks.demo", "tasks.lockprobes"]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+import pytest
 import redis
 
 ORDER_KEY = "probe:order"
@@ -81,3 +82,36 @@ def test_high_job_overtakes_normal_and_low_jobs_but_not_critical_ones(
 
     levels = [label.split("-")[0] for label in started_order(redis_client)]
     assert levels == ["critical"] * 3 + ["high"] * 3 + ["normal"] * 3 + ["low"] * 3
+
+
+def test_app_without_a_default_priority_still_queues_plain_calls_as_normal(
+        redis_client: redis.Redis, redis_url: str) -> None:
+    from celery import Celery
+
+    from pipeline import PipelineTask
+    from pipeline.appsetup import install
+
+    app = install(Celery("bare", broker=redis_url, set_as_current=False))
+    app.conf.task_default_queue = "bare"
+
+    @app.task(base=PipelineTask, name="bare.noop", shared=False)
+    def noop() -> None: ...
+
+    assert app.conf.task_default_priority == 6
+    noop.delay()
+    noop.apply_async(priority="critical")
+    assert redis_client.llen("{pipeline}:bare\x06\x166") == 1, "plain call not queued as normal"
+    assert redis_client.llen("{pipeline}:bare") == 1
+
+
+def test_bad_priority_on_a_later_step_of_a_chain_raises_before_publishing(
+        app: Any, redis_client: redis.Redis) -> None:
+    from celery import chain
+
+    from pipeline.errors import InvalidJobError
+    from tasks.probes import record
+
+    flow = chain(record.si(ORDER_KEY, "a"), record.si(ORDER_KEY, "b").set(priority="bogus"))
+    with pytest.raises(InvalidJobError, match=r"step 2.*bogus"):
+        flow.apply_async()
+    assert not [k for k in redis_client.keys("*pipeline*") if redis_client.type(k) == b"list"]

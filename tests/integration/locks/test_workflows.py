@@ -101,3 +101,20 @@ def test_killed_worker_mid_workflow_frees_its_locks_and_the_workflow_resumes(
         os.environ.pop("PIPELINE_VISIBILITY_TIMEOUT", None)
     assert started_order(lock_redis)[:2] == ["k1", "after"]
     assert not lock_keys(lock_redis)
+
+
+def test_workflow_keeps_its_hold_while_a_step_waits_to_retry(
+        pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
+    from tasks.lockprobes import flaky
+
+    workers(concurrency=3)
+    flow = workflow(step.s(None, 0.5, "w1"), flaky.si(1, "w2"), step.si(None, 0.2, "w3"),
+                    models=["m"]).apply_async()
+    first_id = flow.parent.parent.id
+    wait_for(lambda: explain(first_id, pipeline_app).status == "running", what="w1 runs")
+    job = hold.apply_async((0.0, "J"), models=["m"])
+    flow.get(timeout=30)
+    job.get(timeout=30)
+    got = by_tag(lock_redis)
+    assert got["w2"]["retries"] == 1, "the step did not retry"
+    assert got["J"]["start"] >= got["w3"]["end"], "J ran while the workflow waited to retry"

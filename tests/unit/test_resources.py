@@ -1,0 +1,48 @@
+"""Declared resources: what a task fixes, what a call adds, and the 1-10 scale of older queues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from pipeline.errors import InvalidJobError
+from pipeline.priority import Priority, from_seed_scale
+from pipeline.resources import demand_from_options
+from pipeline.task import PipelineTask
+
+
+def test_a_shared_call_reads_its_own_models_but_never_weakens_the_tasks() -> None:
+    demand = demand_from_options({"shared": True, "models": ["x"]}, ("bert",))
+    assert demand.models == ("bert",) and demand.shared_models == ("x",)
+    demand = demand_from_options({"shared": True}, ("bert",))
+    assert demand.models == ("bert",) and demand.shared_models == ()
+
+
+def test_models_fixed_on_a_task_are_checked_when_it_is_defined() -> None:
+    app = Celery(set_as_current=False)
+
+    @app.task(base=PipelineTask, models="bert", shared=False)
+    def one() -> None: ...
+
+    assert one.models == ("bert",), "one name is one model, not one per letter"
+    for bad in (("",), ("a\nb",), 3):
+        @app.task(base=PipelineTask, models=bad, name=f"bad{bad!r}", shared=False)
+        def broken() -> None: ...
+
+        with pytest.raises(InvalidJobError, match="models"):
+            _ = broken.models
+
+
+@pytest.mark.parametrize(("value", "level"), [
+    (1, Priority.HIGH), (3, Priority.HIGH), (4, Priority.NORMAL), (5, Priority.NORMAL),
+    (7, Priority.NORMAL), (8, Priority.LOW), (10, Priority.LOW)])
+def test_seed_scale_maps_high_medium_low_onto_the_levels(value: int, level: Priority) -> None:
+    assert from_seed_scale(value) == int(level)
+
+
+@pytest.mark.parametrize("value", [0, 11, "5", True, None])
+def test_seed_scale_refuses_what_is_not_1_to_10(value: Any) -> None:
+    with pytest.raises(InvalidJobError, match="1-10"):
+        from_seed_scale(value)
