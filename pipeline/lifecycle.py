@@ -114,6 +114,9 @@ def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> 
         parent = _running_parent(task, demand)
         if parent is not None:
             header["w"] = parent
+        elif workflow_name is not None:
+            # workflow(one_step, name=...): a workflow of one step, recorded by its name.
+            header.update(w=task_id, n=str(workflow_name), s=1)
     headers[HEADER] = header
     options["headers"] = headers
     return task_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -118,3 +119,12 @@ def test_workflow_keeps_its_hold_while_a_step_waits_to_retry(
     got = by_tag(lock_redis)
     assert got["w2"]["retries"] == 1, "the step did not retry"
     assert got["J"]["start"] >= got["w3"]["end"], "J ran while the workflow waited to retry"
+
+
+def test_named_workflow_of_one_step_is_still_a_workflow(
+        pipeline_app: Any, lock_redis: redis.Redis) -> None:
+    result = workflow(step.s(None, 0.0, "only"), name="solo", models=["m"]).apply_async()
+    (key,) = lock_redis.keys("{pipeline}:pipeline*")
+    message = json.loads(lock_redis.lindex(key, 0) or b"")
+    assert message["headers"]["pl"] | {"t": 0} == {
+        "m": ["m"], "w": result.id, "n": "solo", "s": 1, "t": 0}
