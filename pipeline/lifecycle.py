@@ -31,8 +31,10 @@ from pipeline.priority import DEFAULT_PRIORITY, Priority, parse_priority
 from pipeline.resources import (
     CONTROL,
     HEADER,
+    RESOURCE_OPTIONS,
     Demand,
     check_id,
+    check_option_names,
     claims,
     demand_from_options,
 )
@@ -91,10 +93,10 @@ def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> 
     headers = dict(options.get("headers") or {})
     workflow_name = options.pop("workflow_name", None)
     stamped = headers.get(HEADER)
-    if stamped and (stamped.get("w") or not any(n in options for n in workflows.RESOURCE_OPTIONS)):
+    if stamped and (stamped.get("w") or not any(n in options for n in RESOURCE_OPTIONS)):
         # A later step of a workflow (its resources are in the stamped union), or
         # a job published again (retry, requeue) with the header it had.
-        for name in workflows.RESOURCE_OPTIONS:
+        for name in RESOURCE_OPTIONS:
             options.pop(name, None)
         if stamped.get("i") and options.get("retries") is None:
             # The next step of a started workflow holds its locks already: like a
@@ -102,6 +104,7 @@ def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> 
             # stays in the header for the records).
             options["priority"] = int(Priority.CRITICAL)
         return task_id
+    check_option_names(options)
     demand = demand_from_options(options, tuple(task.models), tuple(task.shared_models))
     if options.get("chain"):
         extra: dict[str, Any] = {"t": round(time.time(), 3)}

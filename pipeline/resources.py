@@ -9,6 +9,7 @@ is not locked at all.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -154,6 +155,40 @@ def demand_from_options(options: dict[str, Any], task_models: tuple[str, ...] = 
         models=models,
         shared_models=shared,
     )
+
+
+#: Options Celery's ``apply_async`` takes (what is not among them becomes a
+#: message property, as Celery does).
+CELERY_OPTIONS = frozenset({
+    "add_to_parent", "argsrepr", "chain", "chord", "compression", "connection",
+    "content_encoding", "content_type", "correlation_id", "countdown", "declare",
+    "delivery_mode", "eta", "exchange", "expiration", "expires", "group_id", "group_index",
+    "headers", "ignore_result", "immediate", "kwargsrepr", "link", "link_error", "mandatory",
+    "parent_id", "priority", "producer", "publisher", "queue", "replaced_task_nesting",
+    "reply_to", "result_cls", "retries", "retry", "retry_policy", "root_id", "router",
+    "routing_key", "serializer", "shadow", "soft_time_limit", "stamped_headers", "stamps",
+    "task_id", "task_type", "time_limit", "workflow_name",
+})
+RESOURCE_OPTIONS = ("user", "project", "models", "shared")
+
+
+def check_option_names(options: Mapping[str, Any]) -> None:
+    """Refuse an option that looks like a misspelt resource option (``model=``, ``users=``).
+
+    Celery passes unknown options on as message properties, so a typo would
+    silently run the job without that lock.
+
+    Raises:
+        InvalidJobError: naming the option and the resource options.
+    """
+    for name in options:
+        if name in CELERY_OPTIONS or name in RESOURCE_OPTIONS:
+            continue
+        close = difflib.get_close_matches(name, RESOURCE_OPTIONS, n=1, cutoff=0.75)
+        if close:
+            raise InvalidJobError(
+                f"{name}={options[name]!r} is not accepted: no such option; did you mean "
+                f"{close[0]}=? The resource options are {', '.join(RESOURCE_OPTIONS)}")
 
 
 def claims(demand: Demand, settings: Settings) -> tuple[Claim, ...]:

@@ -20,10 +20,14 @@ from celery.canvas import Signature, maybe_signature
 
 from pipeline.errors import InvalidJobError, WorkflowError
 from pipeline.priority import parse_priority
-from pipeline.resources import HEADER, Demand, demand_from_options
+from pipeline.resources import (
+    HEADER,
+    RESOURCE_OPTIONS,
+    Demand,
+    check_option_names,
+    demand_from_options,
+)
 
-#: apply_async options that declare resources (folded into the workflow header).
-RESOURCE_OPTIONS = ("user", "project", "models", "shared")
 _REFUSED = ("group", "chord", "chain")
 
 
@@ -53,6 +57,7 @@ def step_demand(sig: Signature, app: Celery) -> Demand:
     """The resources one step declares: its task's models plus its own options."""
     task = app.tasks.get(sig.task)
     options = dict(sig.options)
+    check_option_names(options)
     return demand_from_options(options, tuple(getattr(task, "models", ())),
                                tuple(getattr(task, "shared_models", ())))
 

@@ -46,3 +46,19 @@ def test_seed_scale_maps_high_medium_low_onto_the_levels(value: int, level: Prio
 def test_seed_scale_refuses_what_is_not_1_to_10(value: Any) -> None:
     with pytest.raises(InvalidJobError, match="1-10"):
         from_seed_scale(value)
+
+
+@pytest.mark.parametrize(("typo", "meant"), [
+    ("model", "models"), ("modles", "models"), ("users", "user"), ("projects", "project"),
+    ("share", "shared")])
+def test_a_misspelt_resource_option_is_refused_not_dropped(typo: str, meant: str) -> None:
+    from pipeline.resources import check_option_names
+
+    with pytest.raises(InvalidJobError, match=rf"{typo}=.*did you mean {meant}="):
+        check_option_names({"priority": 6, typo: "x"})
+
+
+def test_other_unknown_options_stay_message_properties_as_in_celery() -> None:
+    from pipeline.resources import check_option_names
+
+    check_option_names({"gpu": "a100", "countdown": 3, "models": ["m"], "trace_id": "t"})
