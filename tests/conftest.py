@@ -21,16 +21,10 @@ from typing import Any
 import pytest
 import redis
 
-REDIS_BASE = os.environ.get("PIPELINE_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
+from tests.helpers.redisdb import REDIS_URL as REDIS_BASE
+from tests.helpers.redisdb import db_url
 
-
-def redis_db_number() -> int:
-    """The Redis database of this test process: 1 + the xdist worker number."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    return 1 + int(worker.removeprefix("gw") or 0) if worker.startswith("gw") else 1
-
-
-TEST_REDIS_URL = f"{REDIS_BASE}/{redis_db_number()}"
+TEST_REDIS_URL = db_url(1)
 
 # Before tasks.app (and celeryconfig) can be imported by any test module.
 os.environ["PIPELINE_BROKER_URL"] = TEST_REDIS_URL

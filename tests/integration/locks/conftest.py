@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,27 +12,15 @@ import redis
 from pipeline import conf
 from pipeline.keys import Keys
 from pipeline.locks.redis import RedisLocks
+from tests.helpers import redisdb
 
-REDIS_URL = os.environ.get("PIPELINE_TEST_REDIS", "redis://127.0.0.1:6379")
-
-
-def _db_number() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return 5 + int(worker.removeprefix("gw") or 0)
+DB_BASE = 5
 
 
 @pytest.fixture
 def lock_redis() -> Iterator[redis.Redis]:
     """A flushed Redis database of this test process (fails loudly if Redis is down)."""
-    client = redis.Redis.from_url(f"{REDIS_URL}/{_db_number()}")
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc}); start it before the tests")
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    yield from redisdb.flushed(DB_BASE)
 
 
 @pytest.fixture
@@ -50,7 +37,7 @@ def make_locks(lock_redis: redis.Redis) -> Callable[..., RedisLocks]:
 @pytest.fixture
 def broker_url(lock_redis: redis.Redis) -> str:
     """The URL of this test's Redis database, for workers and the app."""
-    return f"{REDIS_URL}/{_db_number()}"
+    return redisdb.db_url(DB_BASE)
 
 
 @pytest.fixture

@@ -23,18 +23,13 @@ from pipeline import events
 from pipeline.keys import Keys
 from pipeline.store import migrate, session
 from pipeline.store.recorder import Recorder
+from tests.helpers import redisdb
 
-REDIS_URL = os.environ.get("PIPELINE_TEST_REDIS", "redis://127.0.0.1:6379")
+DB_BASE = 9
 POSTGRES_URL = os.environ.get(
     "PIPELINE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 STREAM = Keys().events
 DATABASES = ("sqlite", "postgresql")
-
-
-def redis_db_number() -> int:
-    """The Redis database of this test process."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return 9 + int(worker.removeprefix("gw") or 0)
 
 
 def _libpq_url(url: str) -> str:
@@ -44,21 +39,13 @@ def _libpq_url(url: str) -> str:
 @pytest.fixture
 def store_redis() -> Iterator[redis.Redis]:
     """A flushed Redis database of this test process, answering in text."""
-    client = redis.Redis.from_url(f"{REDIS_URL}/{redis_db_number()}", decode_responses=True)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc}); start it before the tests")
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    yield from redisdb.flushed(DB_BASE, decode_responses=True)
 
 
 @pytest.fixture
 def store_broker_url(store_redis: redis.Redis) -> str:
     """The URL of the test's (flushed) Redis database, for a worker."""
-    return f"{REDIS_URL}/{redis_db_number()}"
+    return redisdb.db_url(DB_BASE)
 
 
 @pytest.fixture
