@@ -14,7 +14,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from celery import states
@@ -300,7 +300,8 @@ def _duplicate(task: Any, task_id: str, ticket: Ticket) -> str | None:
     headers = {**(request.headers or {}), RECHECK: 1}
     task.apply_async(request.args, request.kwargs, task_id=task_id,
                      countdown=engine.settings.lease, headers=headers,
-                     priority=_priority_of(request))
+                     priority=_priority_of(request), chain=request.chain,
+                     retries=request.retries or 0)
     return (f"job {task_id} still holds its locks elsewhere; this copy runs again in "
             f"{engine.settings.lease:.0f} s unless that run finishes first")
 
@@ -404,8 +405,20 @@ def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
         # Release before the retry is published: with a short countdown the next
         # attempt could otherwise start while this one still holds the locks.
         countdown = policy.countdown(done)
+        running = _RUNNING.get(request.id)
         finish(task, request.id, states.RETRY, exc, retry_in=countdown)
-        raise task.retry(exc=exc, countdown=countdown, max_retries=policy.max_retries) from exc
+        try:
+            raise task.retry(exc=exc, countdown=countdown,
+                             max_retries=policy.max_retries) from exc
+        except Retry:
+            raise
+        except BaseException:
+            # The retry was not published (Celery raises Reject): a hold kept for it
+            # would wait for nothing.
+            if running is not None and running.workflow and not running.guest:
+                engine_for(task.app).locks.release(running.holder, request.id,
+                                                   token=running.token)
+            raise
 
 
 def retry_delay(when: Any) -> float:
@@ -413,8 +426,9 @@ def retry_delay(when: Any) -> float:
     if isinstance(when, (int, float)) and not isinstance(when, bool):
         return float(when)
     if isinstance(when, datetime):
-        now = datetime.now(when.tzinfo) if when.tzinfo else datetime.now()
-        return (when - now).total_seconds()
+        # Celery reads an ETA without a time zone as UTC.
+        eta = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return (eta - datetime.now(timezone.utc)).total_seconds()
     return 0.0
 
 

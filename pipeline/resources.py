@@ -157,17 +157,19 @@ def demand_from_options(options: dict[str, Any], task_models: tuple[str, ...] = 
     )
 
 
-#: Options Celery's ``apply_async`` takes (what is not among them becomes a
-#: message property, as Celery does).
+#: Options of Celery's ``apply_async``, ``send_task``, ``as_task_v2`` and kombu's
+#: ``Producer.publish`` (anything else becomes a message property, as in Celery);
+#: skipped without a closer look by :func:`check_option_names`.
 CELERY_OPTIONS = frozenset({
-    "add_to_parent", "argsrepr", "chain", "chord", "compression", "connection",
-    "content_encoding", "content_type", "correlation_id", "countdown", "declare",
-    "delivery_mode", "eta", "exchange", "expiration", "expires", "group_id", "group_index",
-    "headers", "ignore_result", "immediate", "kwargsrepr", "link", "link_error", "mandatory",
-    "parent_id", "priority", "producer", "publisher", "queue", "replaced_task_nesting",
-    "reply_to", "result_cls", "retries", "retry", "retry_policy", "root_id", "router",
-    "routing_key", "serializer", "shadow", "soft_time_limit", "stamped_headers", "stamps",
-    "task_id", "task_type", "time_limit", "workflow_name",
+    "add_to_parent", "argsrepr", "chain", "chord", "compression", "confirm_timeout",
+    "connection", "content_encoding", "content_type", "correlation_id", "countdown",
+    "declare", "delivery_mode", "eta", "exchange", "exchange_type", "expiration", "expires",
+    "group_id", "group_index", "headers", "ignore_result", "immediate", "kwargsrepr", "link",
+    "link_error", "mandatory", "message_id", "now", "origin", "parent_id", "priority",
+    "producer", "publisher", "queue", "replaced_task_nesting", "reply_to", "result_cls",
+    "retries", "retry", "retry_policy", "root_id", "router", "routing_key", "serializer",
+    "shadow", "soft_time_limit", "stamped_headers", "stamps", "task_id", "task_type",
+    "time_limit", "timeout", "timezone", "user_id", "workflow_name",
 })
 RESOURCE_OPTIONS = ("user", "project", "models", "shared")
 
@@ -181,9 +183,10 @@ def check_option_names(options: Mapping[str, Any]) -> None:
     Raises:
         InvalidJobError: naming the option and the resource options.
     """
+    stamped = options.get("stamped_headers") or ()
     for name in options:
-        if name in CELERY_OPTIONS or name in RESOURCE_OPTIONS:
-            continue
+        if name in CELERY_OPTIONS or name in RESOURCE_OPTIONS or name in stamped:
+            continue  # stamps (Celery's canvas stamping) arrive as options too
         close = difflib.get_close_matches(name, RESOURCE_OPTIONS, n=1, cutoff=0.75)
         if close:
             raise InvalidJobError(

@@ -50,7 +50,8 @@ class PipelineTask(Task):  # type: ignore[misc]
         """
         super().__init_subclass__(**kwargs)
         for option in ("models", "shared_models"):
-            if option in cls.__dict__:
+            # A descriptor (a property) is read per instance: nothing to check here.
+            if option in cls.__dict__ and not hasattr(cls.__dict__[option], "__get__"):
                 name = cls.__dict__.get("name") or cls.__name__
                 setattr(cls, option, check_models(f"{name}: {option}", cls.__dict__[option]))
 
@@ -96,6 +97,8 @@ class PipelineTask(Task):  # type: ignore[misc]
     def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                  einfo: Any) -> None:
         """Celery skips ``after_return`` on retry: release here (a workflow keeps its hold)."""
-        when = getattr(getattr(einfo, "exception", None), "when", None)
+        # einfo.exception wraps the Retry (billiard's ExceptionWithTraceback).
+        raised = getattr(einfo, "exception", None)
+        when = getattr(getattr(raised, "exc", raised), "when", None)
         lifecycle.finish(self, task_id, "RETRY", exc, retry_in=lifecycle.retry_delay(when))
 

@@ -111,3 +111,13 @@ def flaky(self: Any, fail_times: int, tag: str = "") -> str:
     if _client().incr(f"lockprobe:attempts:{self.request.id}") <= fail_times:
         raise RuntimeError(f"attempt failed on purpose ({tag})")
     return tag
+
+
+@app.task(base=PipelineTask, bind=True, name="lockprobes.retry_step")
+def retry_step(self: Any, countdown: float, tag: str = "") -> str:
+    """A workflow step that asks for one retry itself (``self.retry``) after *countdown* s."""
+    started = time.time()
+    _record(self, tag, started)
+    if self.request.retries < 1:
+        raise self.retry(countdown=countdown)
+    return tag

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from hashlib import sha1
 from typing import Any
 
@@ -97,14 +97,13 @@ class ScriptCaller:
                 logger.exception("lock script %s failed (sent without waiting)", name)
             pending.popleft()
 
-    def call(self, name: str, args: Sequence[Any]) -> Any:
-        """Run script *name* and return its reply."""
+    def _on_connection(self, action: Callable[[Any], Any]) -> Any:
+        """Run *action* on this thread's connection; on a broken one, once more on a new one."""
         for attempt in (1, 2):
             conn = self._connection()
             try:
                 self._settle(conn)
-                self._send(conn, name, args)
-                return self._read(conn, name, args)
+                return action(conn)
             except (RedisConnectionError, OSError):
                 self._reset(conn)
                 if attempt == 2:
@@ -116,27 +115,28 @@ class ScriptCaller:
                 raise
         raise AssertionError("unreachable")
 
+    def call(self, name: str, args: Sequence[Any]) -> Any:
+        """Run script *name* and return its reply."""
+
+        def run(conn: Any) -> Any:
+            self._send(conn, name, args)
+            return self._read(conn, name, args)
+
+        return self._on_connection(run)
+
     def send(self, name: str, args: Sequence[Any]) -> None:
         """Run script *name* without waiting for its reply (read before the next call).
 
         Only for idempotent scripts: after a broken connection it is sent again.
         """
-        for attempt in (1, 2):
-            conn = self._connection()
-            try:
-                self._settle(conn)
-                # Counted before it is sent, so an interruption cannot leave an
-                # unaccounted reply on the connection.
-                self._local.pending.append((name, tuple(args)))
-                self._send(conn, name, args)
-                return
-            except (RedisConnectionError, OSError):
-                self._reset(conn)
-                if attempt == 2:
-                    raise
-            except BaseException:
-                self._reset(conn)
-                raise
+
+        def run(conn: Any) -> None:
+            # Counted before it is sent, so an interruption cannot leave an
+            # unaccounted reply on the connection.
+            self._local.pending.append((name, tuple(args)))
+            self._send(conn, name, args)
+
+        self._on_connection(run)
 
     def flush(self) -> None:
         """Read every outstanding reply now (tests, shutdown)."""

@@ -62,3 +62,18 @@ def test_other_unknown_options_stay_message_properties_as_in_celery() -> None:
     from pipeline.resources import check_option_names
 
     check_option_names({"gpu": "a100", "countdown": 3, "models": ["m"], "trace_id": "t"})
+
+
+def test_celery_stamps_are_not_taken_for_misspelt_resource_options() -> None:
+    from pipeline.resources import check_option_names
+
+    check_option_names({"users": "ops", "stamped_headers": ["users"]})
+
+
+def test_models_given_by_a_property_are_read_per_instance() -> None:
+    class Dynamic(PipelineTask):  # type: ignore[misc]
+        @property
+        def models(self) -> tuple[str, ...]:  # type: ignore[override]
+            return ("bert",)
+
+    assert Dynamic().models == ("bert",)

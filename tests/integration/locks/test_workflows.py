@@ -128,3 +128,55 @@ def test_named_workflow_of_one_step_is_still_a_workflow(
     message = json.loads(lock_redis.lindex(key, 0) or b"")
     assert message["headers"]["pl"] | {"t": 0} == {
         "m": ["m"], "w": result.id, "n": "solo", "s": 1, "t": 0}
+
+
+def test_workflow_keeps_its_hold_while_a_step_waits_for_its_own_retry(
+        pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
+    from tasks.lockprobes import retry_step
+
+    workers(concurrency=3, workflow_gap=0.3)     # the retry comes after the gap alone
+    flow = workflow(step.s(None, 0.3, "w1"), retry_step.si(1.5, "w2"),
+                    step.si(None, 0.1, "w3"), models=["m"]).apply_async()
+    first_id = flow.parent.parent.id
+    wait_for(lambda: explain(first_id, pipeline_app).status == "running", what="w1 runs")
+    job = hold.apply_async((0.0, "J"), models=["m"])
+    flow.get(timeout=30)
+    job.get(timeout=30)
+    got = by_tag(lock_redis)
+    assert got["w2"]["retries"] == 1, "the step did not retry"
+    assert got["J"]["start"] >= got["w3"]["end"], "J ran while the step waited for its retry"
+
+
+def test_hold_kept_for_a_retry_that_could_not_be_published_is_released(
+        pipeline_app: Any, lock_redis: redis.Redis) -> None:
+    from types import SimpleNamespace
+
+    from celery.exceptions import Reject
+
+    from pipeline import lifecycle
+    from pipeline.engine import engine_for
+    from pipeline.locks.base import Acquired, Blocked, Ticket
+    from pipeline.resources import Claim
+
+    locks = engine_for(pipeline_app).locks
+    claim = (Claim("model:m", "x", 1),)
+    taken = locks.acquire(Ticket("s1", "W", claim, 6), host="h", pid=1)
+    assert isinstance(taken, Acquired)
+    lifecycle._RUNNING["s1"] = lifecycle.Running("W", taken.tokens, "W", has_next_step=True)
+
+    def retry(**_: Any) -> None:
+        raise Reject("the broker refused the retry", requeue=False)
+
+    task = SimpleNamespace(app=pipeline_app, retry=retry, max_retries=3, backoff=0.01,
+                           backoff_max=None, jitter=False, retry_for=None, dont_retry_for=None,
+                           request=SimpleNamespace(id="s1", retries=0, called_directly=False,
+                                                   is_eager=False))
+
+    def body() -> None:
+        raise RuntimeError("flaky")
+
+    with pytest.raises(Reject):
+        lifecycle.call_with_retries(task, body, (), {})
+    locks._fast.flush()
+    assert locks.explain("W").status == "unknown", "the workflow kept a hold for nothing"
+    assert not isinstance(locks.acquire(Ticket("J", "J", claim, 6), host="h", pid=1), Blocked)
