@@ -134,8 +134,8 @@ def test_workflow_keeps_its_hold_while_a_step_waits_for_its_own_retry(
         pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
     from tasks.lockprobes import retry_step
 
-    workers(concurrency=3, workflow_gap=0.3)     # the retry comes after the gap alone
-    flow = workflow(step.s(None, 0.3, "w1"), retry_step.si(1.5, "w2"),
+    workers(concurrency=3, workflow_gap=1)       # the retry comes after the gap alone
+    flow = workflow(step.s(None, 0.3, "w1"), retry_step.si(2.5, "w2"),
                     step.si(None, 0.1, "w3"), models=["m"]).apply_async()
     first_id = flow.parent.parent.id
     wait_for(lambda: explain(first_id, pipeline_app).status == "running", what="w1 runs")
