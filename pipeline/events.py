@@ -47,7 +47,7 @@ EVENT_TYPES: frozenset[str] = frozenset({
 DETAIL_FIELDS: Mapping[str, tuple[str, ...]] = {
     QUEUED: ("task", "priority", "user", "project", "models", "workflow", "args", "attempt"),
     BLOCKED: ("resource", "holder", "position", "reason", "priority", "workflow"),
-    CONFLICT: ("resource", "holder", "reason"),
+    CONFLICT: ("resource", "holder", "reason", "priority"),
     GRANTED: ("holder", "resources"),
     STARTED: ("holder", "resources", "token", "host", "pid", "workflow", "task",
               "priority", "user", "project", "models", "attempt"),
@@ -136,7 +136,7 @@ def decode(stream_id: Any, fields: Mapping[Any, Any]) -> JobEvent:
     if not isinstance(detail, dict):
         detail = {}
     etype = text.get("e", "")
-    if etype == BLOCKED and "reason" not in detail:
+    if etype in (BLOCKED, CONFLICT) and "reason" not in detail:
         resource, holder = detail.get("resource"), detail.get("holder")
         if isinstance(resource, str) and isinstance(holder, str):
             position = detail.get("position")

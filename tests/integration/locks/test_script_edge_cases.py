@@ -179,3 +179,21 @@ def test_job_sent_by_another_client_with_a_control_character_fails_before_lockin
     request = SimpleNamespace(id="ok", pl={"m": ["a\nb"]}, delivery_info={}, retries=0)
     with pytest.raises(InvalidJobError, match=r"resource.*control characters"):
         ticket_for(task, request, engine_for(pipeline_app))
+
+
+def test_parked_job_blocked_anew_by_something_else_writes_a_conflict_event(
+        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+    from pipeline.events import decode
+
+    locks = make_locks()
+    take(locks, ticket("H1", x("model:a")))
+    take(locks, ticket("H2", x("model:b")))
+    assert isinstance(take(locks, ticket("J", x("model:a"), x("model:b"))), Blocked)
+    locks.release("H1", "H1")           # a is free, b is not: J now waits for b
+    found = locks.explain("J")
+    assert (found.waiting_for, found.blocked_by) == ("model:b", "H2")
+    last = [decode(i, f) for i, f in lock_redis.xrange("{pipeline}:events")][-1]
+    assert (last.type, last.job_id) == ("conflict", "J")
+    assert last.detail["reason"].startswith("waiting for model:b (held by or queued behind H2)")
+    locks.release("H2", "H2")
+    assert locks.explain("J").status == "granted"
