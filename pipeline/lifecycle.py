@@ -36,6 +36,7 @@ from pipeline.resources import (
     check_id,
     check_option_names,
     claims,
+    declared_models,
     demand_from_options,
 )
 
@@ -105,7 +106,7 @@ def prepare_options(task: Any, options: dict[str, Any], task_id: str | None) -> 
             options["priority"] = int(Priority.CRITICAL)
         return task_id
     check_option_names(options)
-    demand = demand_from_options(options, tuple(task.models), tuple(task.shared_models))
+    demand = demand_from_options(options, *declared_models(task))
     if options.get("chain"):
         extra: dict[str, Any] = {"t": round(time.time(), 3)}
         if workflow_name is not None:
@@ -186,7 +187,8 @@ def ticket_for(task: Any, request: Any, engine: Engine) -> Ticket:
     if not header:
         # Published without PipelineTask.apply_async (send_task, another client):
         # the task's own models still apply.
-        demand = Demand(models=tuple(task.models), shared_models=tuple(task.shared_models))
+        models, shared = declared_models(task)
+        demand = Demand(models=models, shared_models=shared)
     job_claims = claims(demand, engine.settings)
     holder = demand.workflow or request.id
     if CONTROL.search(holder + request.id + "".join(c.resource for c in job_claims)):
@@ -301,7 +303,7 @@ def _duplicate(task: Any, task_id: str, ticket: Ticket) -> str | None:
     task.apply_async(request.args, request.kwargs, task_id=task_id,
                      countdown=engine.settings.lease, headers=headers,
                      priority=_priority_of(request), chain=request.chain,
-                     retries=request.retries or 0)
+                     retries=request.retries or None)
     return (f"job {task_id} still holds its locks elsewhere; this copy runs again in "
             f"{engine.settings.lease:.0f} s unless that run finishes first")
 
@@ -412,13 +414,28 @@ def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
                              max_retries=policy.max_retries) from exc
         except Retry:
             raise
-        except BaseException:
+        except BaseException as failed:
             # The retry was not published (Celery raises Reject): a hold kept for it
-            # would wait for nothing.
-            if running is not None and running.workflow and not running.guest:
-                engine_for(task.app).locks.release(running.holder, request.id,
-                                                   token=running.token)
+            # would wait for nothing, and the job ends here.
+            _end_unpublished_retry(task, request.id, running, failed)
             raise
+
+
+def _end_unpublished_retry(task: Any, task_id: str, running: Running | None,
+                           failed: BaseException) -> None:
+    """Release what a retry that was never published kept, and record the job FAILED.
+
+    Celery rejects the message (no requeue): the job ends here.
+    """
+    holder, token = task_id, None
+    if running is not None and running.workflow and not running.guest:
+        holder, token = running.holder, running.token
+    detail = json.dumps({"error": f"its retry could not be published: {_summary(failed)}"})
+    try:
+        engine_for(task.app).locks.release(holder, task_id, event=FAILED, detail=detail,
+                                           token=token)
+    except Exception:  # the error that matters is the one being raised
+        logger.exception("could not release job %s after its retry failed", task_id)
 
 
 def retry_delay(when: Any) -> float:

@@ -174,6 +174,12 @@ CELERY_OPTIONS = frozenset({
 RESOURCE_OPTIONS = ("user", "project", "models", "shared")
 
 
+def declared_models(task: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The models a task declares (written, read), checked: a property may return anything."""
+    return (check_models("models", getattr(task, "models", ())),
+            check_models("shared_models", getattr(task, "shared_models", ())))
+
+
 def check_option_names(options: Mapping[str, Any]) -> None:
     """Refuse an option that looks like a misspelt resource option (``model=``, ``users=``).
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from celery import Task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Retry
 
 from pipeline import lifecycle
 from pipeline.engine import engine_for
@@ -97,8 +97,10 @@ class PipelineTask(Task):  # type: ignore[misc]
     def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                  einfo: Any) -> None:
         """Celery skips ``after_return`` on retry: release here (a workflow keeps its hold)."""
-        # einfo.exception wraps the Retry (billiard's ExceptionWithTraceback).
+        # einfo.exception is the Retry, or billiard's ExceptionWithTraceback around it.
         raised = getattr(einfo, "exception", None)
-        when = getattr(getattr(raised, "exc", raised), "when", None)
+        if not isinstance(raised, Retry):
+            raised = getattr(raised, "exc", None)
+        when = raised.when if isinstance(raised, Retry) else None
         lifecycle.finish(self, task_id, "RETRY", exc, retry_in=lifecycle.retry_delay(when))
 

@@ -25,6 +25,7 @@ from pipeline.resources import (
     RESOURCE_OPTIONS,
     Demand,
     check_option_names,
+    declared_models,
     demand_from_options,
 )
 
@@ -58,8 +59,7 @@ def step_demand(sig: Signature, app: Celery) -> Demand:
     task = app.tasks.get(sig.task)
     options = dict(sig.options)
     check_option_names(options)
-    return demand_from_options(options, tuple(getattr(task, "models", ())),
-                               tuple(getattr(task, "shared_models", ())))
+    return demand_from_options(options, *declared_models(task))
 
 
 def stamp_chain(app: Celery, options: dict[str, Any], first: Demand, task_id: str,

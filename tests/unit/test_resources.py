@@ -76,4 +76,15 @@ def test_models_given_by_a_property_are_read_per_instance() -> None:
         def models(self) -> tuple[str, ...]:  # type: ignore[override]
             return ("bert",)
 
+    from pipeline.resources import declared_models
+
     assert Dynamic().models == ("bert",)
+    assert declared_models(Dynamic()) == (("bert",), ())
+
+    class Broken(PipelineTask):  # type: ignore[misc]
+        @property
+        def models(self) -> str:  # type: ignore[override]
+            return "a\nb"
+
+    with pytest.raises(InvalidJobError, match="models"):
+        declared_models(Broken())

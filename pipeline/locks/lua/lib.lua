@@ -233,11 +233,14 @@ local function wake(rid, cfg)
         emit(cfg.maxlen, 'granted', job, cjson.encode({holder = p.holder, resources = rids_of(claims)}))
       else
         if p.res ~= first_rid or p.by ~= first_by then
-          -- Still blocked, now by something else: the audit log says what.
+          -- Still blocked. By another resource: the audit log says which (a new
+          -- holder of the same one is the routine course of a line, not logged).
+          if p.res ~= first_rid then
+            emit(cfg.maxlen, 'conflict', job, cjson.encode({
+              resource = first_rid, holder = first_by, priority = math.floor(p.rank / RANK_STEP)}))
+          end
           p.res, p.by = first_rid, first_by
           park_write(job, p)
-          emit(cfg.maxlen, 'conflict', job, cjson.encode({
-            resource = first_rid, holder = first_by, priority = math.floor(p.rank / RANK_STEP)}))
         end
         if stuck_here then return end
         redis.call('ZREM', lk, job)

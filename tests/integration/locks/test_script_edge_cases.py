@@ -197,3 +197,16 @@ def test_parked_job_blocked_anew_by_something_else_writes_a_conflict_event(
     assert last.detail["reason"].startswith("waiting for model:b (held by or queued behind H2)")
     locks.release("H2", "H2")
     assert locks.explain("J").status == "granted"
+
+
+def test_a_new_holder_ahead_in_the_same_line_is_no_conflict(
+        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+    from pipeline.events import decode
+
+    locks = make_locks()
+    for job in ("H", "J1", "J2", "J3"):
+        take(locks, ticket(job, x("model:a")))
+    locks.release("H", "H")                # J1 granted; J2 now waits behind J1, same model
+    assert locks.explain("J2").blocked_by == "J1"
+    kinds = [decode(i, f).type for i, f in lock_redis.xrange("{pipeline}:events")]
+    assert "conflict" not in kinds

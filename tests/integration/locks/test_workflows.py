@@ -176,4 +176,9 @@ def test_hold_kept_for_a_retry_that_could_not_be_published_is_released(
         lifecycle.call_with_retries(task, body, (), {})
     locks._fast.flush()
     assert locks.explain("W").status == "unknown", "the workflow kept a hold for nothing"
+    from pipeline.events import decode
+
+    last = [decode(i, f) for i, f in lock_redis.xrange("{pipeline}:events")][-1]
+    assert (last.type, last.job_id) == ("failed", "s1")
+    assert "could not be published" in last.detail["error"]
     assert not isinstance(locks.acquire(Ticket("J", "J", claim, 6), host="h", pid=1), Blocked)
