@@ -1,11 +1,20 @@
-"""The pipeline's Celery app: ``celery -A tasks.app worker``."""
+"""The pipeline's Celery app: ``celery -A tasks.app worker``.
+
+It reads ``celeryconfig`` (the checkout's top-level module, or one on the
+Python path of a deployment), else the package's defaults,
+:mod:`pipeline.celery_config`.
+"""
 
 from __future__ import annotations
+
+from importlib.util import find_spec
 
 from celery import Celery
 
 from pipeline.appsetup import install
 
-app = install(Celery("tasks"), config="celeryconfig")
+CONFIG = "celeryconfig" if find_spec("celeryconfig") is not None else "pipeline.celery_config"
+
+app = install(Celery("tasks"), config=CONFIG)
 # The demo jobs (the README's examples) and the lock probes run on any worker of this app.
 app.conf.include = ["tasks.demo", "tasks.lockprobes"]

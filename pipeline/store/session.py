@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from pipeline import conf
 from pipeline.errors import StoreError, StoreNotMigrated
 
-#: The Alembic scripts: the top-level ``migrations/`` of the source tree (the
-#: package is installed editable), or ``$PIPELINE_MIGRATIONS`` when set.
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+#: The Alembic scripts, installed with the package (``migrations/`` at the top of
+#: a checkout points here), or ``$PIPELINE_MIGRATIONS`` when set.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT = 30.0
 UPGRADE_COMMAND = "pipeline db upgrade"
 
@@ -114,8 +114,8 @@ def script_directory(location: str | None = None) -> ScriptDirectory:
     path = Path(location or os.environ.get("PIPELINE_MIGRATIONS") or MIGRATIONS_DIR)
     if not (path / "env.py").is_file():
         raise StoreError(
-            f"the job store migrations are not at {path}: install pipeline from its source "
-            "tree (pip install -e .) or set PIPELINE_MIGRATIONS to its migrations/ folder")
+            f"the job store migrations are not at {path}: reinstall pipeline (they ship in "
+            "pipeline/store/migrations) or point PIPELINE_MIGRATIONS at a migrations folder")
     return ScriptDirectory(str(path))
 
 
