@@ -17,6 +17,7 @@ from pipeline import parking
 from pipeline.engine import engine_for
 from pipeline.events import QUEUED, encode
 from pipeline.priority import PRIORITY_STEPS, level_of
+from pipeline.resources import HEADER
 
 
 @dataclass(frozen=True)
@@ -35,15 +36,23 @@ class DeadLetter:
 
 
 def record(app: Celery, request: Any, task_name: str, priority: int, error: str,
-           header: dict[str, Any]) -> None:
-    """Keep the job that just failed its last attempt (called in the worker)."""
+           header: dict[str, Any], *, guest: bool = False) -> None:
+    """Keep the job that just failed its last attempt (called in the worker).
+
+    A guest (a job that ran under the hold of the job that published it) is kept
+    without that tie: requeued, it takes its own locks.
+    """
     keys = engine_for(app).keys
+    headers = None
+    if guest:
+        headers = dict(request.headers or {})
+        headers[HEADER] = {k: v for k, v in header.items() if k != "w"}
     queue = (request.delivery_info or {}).get("routing_key") or app.conf.task_default_queue
     entry: dict[Any, Any] = {
         "task": task_name, "error": error, "at": str(time.time()), "priority": str(priority),
         "queue": queue, "user": header.get("u") or "", "project": header.get("p") or "",
         "attempts": str((request.retries or 0) + 1),
-        "msg": parking.message_for(app, request, priority, retries=0),
+        "msg": parking.message_for(app, request, priority, retries=0, headers=headers),
     }
     pipe = engine_for(app).redis.pipeline(transaction=True)
     pipe.hset(keys.dead_letter(request.id), mapping=entry)

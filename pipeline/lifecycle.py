@@ -364,11 +364,12 @@ def finish(task: Any, task_id: str, status: str, retval: Any,
     engine.heartbeat.untrack(running.holder)
     event = _OUTCOME_EVENTS.get(status, RELEASED)
     key = "result" if status == states.SUCCESS else "error"
-    if status == states.FAILURE and not running.guest and _out_of_attempts(task, retval, engine):
+    if status == states.FAILURE and _out_of_attempts(task, retval, engine):
         event = DEAD_LETTERED
         request = task.request
         deadletters.record(task.app, request, task.name, _priority_of(request),
-                           _summary(retval), getattr(request, HEADER, None) or {})
+                           _summary(retval), getattr(request, HEADER, None) or {},
+                           guest=running.guest)
     detail = json.dumps({key: _summary(retval), "attempt": (task.request.retries or 0) + 1},
                         separators=(",", ":"), default=str)
     keep = 0.0

@@ -46,8 +46,11 @@ def queue_lists(app: Celery, queue: str | None = None) -> list[str]:
 
 
 def message_for(app: Celery, request: Any, priority: int, *, retries: int | None = None,
-                complete: bool = True) -> str:
-    """Rebuild the message of the job being run, for republishing (see :func:`envelope`)."""
+                complete: bool = True, headers: dict[str, Any] | None = None) -> str:
+    """Rebuild the message of the job being run, for republishing (see :func:`envelope`).
+
+    *headers* replaces the request's own extra headers (the pipeline's among them).
+    """
     delivery = request.delivery_info or {}
     time_limit, soft_limit = (request.timelimit or (None, None))
     message = app.amqp.as_task_v2(
@@ -64,7 +67,8 @@ def message_for(app: Celery, request: Any, priority: int, *, retries: int | None
     )
     return envelope(without_task_defaults(app, message.headers), message.body, priority,
                     delivery.get("routing_key") or app.conf.task_default_queue,
-                    request.headers or {}, reply_to=request.reply_to or "", complete=complete)
+                    request.headers if headers is None else headers,
+                    reply_to=request.reply_to or "", complete=complete)
 
 
 def without_task_defaults(app: Celery, headers: dict[str, Any]) -> dict[str, Any]:

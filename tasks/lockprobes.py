@@ -121,3 +121,17 @@ def retry_step(self: Any, countdown: float, tag: str = "") -> str:
     if self.request.retries < 1:
         raise self.retry(countdown=countdown)
     return tag
+
+
+@app.task(base=PipelineTask, bind=True, name="lockprobes.spawn_until_dead")
+def spawn_until_dead(self: Any, child_models: list[str], timeout: float = 20.0) -> str:
+    """Publish a child that fails every attempt and hold until it is dead-lettered."""
+    from pipeline import deadletters
+
+    child = flaky.apply_async((100, "child"), models=child_models)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(d.job_id == child.id for d in deadletters.list_dead(app)):
+            return str(child.id)
+        time.sleep(0.05)
+    raise TimeoutError(f"child {child.id} was not dead-lettered within {timeout}s")

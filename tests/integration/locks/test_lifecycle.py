@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -148,3 +149,17 @@ def test_batch_with_one_bad_item_publishes_nothing_and_names_it(
     items[617] = hold.s(0.0, "good")
     results = enqueue_many(pipeline_app, items)
     assert len(results) == 1000 and queue_length(lock_redis) == 1000
+
+
+def test_guest_failing_every_attempt_is_dead_lettered_without_its_tie_to_the_parent(
+        pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
+    from tasks.lockprobes import spawn_until_dead
+
+    workers(concurrency=3)
+    parent = spawn_until_dead.apply_async((["m"],), models=["m"])
+    child_id = parent.get(timeout=40)
+    [dead] = deadletters.list_dead(pipeline_app)
+    assert (dead.job_id, dead.attempts) == (child_id, 3)
+    stored = json.loads(lock_redis.hget(f"{{pipeline}}:dlq:{child_id}", "msg") or b"")
+    assert "w" not in stored["headers"]["pl"], "a requeued guest would look for its parent"
+    assert stored["headers"]["pl"]["m"] == ["m"]
