@@ -2,12 +2,14 @@
 
 A parked job may be handed its locks, start and finish within milliseconds,
 before the process that parked it writes BLOCKED. On the Redis result backend
-the write is one script that leaves a STARTED or final state alone; other
-backends get Celery's own ``store_result`` (which only spares SUCCESS).
+the write is one script that leaves a final state, or a STARTED written by
+another process, alone; other backends get Celery's own ``store_result``
+(which only spares SUCCESS).
 """
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -32,5 +34,6 @@ def store_blocked(backend: Any, task_id: str, meta: dict[str, Any], request: Any
                                     traceback=None, request=request)
     full["task_id"] = task_id
     expires = int(backend.expires or 0)
-    return bool(_script(backend.client)(keys=[backend.get_key_for_task(task_id)],
-                       args=[backend.encode(full), expires]))
+    return bool(_script(backend.client)(
+        keys=[backend.get_key_for_task(task_id)],
+        args=[backend.encode(full), expires, os.getpid(), getattr(request, "hostname", "") or ""]))

@@ -17,26 +17,26 @@ from tasks.app import app
 
 def _work(task: Any, subject: str, seconds: float) -> dict[str, Any]:
     started = time.time()
-    # Lets the demo show the job as running (the worker does not track STARTED).
+    # With the pid and start time the demo shows (track_started writes STARTED alone).
     task.update_state(state="STARTED", meta={"started": started, "pid": os.getpid()})
     time.sleep(seconds)
     return {"task": task.name, "subject": subject, "pid": os.getpid(),
             "started": started, "finished": time.time()}
 
 
-@app.task(base=PipelineTask, bind=True, name="tasks.demo.prepare")
+@app.task(base=PipelineTask, bind=True, name="tasks.demo.prepare", track_started=True)
 def prepare(self: Any, dataset: str, seconds: float = 0.4) -> dict[str, Any]:
     """Prepare *dataset* (needs only the caller's user and a global slot)."""
     return _work(self, dataset, seconds)
 
 
-@app.task(base=PipelineTask, bind=True, name="tasks.demo.train")
+@app.task(base=PipelineTask, bind=True, name="tasks.demo.train", track_started=True)
 def train(self: Any, model: str, seconds: float = 1.0) -> dict[str, Any]:
     """Train *model*; call it with ``models=[model]`` so it writes the model alone."""
     return _work(self, model, seconds)
 
 
-@app.task(base=PipelineTask, bind=True, name="tasks.demo.evaluate")
+@app.task(base=PipelineTask, bind=True, name="tasks.demo.evaluate", track_started=True)
 def evaluate(self: Any, model: str, seconds: float = 0.5) -> dict[str, Any]:
     """Evaluate *model*; call it with ``shared=[model]``: evaluations read it together."""
     return _work(self, model, seconds)

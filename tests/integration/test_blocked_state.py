@@ -40,3 +40,16 @@ def test_blocked_written_late_leaves_a_later_state_alone(app: Any, later: str) -
     backend.store_result("j2", result, later)
     assert not store_blocked(backend, "j2", META, _request("j2"))
     assert backend.get_task_meta("j2")["status"] == later
+
+
+def test_blocked_replaces_the_started_this_process_wrote_just_before(app: Any) -> None:
+    """Celery writes STARTED (task_track_started) before ``before_start`` parks the job."""
+    import os
+
+    backend = app.backend
+    backend.store_result("j3", {"pid": os.getpid(), "hostname": "w"}, states.STARTED)
+    assert store_blocked(backend, "j3", META, _request("j3"))
+    assert backend.get_task_meta("j3")["status"] == "BLOCKED"
+    backend.store_result("j4", {"pid": os.getpid() + 1, "hostname": "w"}, states.STARTED)
+    assert not store_blocked(backend, "j4", META, _request("j4"))
+    assert backend.get_task_meta("j4")["status"] == states.STARTED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -41,5 +42,7 @@ def test_demo_runs_its_workload_within_a_minute_and_leaves_no_process(tmp_path: 
     for label in ("prepare invoices", "train bert", "evaluate gpt"):
         assert label in output
     assert "demo finished" in output
+    # Jobs that waited for a user or a model are marked as parked (BLOCKED was seen).
+    assert re.search(r"\d\.\d\ds\*", output), "no job of the demo was shown as parked"
     assert not leftovers(data_dir, demo.pid)
     assert not (data_dir / "redis.url").exists()
