@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -313,6 +314,26 @@ def publish_mixed(target: Target, count: int) -> list[str]:
     """Publish *count* jobs cycling through the four levels."""
     levels = list(Priority)
     return [target.send(levels[i % len(levels)]) for i in range(count)]
+
+
+#: Mean gap between jobs sent one at a time to an idle worker (randomised ±50 %).
+IDLE_GAP = 0.020
+
+
+def publish_to_start(client: redis.Redis, target: Target, worker: Worker, jobs: int,
+                     jitter: random.Random) -> list[float]:
+    """Publish-to-start (ms) of *jobs* trivial jobs sent one at a time to an idle worker.
+
+    The clock starts just before each publish, so publishing work counts.
+    """
+    published: list[float] = []
+    ids: list[str] = []
+    for _ in range(jobs):
+        published.append(time.time())
+        ids.append(target.send(None))
+        time.sleep(IDLE_GAP * jitter.uniform(0.5, 1.5))
+    timings = collect(client, target, ids, worker=worker)
+    return [(t.started - p) * 1000.0 for t, p in zip(timings, published, strict=True)]
 
 
 def wait_idle(worker: Worker, timeout: float = 600.0) -> float:

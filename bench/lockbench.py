@@ -11,6 +11,7 @@ unlike :func:`bench.harness.collect`, waits for ``SUCCESS``: a parked job has a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -24,7 +25,7 @@ from typing import Any
 import redis
 
 from bench import targets
-from bench.harness import BenchError, JobTiming, Worker, collect
+from bench.harness import BenchError, Context, JobTiming, Worker, collect
 from bench.stats import percentile, rounded
 from bench.targets import NO_RECORDER_THREAD, Sender, Target
 from pipeline.priority import Priority
@@ -73,6 +74,20 @@ def plain_target(name: str = PLAIN) -> Target:
 
     plainlocks.register(base.app)
     return replace(base, name=name, includes=PLAIN_INCLUDES)
+
+
+@contextlib.contextmanager
+def store_off_workers(ctx: Context, sides: dict[str, Target]) -> Iterator[dict[str, Worker]]:
+    """A worker per side (not started) on a flushed database, this process publishing with
+    the store off (the ``PIPELINE`` side's app); every worker stopped and the store on again
+    after."""
+    set_publisher_store(sides[PIPELINE].app, False)
+    try:
+        ctx.flush()
+        yield {name: ctx.worker(target) for name, target in sides.items()}
+    finally:
+        ctx.stop_workers()
+        set_publisher_store(sides[PIPELINE].app, True)
 
 
 def set_publisher_store(app: Any, enabled: bool) -> None:

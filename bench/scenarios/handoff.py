@@ -16,31 +16,16 @@ equivalent. The two alternate round by round.
 from __future__ import annotations
 
 import random
-import time
 from typing import Any
 
 from bench import lockbench
-from bench.harness import Context, Worker, collect
+from bench.harness import Context, Worker, publish_to_start
 from bench.lockbench import PIPELINE, PLAIN
 from bench.scenarios import Scenario
 from bench.stats import ratio
 from bench.targets import Target
 
 MODEL = "handoff"
-GAP = 0.020
-
-
-def floor_sample(ctx: Context, target: Target, worker: Worker, jobs: int,
-                 jitter: random.Random) -> list[float]:
-    """Publish-to-start (ms) of *jobs* trivial jobs sent one at a time to an idle worker."""
-    published: list[float] = []
-    ids: list[str] = []
-    for _ in range(jobs):
-        published.append(time.time())
-        ids.append(target.send(None))
-        time.sleep(GAP * jitter.uniform(0.5, 1.5))
-    timings = collect(ctx.client, target, ids, worker=worker)
-    return [(t.started - p) * 1000.0 for t, p in zip(timings, published, strict=True)]
 
 
 def handoff_sample(ctx: Context, target: Target, worker: Worker, jobs: int
@@ -56,30 +41,24 @@ def run(ctx: Context) -> dict[str, Any]:
     """Alternate the pipeline's hand-offs with plain Celery's idle publish-to-start."""
     jobs = ctx.size(300, 60)
     targets = {PLAIN: lockbench.plain_target(), PIPELINE: lockbench.pipeline_target()}
-    lockbench.set_publisher_store(targets[PIPELINE].app, False)
-    ctx.flush()
-    workers = {name: ctx.worker(target) for name, target in targets.items()}
-    for worker in workers.values():  # consuming from the start: they are never paused
-        worker.spawn()
-    for worker in workers.values():
-        worker.ready()
     jitter = random.Random(1)
     overlapped: list[int] = []
     left_blocked: list[int] = []
 
     def sample(name: str, _round: int) -> list[float]:
         if name == PLAIN:
-            return floor_sample(ctx, targets[name], workers[name], jobs, jitter)
+            return publish_to_start(ctx.client, targets[name], workers[name], jobs, jitter)
         gaps, overlaps, blocked = handoff_sample(ctx, targets[name], workers[name], jobs)
         overlapped.append(overlaps)
         left_blocked.append(blocked)
         return gaps
 
-    try:
+    with lockbench.store_off_workers(ctx, targets) as workers:
+        for worker in workers.values():  # consuming from the start: they are never paused
+            worker.spawn()
+        for worker in workers.values():
+            worker.ready()
         samples = ctx.alternate(list(targets), sample)
-    finally:
-        ctx.stop_workers()
-        lockbench.set_publisher_store(targets[PIPELINE].app, True)
     every = {name: [v for r in rounds for v in r] for name, rounds in samples.items()}
     out: dict[str, Any] = {
         "jobs_per_round": jobs, "rounds": ctx.rounds, "pool": "prefork", "unit": "ms",

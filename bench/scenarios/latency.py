@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import random
 import statistics
-import time
 from typing import Any
 
-from bench.harness import Context, collect, wait_idle
+from bench.harness import IDLE_GAP, Context, publish_to_start, wait_idle
 from bench.scenarios import Scenario
 from bench.stats import percentile, ratio, rounded
 from bench.targets import versus
-
-GAP = 0.020
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -32,19 +29,12 @@ def run(ctx: Context) -> dict[str, Any]:
     jitter = random.Random(1)
 
     def sample(name: str, _round: int) -> list[float]:
-        target = targets[name]
-        published: list[float] = []
-        ids: list[str] = []
-        for _ in range(jobs):
-            published.append(time.time())
-            ids.append(target.send(None))
-            time.sleep(GAP * jitter.uniform(0.5, 1.5))
-        timings = collect(ctx.client, target, ids, worker=workers[name])
+        latencies = publish_to_start(ctx.client, targets[name], workers[name], jobs, jitter)
         wait_idle(workers[name])
-        return [(t.started - p) * 1000.0 for t, p in zip(timings, published, strict=True)]
+        return latencies
 
     samples = ctx.alternate(list(targets), sample)
-    out: dict[str, Any] = {"jobs_per_round": jobs, "rounds": ctx.rounds, "gap_ms": GAP * 1000,
+    out: dict[str, Any] = {"jobs_per_round": jobs, "rounds": ctx.rounds, "gap_ms": IDLE_GAP * 1000,
                            "pool": "prefork", "unit": "ms"}
     for name, rounds in samples.items():
         values = [v for values in rounds for v in values]

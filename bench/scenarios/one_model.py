@@ -69,10 +69,6 @@ def run(ctx: Context) -> dict[str, Any]:
     """Alternate the pipeline and the plain lock-and-retry jobs."""
     jobs = ctx.size(1_000, 200)
     targets = {PLAIN: lockbench.plain_target(), PIPELINE: lockbench.pipeline_target()}
-    lockbench.set_publisher_store(targets[PIPELINE].app, False)
-    ctx.flush()
-    workers = {name: ctx.worker(target) for name, target in targets.items()}
-    ctx.start_workers(list(workers.values()))
     ideal = jobs * SECONDS
     retries: list[int] = []
     overlapped: dict[str, list[int]] = {PLAIN: [], PIPELINE: []}
@@ -94,11 +90,9 @@ def run(ctx: Context) -> dict[str, Any]:
         wall = max(s.ended for s in spans) - min(s.started for s in spans)
         return wall / ideal
 
-    try:
+    with lockbench.store_off_workers(ctx, targets) as workers:
+        ctx.start_workers(list(workers.values()))
         samples = ctx.alternate(list(targets), sample)
-    finally:
-        ctx.stop_workers()
-        lockbench.set_publisher_store(targets[PIPELINE].app, True)
     out: dict[str, Any] = {"jobs": jobs, "job_ms": SECONDS * 1000, "rounds": ctx.rounds,
                            "pool": "prefork", "store": "off", "unit": "wall / (jobs x 5 ms)"}
     for name, values in samples.items():

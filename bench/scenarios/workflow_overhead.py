@@ -79,10 +79,6 @@ def run(ctx: Context) -> dict[str, Any]:
     targets = {PLAIN: lockbench.plain_target(), PIPELINE: lockbench.pipeline_target(),
                UNCAPPED: lockbench.pipeline_target(UNCAPPED, env={
                    **lockbench.STORE_OFF, "PIPELINE_CONCURRENCY_GLOBAL": "0"})}
-    lockbench.set_publisher_store(targets[PIPELINE].app, False)
-    ctx.flush()
-    workers = {name: ctx.worker(target) for name, target in targets.items()}
-    ctx.start_workers(list(workers.values()))
     events: dict[str, list[dict[str, int]]] = {PIPELINE: [], UNCAPPED: []}
 
     def sample(name: str, _round: int) -> float:
@@ -91,11 +87,9 @@ def run(ctx: Context) -> dict[str, Any]:
             events[name].append(counted)
         return per_step
 
-    try:
+    with lockbench.store_off_workers(ctx, targets) as workers:
+        ctx.start_workers(list(workers.values()))
         samples = ctx.alternate(list(targets), sample)
-    finally:
-        ctx.stop_workers()
-        lockbench.set_publisher_store(targets[PIPELINE].app, True)
     out: dict[str, Any] = {"chains": chains, "steps": 3, "rounds": ctx.rounds, "pool": "prefork",
                            "store": "off", **compare(samples, "ms per step", digits=3)}
     out[PIPELINE]["events"] = events[PIPELINE]
