@@ -175,9 +175,20 @@ RESOURCE_OPTIONS = ("user", "project", "models", "shared")
 
 
 def declared_models(task: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The models a task declares (written, read), checked: a property may return anything."""
-    return (check_models("models", getattr(task, "models", ())),
-            check_models("shared_models", getattr(task, "shared_models", ())))
+    """The models a task declares (written, read).
+
+    A class attribute was checked when the task was defined
+    (``PipelineTask.__init_subclass__``); anything else (a property, an
+    instance attribute) may hold anything and is checked here.
+    """
+    return _declared(task, "models"), _declared(task, "shared_models")
+
+
+def _declared(task: Any, option: str) -> tuple[str, ...]:
+    value = getattr(task, option, ())
+    if value is getattr(type(task), option, None) and isinstance(value, tuple):
+        return value
+    return check_models(option, value)
 
 
 def check_option_names(options: Mapping[str, Any]) -> None:

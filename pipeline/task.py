@@ -50,10 +50,12 @@ class PipelineTask(Task):  # type: ignore[misc]
         """
         super().__init_subclass__(**kwargs)
         for option in ("models", "shared_models"):
-            # A descriptor (a property) is read per instance: nothing to check here.
-            if option in cls.__dict__ and not hasattr(cls.__dict__[option], "__get__"):
+            # The value the class gets, from itself or a mixin; a descriptor (a
+            # property) is read per instance and checked there (declared_models).
+            raw = next(k.__dict__[option] for k in cls.__mro__ if option in k.__dict__)
+            if not hasattr(raw, "__get__"):
                 name = cls.__dict__.get("name") or cls.__name__
-                setattr(cls, option, check_models(f"{name}: {option}", cls.__dict__[option]))
+                setattr(cls, option, check_models(f"{name}: {option}", raw))
 
     @property
     def max_retries(self) -> int:

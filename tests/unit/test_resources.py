@@ -88,3 +88,12 @@ def test_models_given_by_a_property_are_read_per_instance() -> None:
 
     with pytest.raises(InvalidJobError, match="models"):
         declared_models(Broken())
+
+
+def test_models_a_task_gets_from_a_mixin_are_checked_too() -> None:
+    class Mixin:
+        models = ("a\nb",)
+
+    with pytest.raises(InvalidJobError, match="models"):
+        class Mixed(Mixin, PipelineTask):  # type: ignore[misc]
+            pass
