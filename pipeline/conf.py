@@ -199,6 +199,16 @@ def store_url_from(conf: Mapping[str, Any]) -> str:
     return f"sqlite:///{os.path.join(data_dir, 'pipeline.db')}"
 
 
+def broker_redis_url(app: Any) -> str:
+    """The broker URL of *app* as a redis-py URL (``redis://`` / ``rediss://`` / ``unix://``)."""
+    url = str(app.conf.broker_url or "redis://127.0.0.1:6379/0")
+    if url.startswith("redis+socket://"):
+        return "unix://" + url[len("redis+socket://"):]
+    if url.startswith("socket://"):
+        return "unix://" + url[len("socket://"):]
+    return url
+
+
 def read(conf: Mapping[str, Any]) -> Settings:
     """Validate *conf* and return the typed settings (defaults filled in)."""
     validate(conf)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from pipeline import conf
+from pipeline.conf import broker_redis_url
 from pipeline.keys import Keys
 
 if TYPE_CHECKING:
@@ -84,16 +85,6 @@ class Engine:
             self._dispatcher = self.app.events.Dispatcher(
                 self.app.connection_for_write(), hostname=hostname, enabled=True)
         self._dispatcher.send(event_type, **fields)
-
-
-def broker_redis_url(app: Celery) -> str:
-    """The broker URL as a redis-py URL (``redis://`` / ``rediss://`` / ``unix://``)."""
-    url = str(app.conf.broker_url or "redis://127.0.0.1:6379/0")
-    if url.startswith("redis+socket://"):
-        return "unix://" + url[len("redis+socket://"):]
-    if url.startswith("socket://"):
-        return "unix://" + url[len("socket://"):]
-    return url
 
 
 def engine_for(app: Any) -> Engine:

@@ -61,6 +61,11 @@ class Keys:
         return f"{self.base}parked:count"
 
     @property
+    def parked_kinds(self) -> str:
+        """Hash resource kind -> parked jobs whose first blocking resource is of that kind."""
+        return f"{self.base}parked:kinds"
+
+    @property
     def parked_order(self) -> str:
         """List of ``<parked-at ms>|<job id>``, oldest first, for expiry without a scan."""
         return f"{self.base}parked:order"

@@ -15,7 +15,7 @@ import redis
 from celery.exceptions import Ignore, Reject
 
 from pipeline import PipelineTask, fencing_tokens
-from pipeline.engine import broker_redis_url
+from pipeline.conf import broker_redis_url
 from tasks.app import app
 
 RUNS_KEY = "lockprobe:runs"

@@ -26,7 +26,7 @@ def _client() -> redis.Redis:
     pid = os.getpid()
     client = _CLIENTS.get(pid)
     if client is None:
-        from pipeline.engine import broker_redis_url
+        from pipeline.conf import broker_redis_url
 
         client = redis.Redis.from_url(broker_redis_url(app))
         _CLIENTS.clear()

@@ -253,6 +253,38 @@ class RedisLocks(LockBackend):
         raw = self.client.hgetall(self.keys.parked_count)
         return {int(_text(k)): int(_text(v)) for k, v in raw.items() if int(_text(v))}
 
+    def parked_by_kind(self) -> dict[str, int]:
+        """Parked jobs per kind of the first resource blocking them (one read)."""
+        raw = self.client.hgetall(self.keys.parked_kinds)
+        return {_text(k): int(_text(v)) for k, v in raw.items() if int(_text(v))}
+
+    def parked_jobs(self, limit: int = 100) -> list[Explanation]:
+        """The jobs parked longest, oldest first (at most *limit*), each as :meth:`explain`.
+
+        Reads the expiry list (oldest first) and each job's record: O(limit),
+        whatever the number parked.
+        """
+        found: list[Explanation] = []
+        seen: set[str] = set()
+        start = 0
+        # Entries of jobs no longer parked are dropped lazily: bound the read.
+        while len(found) < limit and start < 20 * max(limit, 1):
+            entries = self.client.lrange(self.keys.parked_order, start, start + 2 * limit - 1)
+            if not entries:
+                break
+            start += len(entries)
+            for entry in entries:
+                job_id = _text(entry).partition("|")[2]
+                if job_id in seen:
+                    continue
+                seen.add(job_id)
+                explained = self.explain(job_id)
+                if explained.status == "parked":
+                    found.append(explained)
+                    if len(found) == limit:
+                        break
+        return found
+
     def holders_of(self, resource: str) -> list[tuple[str, str, float]]:
         """(holder, mode, lease deadline) of every live hold on *resource*."""
         pipe = self.client.pipeline(transaction=False)

@@ -273,7 +273,7 @@ class RecorderThread(threading.Thread):
 
 def recorder_for(app: Any, **options: Any) -> Recorder:
     """A recorder on *app*'s broker Redis, event stream and store URL."""
-    from pipeline.engine import broker_redis_url
+    from pipeline.conf import broker_redis_url
 
     settings = conf.read(app.conf)
     client = redis.Redis.from_url(broker_redis_url(app), decode_responses=True)

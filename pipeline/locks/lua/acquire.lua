@@ -118,6 +118,7 @@ if redis.call('EXISTS', pkey(job)) == 0 then
   park_write(job, {rank = rank, since = NOW, holder = holder, q = queue, res = blocked[1][1],
                    by = blocked[1][2], claims = claims_text, msg = msg})
   redis.call('HINCRBY', B .. 'parked:count', prio, 1)
+  count_blocking(blocked[1][1], 1)
   redis.call('RPUSH', B .. 'parked:order', num(NOW) .. '|' .. job)
 end -- else a second delivery of a parked job: it keeps its record and its wait
 local position = redis.call('ZRANK', lkey(blocked[1][1]), job) + 1

@@ -15,6 +15,8 @@
 --   fence         counter: the last fencing token issued (one per grant; it only
 --                 grows, so it grows for every resource)
 --   parked:count  hash priority -> parked jobs
+--   parked:kinds  hash resource kind (user, model, project, global) -> parked
+--                 jobs whose first blocking resource is of that kind
 --   events        stream of job events (fields e, j, t, d)
 --   rewake        set of resource ids whose line still needs serving (a wake
 --                 that ran out of budget, a job expired while being served);
@@ -171,11 +173,22 @@ local function rids_of(claims)
   return r
 end
 
--- Forget parked job <job>: its lines, its record, the counters.
-local function unpark(job, claims, rank)
+-- The kind of resource id <rid>: 'user', 'model', 'project' or 'global'.
+local function kind_of(rid)
+  return string.match(rid, '^([^:]+):') or rid
+end
+
+-- Count parked job(s) whose first blocking resource is <rid> (delta +1 / -1).
+local function count_blocking(rid, delta)
+  if rid ~= '' then redis.call('HINCRBY', B .. 'parked:kinds', kind_of(rid), delta) end
+end
+
+-- Forget parked job <job> (record <p>): its lines, its record, the counters.
+local function unpark(job, p, claims)
   for _, c in ipairs(claims) do redis.call('ZREM', lkey(c[1]), job) end
   redis.call('DEL', pkey(job))
-  redis.call('HINCRBY', B .. 'parked:count', math.floor(rank / RANK_STEP), -1)
+  redis.call('HINCRBY', B .. 'parked:count', math.floor(p.rank / RANK_STEP), -1)
+  count_blocking(p.res, -1)
 end
 
 -- End the wait of parked job <job> without running it (expired, cancelled).
@@ -184,7 +197,7 @@ local function drop_parked(job, etype, detail, maxlen)
   local p = park_read(job)
   if not p then return nil end
   local claims = parse_claims(p.claims)
-  unpark(job, claims, p.rank)
+  unpark(job, p, claims)
   emit(maxlen, etype, job, detail)
   return claims
 end
@@ -228,7 +241,7 @@ local function wake(rid, cfg)
       end
       if not first_rid then
         local token = grant(p.holder, job, p.claims, claims, NOW + cfg.grant_ms, 'granted', '', '')
-        unpark(job, claims, p.rank)
+        unpark(job, p, claims)
         redis.call('RPUSH', p.q, deliverable(p.msg, job, token))
         emit(cfg.maxlen, 'granted', job, cjson.encode({holder = p.holder, resources = rids_of(claims)}))
       else
@@ -238,6 +251,10 @@ local function wake(rid, cfg)
           if p.res ~= first_rid then
             emit(cfg.maxlen, 'conflict', job, cjson.encode({
               resource = first_rid, holder = first_by, priority = math.floor(p.rank / RANK_STEP)}))
+          end
+          if kind_of(p.res) ~= kind_of(first_rid) then
+            count_blocking(p.res, -1)
+            count_blocking(first_rid, 1)
           end
           p.res, p.by = first_rid, first_by
           park_write(job, p)

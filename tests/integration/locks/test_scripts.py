@@ -341,3 +341,28 @@ def test_message_stored_without_its_tags_is_completed_at_hand_off(
     assert message["headers"]["id"] == 'j"1' and json.loads(message["body"]) == [[1], {}, {}]
     locks.release('j"1', 'j"1')
     assert pushed(lock_redis)[0] == complete, "a complete message is pushed as it was"
+
+
+def test_parked_jobs_are_counted_by_the_kind_of_what_blocks_them(
+        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+    locks = make_locks()
+    alice = Claim("user:alice", EXCLUSIVE, 1)
+    take(locks, ticket("holder", model("a")))
+    take(locks, ticket("alice1", alice))
+    assert take(locks, ticket("w1", model("a"))) == Blocked("model:a", "holder", 1)
+    assert take(locks, ticket("w2", alice)) == Blocked("user:alice", "alice1", 1)
+    # Blocked by both: counted once, under the first resource that blocks it.
+    assert isinstance(take(locks, ticket("w3", model("a"), alice)), Blocked)
+    assert locks.parked_by_kind() == {"model": 2, "user": 1}
+    assert [p.job_id for p in locks.parked_jobs()] == ["w1", "w2", "w3"]
+    assert [p.job_id for p in locks.parked_jobs(limit=2)] == ["w1", "w2"]
+
+    locks.release("alice1", "alice1", event="completed")   # w2 is handed user:alice
+    assert locks.parked_by_kind() == {"model": 2}
+    locks.release("holder", "holder", event="completed")   # w1 is handed model:a
+    # w3 now waits only behind w1 and w2, both granted: still blocked by a model.
+    assert sum(locks.parked_by_kind().values()) == 1
+    assert [p.job_id for p in locks.parked_jobs()] == ["w3"]
+    locks.cancel_parked("w3", "test")
+    assert locks.parked_by_kind() == {}
+    assert locks.parked_jobs() == []
