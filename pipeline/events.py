@@ -37,10 +37,17 @@ DEAD_LETTERED = "dead_lettered"
 REPRIORITIZED = "reprioritized"
 LOCK_LOST = "lock_lost"
 RELEASED = "released"
+#: An operator's action (flush, a lock released by hand, a dead letter requeued...):
+#: ``d`` says which (``action``), by whom (``by``) and on what; the job id is the
+#: job acted on, or empty for an action on the system.
+OPERATOR = "operator"
+#: What a maintenance step did (a sweep, a rescue, the load gate pausing or
+#: resuming a worker); the job id is empty unless it concerns one job.
+MAINTENANCE = "maintenance"
 
 EVENT_TYPES: frozenset[str] = frozenset({
     QUEUED, BLOCKED, CONFLICT, GRANTED, STARTED, RETRIED, COMPLETED, FAILED, EXPIRED,
-    CANCELLED, DEAD_LETTERED, REPRIORITIZED, LOCK_LOST, RELEASED,
+    CANCELLED, DEAD_LETTERED, REPRIORITIZED, LOCK_LOST, RELEASED, OPERATOR, MAINTENANCE,
 })
 
 #: What the ``d`` object of each type may carry (all optional).
@@ -60,6 +67,8 @@ DETAIL_FIELDS: Mapping[str, tuple[str, ...]] = {
     REPRIORITIZED: ("priority", "previous"),
     LOCK_LOST: ("holder", "resources"),
     RELEASED: ("holder", "resources", "handed_to"),
+    OPERATOR: ("action", "by", "target", "reason", "count"),
+    MAINTENANCE: ("action", "worker", "reason", "count"),
 }
 
 #: Celery event type sent to Flower for pipeline states Celery has no event for.
