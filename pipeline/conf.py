@@ -77,6 +77,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Upper bound of a retry delay in seconds.", 0.0),
     Setting("pipeline_retry_jitter", bool, True,
             "Randomise retry delays (equal jitter: half fixed, half random) against stampedes."),
+    # Crash safety (pipeline.broker)
+    Setting("pipeline_set_aside_max", int, 10_000,
+            "Broker items no worker could decode or accept kept in the set-aside list "
+            "(`{pipeline}:set_aside`, newest first); the counts go on past it.", 1),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -188,6 +192,7 @@ class Settings:
     store_recorder: bool
     log_retention: float
     data_dir: str
+    set_aside_max: int = 10_000
 
 
 def store_url_from(conf: Mapping[str, Any]) -> str:
@@ -241,4 +246,5 @@ def read(conf: Mapping[str, Any]) -> Settings:
         store_recorder=bool(get("pipeline_store_recorder")),
         log_retention=float(get("pipeline_log_retention")),
         data_dir=get("pipeline_data_dir"),
+        set_aside_max=get("pipeline_set_aside_max"),
     )

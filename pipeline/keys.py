@@ -97,3 +97,13 @@ class Keys:
     def broker_queue_prefix(self) -> str:
         """kombu's ``global_keyprefix``: puts the broker's lists under the same tag."""
         return self.base
+
+    @property
+    def set_aside(self) -> str:
+        """List of broker items no worker could decode or accept, newest first (JSON records)."""
+        return f"{self.base}set_aside"
+
+    @property
+    def set_aside_count(self) -> str:
+        """Hash reason -> items set aside for that reason (``total`` counts them all)."""
+        return f"{self.base}set_aside:count"
