@@ -11,6 +11,7 @@ before. :func:`pipeline.appsetup.install` makes it the app's ``worker_consumer``
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from typing import Any
 
@@ -20,6 +21,8 @@ from kombu.exceptions import ContentDisallowed
 
 from pipeline.broker.setaside import set_aside_or_log
 from pipeline.engine import engine_for
+
+logger = logging.getLogger(__name__)
 
 CONTENT_REFUSED = "content type not accepted"
 BODY_UNDECODABLE = "body not decodable"
@@ -47,27 +50,39 @@ class PipelineConsumer(Consumer):  # type: ignore[misc]
         set_aside_or_log(engine.redis, engine.keys, raw_of(message), queue=str(queue),
                          reason=reason, limit=engine.settings.set_aside_max)
 
+    def _refuse(self, message: Any, reason: str, handler: Any, *args: Any) -> None:
+        """Set *message* aside, then let Celery's *handler* log and drop it.
+
+        Celery's handlers can fail on what they are handed (an unknown task
+        with an empty id fails while its failure is recorded): the message is
+        settled here then, and the worker goes on.
+        """
+        self.set_aside(message, reason)
+        try:
+            handler(*args)
+        except Exception:
+            logger.exception("Celery could not handle a refused message (set aside as %r); "
+                             "it is dropped from the queue", reason)
+            if not message.acknowledged:
+                message.reject_log_error(logger, self.connection_errors)
+
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         """A body Celery cannot decode or does not accept."""
-        self.set_aside(message, CONTENT_REFUSED if isinstance(exc, ContentDisallowed)
-                       else BODY_UNDECODABLE)
-        super().on_decode_error(message, exc)
+        reason = CONTENT_REFUSED if isinstance(exc, ContentDisallowed) else BODY_UNDECODABLE
+        self._refuse(message, reason, super().on_decode_error, message, exc)
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
         """A message that is no Celery task message."""
-        self.set_aside(message, UNKNOWN_FORMAT)
-        super().on_unknown_message(body, message)
+        self._refuse(message, UNKNOWN_FORMAT, super().on_unknown_message, body, message)
 
     def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
         """A task this worker does not know (another worker may: requeue it from the list)."""
-        self.set_aside(message, UNKNOWN_TASK)
-        super().on_unknown_task(body, message, exc)
+        self._refuse(message, UNKNOWN_TASK, super().on_unknown_task, body, message, exc)
 
     def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
         """A task message Celery cannot use (a pickle body among them)."""
-        self.set_aside(message, CONTENT_REFUSED if isinstance(exc, ContentDisallowed)
-                       else INVALID_TASK)
-        super().on_invalid_task(body, message, exc)
+        reason = CONTENT_REFUSED if isinstance(exc, ContentDisallowed) else INVALID_TASK
+        self._refuse(message, reason, super().on_invalid_task, body, message, exc)
 
     def on_connection_error_after_connected(self, exc: Exception) -> None:
         """Reconnect, leaving running jobs alone (Celery's advice to cancel them is not taken).

@@ -6,7 +6,8 @@ decode, an unknown format or task), is never run and never silently dropped:
 it is pushed, as one JSON record, onto the list ``{pipeline}:set_aside``
 (newest first, at most ``pipeline_set_aside_max`` records) and counted per
 reason in the hash ``{pipeline}:set_aside:count`` (``total`` counts them all).
-The worker goes on with the next message.
+The worker goes on with the next message. Read them with :func:`items` and
+:func:`counts`, forget them with :func:`purge`.
 
 A record::
 
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.engine import engine_for
 from pipeline.events import MAINTENANCE, emit
 from pipeline.keys import Keys
 
@@ -128,21 +130,24 @@ def _decode(entry: Any) -> SetAside:
                     encoding=str(data.get("encoding", "utf-8")), size=int(data.get("size", 0)))
 
 
-def items(client: Any, keys: Keys, limit: int = 100) -> list[SetAside]:
+def items(app: Any, limit: int = 100) -> list[SetAside]:
     """The items set aside, newest first (at most *limit*; 0 = all kept)."""
-    return [_decode(entry) for entry in client.lrange(keys.set_aside, 0, limit - 1)]
+    engine = engine_for(app)
+    return [_decode(entry) for entry in engine.redis.lrange(engine.keys.set_aside, 0, limit - 1)]
 
 
-def counts(client: Any, keys: Keys) -> dict[str, int]:
+def counts(app: Any) -> dict[str, int]:
     """Items set aside per reason since the counts were last purged (``total`` included)."""
-    raw: Mapping[Any, Any] = client.hgetall(keys.set_aside_count)
+    engine = engine_for(app)
+    raw: Mapping[Any, Any] = engine.redis.hgetall(engine.keys.set_aside_count)
     return {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in raw.items()}
 
 
-def purge(client: Any, keys: Keys) -> int:
+def purge(app: Any) -> int:
     """Forget every item set aside and its counts; returns how many items were kept."""
-    pipe = client.pipeline(transaction=True)
-    pipe.llen(keys.set_aside)
-    pipe.delete(keys.set_aside, keys.set_aside_count)
+    engine = engine_for(app)
+    pipe = engine.redis.pipeline(transaction=True)
+    pipe.llen(engine.keys.set_aside)
+    pipe.delete(engine.keys.set_aside, engine.keys.set_aside_count)
     kept, _ = pipe.execute()
     return int(kept)
