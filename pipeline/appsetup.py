@@ -6,12 +6,11 @@ from typing import Any
 
 from celery import Celery, states
 
-from pipeline import conf
+from pipeline import conf, outage
+from pipeline.blocked_state import BLOCKED
 from pipeline.keys import Keys
 from pipeline.priority import DEFAULT_PRIORITY
 
-#: The Celery state of a parked job (its result meta holds the reason).
-BLOCKED = "BLOCKED"
 #: Guarded transport and consumer (:mod:`pipeline.broker`), named so workers import them.
 #: The transport is registered with kombu under this name (it shows in Celery's logs).
 TRANSPORT = "redis-pipeline"
@@ -55,6 +54,19 @@ def use_guarded_broker(app: Celery, settings: conf.Settings) -> None:
         app.conf.worker_consumer = CONSUMER
 
 
+def _connect_release_on_skipped_after_return() -> None:
+    """Release a job's locks where Celery skips ``after_return`` (Ignore, Reject).
+
+    Connected once per process (the handler looks up the task's own app).
+    """
+    from celery.signals import task_postrun
+
+    from pipeline.finishing import release_on_skipped_after_return
+
+    task_postrun.connect(release_on_skipped_after_return, weak=False,
+                         dispatch_uid="pipeline.release_on_skipped_after_return")
+
+
 def install(app: Celery, config: Any = None) -> Celery:
     """Wire the pipeline into *app*; with *config*, load and validate it now.
 
@@ -69,7 +81,9 @@ def install(app: Celery, config: Any = None) -> Celery:
     Defaults are filled in by :func:`pipeline.conf.read`, not registered as
     Celery defaults: Celery would rank them above the app's own config module.
 
-    Sets ``task_default_priority`` to normal where the app leaves it unset.
+    Sets ``task_default_priority`` to normal where the app leaves it unset,
+    and bounds the waits of a publish to a Redis that does not answer
+    (:mod:`pipeline.outage`).
     Also puts the broker's Redis lists under the pipeline's hash tag (kombu's
     ``global_keyprefix``), so the lock scripts can hand a job straight to its
     queue in the same Lua call that frees its resources, and runs the broker
@@ -85,9 +99,11 @@ def install(app: Celery, config: Any = None) -> Celery:
             # Unset, a message's priority on Redis reads as 0, the most urgent:
             # every plain .delay() would overtake queued normal jobs.
             app.conf.task_default_priority = int(DEFAULT_PRIORITY)
+        outage.bound_waits(app.conf, settings.publish_timeout)
 
     register_blocked_state()
     app.on_after_configure.connect(_on_configure, weak=False)
+    _connect_release_on_skipped_after_return()
     from pipeline import maintenance
     from pipeline.store import recorder
 

@@ -12,7 +12,6 @@ Redis drops under memory pressure is lost work, so ``maxmemory-policy`` must be
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +49,7 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """*url* without its password."""
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
@@ -62,7 +61,7 @@ def _redact(url: str) -> str:
 
 def check_redis(url: str, timeout: float = 3.0) -> list[CheckResult]:
     """Check that the Redis at *url* answers, is recent enough and never evicts keys."""
-    shown = _redact(url)
+    shown = redact(url)
     client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                   decode_responses=True)
     try:
@@ -154,15 +153,11 @@ def check_database(url: str) -> list[CheckResult]:
 
 
 def _check_schema(url: str) -> CheckResult:
+    from pipeline.store.session import check_schema, create_store_engine
+
+    engine = create_store_engine(url)
     try:
-        store = importlib.import_module("pipeline.store.session")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("pipeline.store", "pipeline.store.session"):
-            raise
-        return CheckResult("schema", WARN, "store not installed yet: schema not checked")
-    engine = store.create_store_engine(url)
-    try:
-        store.check_schema(engine)
+        check_schema(engine)
     except StoreError as exc:
         return CheckResult("schema", FAIL, str(exc))
     finally:

@@ -14,8 +14,9 @@ from typing import Any
 from celery import Celery
 
 from pipeline.engine import engine_for
-from pipeline.parking import queue_lists
+from pipeline.parking import dumps, queue_lists
 from pipeline.priority import PRIORITY_STEPS, level_of, parse_priority
+from pipeline.revoked import ids_in_message, mark_revoked
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,9 @@ def position(app: Celery, job_id: str, queue: str | None = None) -> Position:
         return Position("parked", found.position, found.waiting_for, found.priority)
     if found.status != "unknown":
         return Position(found.status)
-    lists = queue_lists(app, queue)
-    index, place = locks.find_queued(lists, job_id)
-    if index:
-        return Position("queued", place, priority=PRIORITY_STEPS[index - 1])
+    queued = locks.find_queued(queue_lists(app, queue), job_id)
+    if queued is not None:
+        return Position("queued", queued.place, priority=PRIORITY_STEPS[queued.index - 1])
     return Position("unknown")
 
 
@@ -57,16 +57,21 @@ def cancel(app: Celery, job_id: str, *, terminate: bool = False,
            reason: str = "cancelled by request", queue: str | None = None) -> str:
     """Cancel a job or a workflow (by its id); returns where it was found.
 
-    A parked or queued job is removed and recorded CANCELLED. A running job is
-    revoked, and killed only when *terminate* is true. A workflow's remaining
+    A parked or queued job is removed and recorded CANCELLED, and REVOKED in
+    the result backend (with the chain steps it would have published, which
+    never run now). A running job is revoked, and killed only when *terminate*
+    is true. A workflow's remaining
     steps are dropped when they reach a worker and its locks are freed.
     """
     engine = engine_for(app)
     locks = engine.locks
+    stored = locks.parked_message(job_id)
     if locks.cancel_parked(job_id, reason):
+        mark_revoked(app, ids_in_message(stored) or [job_id], reason)
         return "parked"
-    index, _ = locks.find_queued(queue_lists(app, queue), job_id, op="remove", reason=reason)
-    if index:
+    queued = locks.find_queued(queue_lists(app, queue), job_id, remove=True, reason=reason)
+    if queued is not None:
+        mark_revoked(app, ids_in_message(queued.message) or [job_id], reason)
         return "queued"
     held = locks.explain(job_id)
     # Drop whatever of it may still arrive (a prefetched copy, a workflow's next step).
@@ -92,7 +97,16 @@ def reprioritize(app: Celery, job_id: str, priority: Any, queue: str | None = No
     locks = engine_for(app).locks
     if locks.reprioritize_parked(job_id, new) is not None:
         return "parked"
-    target = PRIORITY_STEPS.index(int(level_of(new))) + 1
-    index, _ = locks.find_queued(queue_lists(app, queue), job_id, op="move", target=target,
-                                 priority=new)
-    return "queued" if index else "unknown"
+    lists = queue_lists(app, queue)
+    target = lists[PRIORITY_STEPS.index(int(level_of(new)))]
+    for _ in range(3):  # the message may be taken between the look and the move
+        found = locks.find_queued(lists, job_id)
+        if found is None:
+            return "unknown"
+        message = json.loads(found.message)
+        previous = message["properties"].get("priority")
+        message["properties"]["priority"] = new
+        detail = json.dumps({"priority": new, "previous": previous})
+        if locks.swap_queued(found, target, dumps(message), detail):
+            return "queued"
+    return "unknown"

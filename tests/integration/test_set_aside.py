@@ -59,7 +59,7 @@ def wait_for_run(client: redis.Redis, label: str, timeout: float = 30.0) -> None
 def test_bad_item_in_the_queue_is_set_aside_and_counted_and_the_worker_keeps_consuming(
         kind: str, app: Any, redis_client: redis.Redis,
         start_worker: Callable[..., AbstractContextManager[Any]]) -> None:
-    from tasks.probes import record
+    from tests.tasks.probes import record
 
     raw, reason = BAD_ITEMS[kind]
     redis_client.lpush(NORMAL_LIST, raw)
@@ -85,7 +85,7 @@ def test_bad_item_in_the_queue_is_set_aside_and_counted_and_the_worker_keeps_con
 def test_pickle_message_is_set_aside_not_dropped(
         app: Any, redis_client: redis.Redis,
         start_worker: Callable[..., AbstractContextManager[Any]]) -> None:
-    from tasks.probes import record
+    from tests.tasks.probes import record
 
     task_id = publish_pickled_task(app, "pickled")
     with start_worker():

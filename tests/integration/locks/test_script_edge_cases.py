@@ -22,8 +22,8 @@ def x(rid: str, capacity: int = 1) -> Claim:
 
 
 def ticket(job: str, *claims: Claim, submitted: int = 0, holder: str | None = None,
-           step: bool = False) -> Ticket:
-    return Ticket(job, holder or job, tuple(sorted(claims)), 6, "{}", submitted, step)
+           step: bool = False, guest: bool = False) -> Ticket:
+    return Ticket(job, holder or job, tuple(sorted(claims)), 6, "{}", submitted, step, guest)
 
 
 def take(locks: RedisLocks, t: Ticket) -> object:
@@ -66,7 +66,7 @@ def test_guest_of_a_cancelled_running_job_does_not_free_its_hold(
     locks = make_locks()
     assert isinstance(take(locks, ticket("P", x("model:m"))), Acquired)
     locks.mark_cancelled("P")     # cancel without terminate: P keeps running
-    assert isinstance(take(locks, ticket("g1", x("model:m"), holder="P")), Cancelled)
+    assert isinstance(take(locks, ticket("g1", x("model:m"), holder="P", guest=True)), Cancelled)
     assert locks.explain("P").status == "running"
     assert isinstance(take(locks, ticket("Q", x("model:m"))), Blocked)
 
@@ -90,7 +90,7 @@ def test_late_guest_does_not_take_over_a_workflow_between_steps(
     locks = make_locks()
     take(locks, ticket("W", x("model:m")))
     assert locks.release("W", "W", keep_seconds=300) == -1
-    guest = take(locks, ticket("g", x("model:m"), holder="W"))
+    guest = take(locks, ticket("g", x("model:m"), holder="W", guest=True))
     assert isinstance(guest, Acquired) and guest.guest
     locks.release("W", "g")                                  # the guest ends: hold stays
     assert locks.explain("W").status == "between"
@@ -117,7 +117,8 @@ def test_a_name_that_looks_like_a_delivery_tag_still_gets_one(
 
     locks = make_locks()
     take(locks, ticket("H", x("model:delivery_tag")))
-    headers = {"task": "t", "id": "J", "pl": {"m": ["delivery_tag"], "n": '"delivery_tag"'}}
+    headers = {"task": "t", "id": "J", "pipeline": {"version": 1, "models": ["delivery_tag"],
+                                                    "workflow_name": '"delivery_tag"'}}
     stored = envelope(headers, [[], {}, {}], 6, "q", complete=False)
     locks.acquire(ticket("J", x("model:delivery_tag")), host="h", pid=1, park_message=stored,
                   queue_key=QUEUE)
@@ -141,42 +142,21 @@ def test_parked_job_delivered_twice_is_counted_once_and_keeps_its_wait(
     assert locks.parked_counts() == {}
 
 
-def test_records_of_an_earlier_release_are_still_served(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
-    """Jobs parked as hashes (with a parked:since index) by an earlier release."""
-    locks = make_locks(wait_timeout=1.0)
-    take(locks, ticket("H", x("model:m")))
-    now = int(time.time() * 1000)
-    for job, since in (("old1", now), ("old2", now - 5000)):
-        rank = 6 * 2**44 + since
-        lock_redis.hset(f"{{pipeline}}:park:{job}", mapping={
-            "rank": rank, "claims": "x|1|model:m", "holder": job, "msg": f"msg-{job}",
-            "q": QUEUE, "since": since, "res": "model:m", "by": "H"})
-        lock_redis.zadd("{pipeline}:line:model:m", {job: rank})
-        lock_redis.zadd("{pipeline}:parked:since", {job: since})
-        lock_redis.hincrby("{pipeline}:parked:count", "6", 1)
-    assert locks.explain("old1").status == "parked"
-    assert locks.sweep() == (0, 1)            # old2 parked 5 s ago: expired from the old index
-    assert locks.explain("old2").status == "unknown"
-    locks.release("H", "H")
-    assert lock_redis.rpop(QUEUE) == b"msg-old1"
-    assert locks.explain("old1").status == "granted"
-    assert locks.parked_counts() == {}
-
-
 def test_job_sent_by_another_client_with_a_control_character_fails_before_locking(
         pipeline_app: Any, lock_redis: redis.Redis) -> None:
     from types import SimpleNamespace
 
     from pipeline.engine import engine_for
     from pipeline.errors import InvalidJobError
-    from pipeline.lifecycle import ticket_for
-    from tasks.lockprobes import hold as task
+    from pipeline.starting import ticket_for
+    from tests.tasks.lockprobes import hold as task
 
-    request = SimpleNamespace(id="job\x1fone", pl={"m": ["m"]}, delivery_info={}, retries=0)
+    request = SimpleNamespace(id="job\x1fone", pipeline={"version": 1, "models": ["m"]},
+                              delivery_info={}, retries=0)
     with pytest.raises(InvalidJobError, match=r"task_id.*control characters"):
         ticket_for(task, request, engine_for(pipeline_app))
-    request = SimpleNamespace(id="ok", pl={"m": ["a\nb"]}, delivery_info={}, retries=0)
+    request = SimpleNamespace(id="ok", pipeline={"version": 1, "models": ["a\nb"]},
+                              delivery_info={}, retries=0)
     with pytest.raises(InvalidJobError, match=r"resource.*control characters"):
         ticket_for(task, request, engine_for(pipeline_app))
 
@@ -210,3 +190,28 @@ def test_a_new_holder_ahead_in_the_same_line_is_no_conflict(
     assert locks.explain("J2").blocked_by == "J1"
     kinds = [decode(i, f).type for i, f in lock_redis.xrange("{pipeline}:events")]
     assert "conflict" not in kinds
+
+
+def test_hold_lasts_until_its_owner_and_every_guest_have_ended(
+        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+    locks = make_locks()
+    take(locks, ticket("P", x("model:m")))
+    g1 = take(locks, ticket("g1", x("model:m"), holder="P", guest=True))
+    g2 = take(locks, ticket("g2", x("model:m"), holder="P", guest=True))
+    assert isinstance(g1, Acquired) and g1.guest and isinstance(g2, Acquired) and g2.guest
+    assert locks.release("P", "P") == -1, "the owner ended while its guests run"
+    assert locks.explain("P").status == "guests"
+    assert isinstance(take(locks, ticket("Q", x("model:m"))), Blocked)
+    assert locks.release("P", "g1") == 0
+    assert lock_redis.llen(QUEUE) == 0
+    assert locks.release("P", "g2") == 1, "the last guest frees the hold"
+    assert lock_redis.rpop(QUEUE) == b"msg-Q"
+
+
+def test_guest_whose_parent_already_ended_takes_its_own_locks(
+        make_locks: Callable[..., RedisLocks]) -> None:
+    locks = make_locks()
+    late = take(locks, ticket("late", x("model:m"), holder="gone", guest=True))
+    assert isinstance(late, Acquired) and not late.guest and late.holder == "late"
+    assert isinstance(take(locks, ticket("Q", x("model:m"))), Blocked)
+    assert locks.release("late", "late") == 1
