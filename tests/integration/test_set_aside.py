@@ -24,7 +24,7 @@ def envelope(**changes: Any) -> dict[str, Any]:
     body = base64.b64encode(json.dumps([[ORDER_KEY, "x"], {}, {}]).encode()).decode()
     message: dict[str, Any] = {
         "body": body, "content-encoding": "utf-8", "content-type": "application/json",
-        "headers": {"task": "tasks.probes.record", "id": "bad-1", "lang": "py"},
+        "headers": {"task": "tests.tasks.probes.record", "id": "bad-1", "lang": "py"},
         "properties": {"body_encoding": "base64", "delivery_tag": "t-1", "priority": 6,
                        "delivery_info": {"exchange": "", "routing_key": "pipeline"}}}
     message.update(changes)
