@@ -97,3 +97,12 @@ class Keys:
     def broker_queue_prefix(self) -> str:
         """kombu's ``global_keyprefix``: puts the broker's lists under the same tag."""
         return self.base
+
+    @property
+    def agents(self) -> str:
+        """Sorted set worker name -> time of its last load record (ms): the agents' index."""
+        return f"{self.base}agents"
+
+    def agent(self, worker: str) -> str:
+        """String (JSON) of one worker's load record; expires with ``pipeline_agent_timeout``."""
+        return f"{self.base}agent:{worker}"
