@@ -12,8 +12,9 @@ from pipeline.priority import DEFAULT_PRIORITY
 
 #: The Celery state of a parked job (its result meta holds the reason).
 BLOCKED = "BLOCKED"
-#: The worker bootstep of the load gate and load records (imported by workers only).
-LOAD_GATE_STEP = "pipeline.admission.bootstep:LoadGate"
+#: Worker bootsteps (imported by workers only): the load gate and load records, and
+#: the default time limits of pipeline jobs.
+WORKER_STEPS = ("pipeline.admission.bootstep:LoadGate", "pipeline.limits:DefaultTimeLimits")
 
 
 def register_blocked_state() -> None:
@@ -46,7 +47,8 @@ def install(app: Celery, config: Any = None) -> Celery:
     Also puts the broker's Redis lists under the pipeline's hash tag (kombu's
     ``global_keyprefix``), so the lock scripts can hand a job straight to its
     queue in the same Lua call that frees its resources, and adds the worker
-    bootstep of the load gate (:mod:`pipeline.admission.bootstep`).
+    bootsteps of the load gate (:mod:`pipeline.admission.bootstep`) and of the
+    default time limits (:mod:`pipeline.limits`).
     """
     def _on_configure(sender: Any = None, **_: Any) -> None:
         settings = conf.read(app.conf)
@@ -60,7 +62,7 @@ def install(app: Celery, config: Any = None) -> Celery:
 
     register_blocked_state()
     app.on_after_configure.connect(_on_configure, weak=False)
-    app.steps["consumer"].add(LOAD_GATE_STEP)
+    app.steps["consumer"].update(WORKER_STEPS)
     from pipeline import maintenance
     from pipeline.store import recorder
 

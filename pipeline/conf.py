@@ -99,6 +99,14 @@ SETTINGS: tuple[Setting, ...] = (
             0.0),
     Setting("pipeline_agent_timeout", (int, float), 15.0,
             "Seconds after its last load record a worker counts as gone.", 1.0),
+    # Limits
+    Setting("pipeline_time_limit", (int, float), 300.0,
+            "Soft execution time limit of a pipeline job in seconds (the job gets "
+            "`SoftTimeLimitExceeded` and fails without a retry); 0 = none. A task's own "
+            "`soft_time_limit`/`time_limit` and Celery's `task_*time_limit` win.", 0.0),
+    Setting("pipeline_time_limit_grace", (int, float), 30.0,
+            "Seconds after the soft limit before the job's process is killed (the hard limit).",
+            1.0),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -222,6 +230,8 @@ class Settings:
     load_smoothing: float
     agent_heartbeat: float
     agent_timeout: float
+    time_limit: float
+    time_limit_grace: float
 
 
 def store_url_from(conf: Mapping[str, Any]) -> str:
@@ -283,4 +293,6 @@ def read(conf: Mapping[str, Any]) -> Settings:
         load_smoothing=float(get("pipeline_load_smoothing")),
         agent_heartbeat=float(get("pipeline_agent_heartbeat")),
         agent_timeout=float(get("pipeline_agent_timeout")),
+        time_limit=float(get("pipeline_time_limit")),
+        time_limit_grace=float(get("pipeline_time_limit_grace")),
     )
