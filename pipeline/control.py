@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery
 
 from pipeline.engine import engine_for
-from pipeline.parking import queue_lists
+from pipeline.parking import dumps, queue_lists
 from pipeline.priority import PRIORITY_STEPS, level_of, parse_priority
 
 
@@ -46,10 +46,9 @@ def position(app: Celery, job_id: str, queue: str | None = None) -> Position:
         return Position("parked", found.position, found.waiting_for, found.priority)
     if found.status != "unknown":
         return Position(found.status)
-    lists = queue_lists(app, queue)
-    index, place = locks.find_queued(lists, job_id)
-    if index:
-        return Position("queued", place, priority=PRIORITY_STEPS[index - 1])
+    queued = locks.find_queued(queue_lists(app, queue), job_id)
+    if queued is not None:
+        return Position("queued", queued.place, priority=PRIORITY_STEPS[queued.index - 1])
     return Position("unknown")
 
 
@@ -65,8 +64,7 @@ def cancel(app: Celery, job_id: str, *, terminate: bool = False,
     locks = engine.locks
     if locks.cancel_parked(job_id, reason):
         return "parked"
-    index, _ = locks.find_queued(queue_lists(app, queue), job_id, op="remove", reason=reason)
-    if index:
+    if locks.find_queued(queue_lists(app, queue), job_id, remove=True, reason=reason):
         return "queued"
     held = locks.explain(job_id)
     # Drop whatever of it may still arrive (a prefetched copy, a workflow's next step).
@@ -92,7 +90,16 @@ def reprioritize(app: Celery, job_id: str, priority: Any, queue: str | None = No
     locks = engine_for(app).locks
     if locks.reprioritize_parked(job_id, new) is not None:
         return "parked"
-    target = PRIORITY_STEPS.index(int(level_of(new))) + 1
-    index, _ = locks.find_queued(queue_lists(app, queue), job_id, op="move", target=target,
-                                 priority=new)
-    return "queued" if index else "unknown"
+    lists = queue_lists(app, queue)
+    target = lists[PRIORITY_STEPS.index(int(level_of(new)))]
+    for _ in range(3):  # the message may be taken between the look and the move
+        found = locks.find_queued(lists, job_id)
+        if found is None:
+            return "unknown"
+        message = json.loads(found.message)
+        previous = message["properties"].get("priority")
+        message["properties"]["priority"] = new
+        detail = json.dumps({"priority": new, "previous": previous})
+        if locks.swap_queued(found, target, dumps(message), detail):
+            return "queued"
+    return "unknown"

@@ -22,7 +22,7 @@ def test_show_says_an_unknown_job_is_neither_running_nor_parked(app: Any) -> Non
 def test_show_says_a_running_job_runs_and_what_it_holds(
         app: Any, redis_client: redis.Redis,
         start_worker: Callable[..., AbstractContextManager[Any]]) -> None:
-    from tasks.probes import record
+    from tests.tasks.probes import record
 
     with start_worker():
         result = record.apply_async(("probe:cli", "slow", 3.0), user="alice")

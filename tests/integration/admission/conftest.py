@@ -29,8 +29,10 @@ def start_workers(broker_url: str, tmp_path: Any) -> Iterator[Callable[..., Subp
               **settings: Any) -> SubprocessWorker:
         env = {"PIPELINE_STORE_ENABLED": "false",
                **{f"PIPELINE_{k.upper()}": str(v) for k, v in settings.items()}}
+        # One -I with every module: celery worker keeps only the last -I it is given.
+        modules = ",".join(("tests.tasks.lockprobes", *include))
         worker = SubprocessWorker(broker_url, tmp_path, name=f"w{len(started) + 1}",
-                                  concurrency=concurrency, pool=pool, include=include, env=env)
+                                  concurrency=concurrency, pool=pool, include=(modules,), env=env)
         started.append(worker)
         return worker.start()
 

@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from pipeline import control, explain
-from tasks.lockprobes import hold, runs
 from tests.integration.locks.support import wait_for
+from tests.tasks.lockprobes import hold, runs
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import redis
 
-from tasks.lockprobes import hold, runs
-from tests.integration.admission.jobs import stubborn
 from tests.integration.locks.support import lock_keys, wait_for
+from tests.tasks.admissionprobes import stubborn
+from tests.tasks.lockprobes import hold, runs
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,7 +35,7 @@ def test_job_over_the_soft_limit_is_stopped_not_retried_and_frees_its_locks(
 
 def test_job_ignoring_the_soft_limit_is_killed_at_the_hard_one_and_frees_its_locks(
         pipeline_app: Any, start_workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
-    start_workers(concurrency=2, include=("tests.integration.admission.jobs",), **LIMITS)
+    start_workers(concurrency=2, include=("tests.tasks.admissionprobes",), **LIMITS)
     started = time.monotonic()
     stuck = stubborn.apply_async((30.0,), models=["m"])
     follower = hold.apply_async((0.0, "next"), models=["m"])

@@ -1,4 +1,4 @@
-"""Test-only jobs of the admission tests (loaded into workers with ``-I``)."""
+"""Jobs of the admission tests (loaded into their workers with ``-I``)."""
 
 from __future__ import annotations
 
