@@ -98,7 +98,7 @@ def recommend(agents: Sequence[AgentStatus], waiting: int,
         where = ("on another host: every worker's host is over its load limit"
                  if agents and not accepting else "")
         reason = (f"{running} running + {waiting} waiting need {wanted} processes to stay at "
-                  f"or below {target:.0%} utilisation; {capacity} can take jobs: add {count}"
+                  f"or below {target:.0%} utilisation; capacity {capacity}: add {count}"
                   + (f" {where}" if where else ""))
     else:
         # A worker keeps at least one process.
@@ -106,7 +106,7 @@ def recommend(agents: Sequence[AgentStatus], waiting: int,
         count = min(capacity - wanted, removable)
         action = REMOVE if count > 0 else HOLD
         reason = (f"{running} running + {waiting} waiting need {wanted} processes to stay at "
-                  f"or below {target:.0%} utilisation; {capacity} can take jobs"
+                  f"or below {target:.0%} utilisation; capacity {capacity}"
                   + (f": remove {count}" if count > 0 else ": keep them"))
     best = least_loaded(agents)
     return Allocation(
