@@ -26,6 +26,12 @@ def park(locks: RedisLocks, ticket: Ticket) -> None:
     locks.acquire(ticket, host="h", pid=1, park_message=f"msg-{ticket.job_id}", queue_key=QUEUE)
 
 
+def backlog(locks: RedisLocks, prefix: str, project: str, count: int) -> None:
+    """Park *count* jobs ``<prefix>-<project>-<i>`` of *project*, in order."""
+    for i in range(count):
+        park(locks, job(f"{prefix}-{project}-{i}", project))
+
+
 def serve(locks: RedisLocks, client: redis.Redis, holder: str, count: int) -> list[str]:
     """Release *holder*, start what is handed off, and so on *count* times; the order."""
     order = []
@@ -43,10 +49,8 @@ def test_projects_parked_at_one_priority_wake_in_turn(
         make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     park(locks, job("holder"))
-    for i in range(10):
-        park(locks, job(f"a-p1-{i}", "p1"))
-    for i in range(3):
-        park(locks, job(f"b-p2-{i}", "p2"))
+    backlog(locks, "a", "p1", 10)
+    backlog(locks, "b", "p2", 3)
     assert serve(locks, lock_redis, "holder", 13) == [
         "a-p1-0", "b-p2-0", "a-p1-1", "b-p2-1", "a-p1-2", "b-p2-2",
         "a-p1-3", "a-p1-4", "a-p1-5", "a-p1-6", "a-p1-7", "a-p1-8", "a-p1-9"]
@@ -56,12 +60,10 @@ def test_a_project_that_was_idle_starts_at_the_current_turn_without_credit(
         make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     park(locks, job("holder"))
-    for i in range(10):
-        park(locks, job(f"a-p1-{i}", "p1"))
+    backlog(locks, "a", "p1", 10)
     first = serve(locks, lock_redis, "holder", 5)
     assert first == [f"a-p1-{i}" for i in range(5)]
-    for i in range(3):
-        park(locks, job(f"b-p2-{i}", "p2"))
+    backlog(locks, "b", "p2", 3)
     # p2 interleaves from here on; it does not get the five turns it did not use.
     assert serve(locks, lock_redis, first[-1], 6) == [
         "b-p2-0", "a-p1-5", "b-p2-1", "a-p1-6", "b-p2-2", "a-p1-7"]
@@ -84,8 +86,7 @@ def test_priority_still_goes_first_across_projects(
         make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     park(locks, job("holder"))
-    for i in range(3):
-        park(locks, job(f"a-p1-{i}", "p1"))
+    backlog(locks, "a", "p1", 3)
     park(locks, job("b-p2-urgent", "p2", priority=0))
     park(locks, job("c-low", priority=9))
     assert serve(locks, lock_redis, "holder", 5) == [
@@ -96,8 +97,7 @@ def test_a_level_that_drained_starts_its_turns_afresh(
         make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     park(locks, job("holder"))
-    for i in range(5):
-        park(locks, job(f"a-p1-{i}", "p1"))
+    backlog(locks, "a", "p1", 5)
     last = serve(locks, lock_redis, "holder", 5)[-1]
     assert locks.parked_counts() == {}
     park(locks, job("b-p2-0", "p2"))
