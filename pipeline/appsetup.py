@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import Celery, states
 
-from pipeline import conf
+from pipeline import conf, outage
 from pipeline.blocked_state import BLOCKED
 from pipeline.keys import Keys
 from pipeline.priority import DEFAULT_PRIORITY
@@ -55,7 +55,9 @@ def install(app: Celery, config: Any = None) -> Celery:
     Defaults are filled in by :func:`pipeline.conf.read`, not registered as
     Celery defaults: Celery would rank them above the app's own config module.
 
-    Sets ``task_default_priority`` to normal where the app leaves it unset.
+    Sets ``task_default_priority`` to normal where the app leaves it unset,
+    and bounds the waits of a publish to a Redis that does not answer
+    (:mod:`pipeline.outage`).
     Also puts the broker's Redis lists under the pipeline's hash tag (kombu's
     ``global_keyprefix``), so the lock scripts can hand a job straight to its
     queue in the same Lua call that frees its resources, and adds the worker
@@ -71,6 +73,7 @@ def install(app: Celery, config: Any = None) -> Celery:
             # Unset, a message's priority on Redis reads as 0, the most urgent:
             # every plain .delay() would overtake queued normal jobs.
             app.conf.task_default_priority = int(DEFAULT_PRIORITY)
+        outage.bound_waits(app.conf, settings.publish_timeout)
 
     register_blocked_state()
     app.on_after_configure.connect(_on_configure, weak=False)

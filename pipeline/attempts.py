@@ -26,7 +26,13 @@ logger = logging.getLogger(__name__)
 
 
 def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
-    """Run the job's body; on a retriable error, retry with backoff while attempts remain."""
+    """Run the job's body; on a retriable error, retry with backoff while attempts remain.
+
+    Once the body returns or raises, what the job publishes is Celery's
+    continuation of its canvas, not a child of the job (see
+    :meth:`pipeline.running.RunningJobs.in_body`).
+    """
+    engine = engine_for(task.app)
     try:
         return body(*args, **kwargs)
     except (Retry, Ignore, Reject):
@@ -35,7 +41,6 @@ def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
         request = task.request
         if request.called_directly or request.is_eager:
             raise
-        engine = engine_for(task.app)
         policy = retries.policy_for(task, engine.settings)
         done = request.retries or 0
         if not policy.retries(exc) or done >= policy.max_retries:
@@ -55,6 +60,8 @@ def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
             # would wait for nothing, and the job ends here.
             _end_unpublished_retry(task, request.id, running, failed)
             raise
+    finally:
+        engine.running.body_done(task.request.id)
 
 
 def _end_unpublished_retry(task: Any, task_id: str, running: RunningJob | None,

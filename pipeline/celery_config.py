@@ -22,9 +22,9 @@ import os
 
 from pipeline.conf import from_environ
 from pipeline.priority import PRIORITY_STEPS, Priority
-from pipeline.runtime.embedded import broker_url_from_env
+from pipeline.runtime.broker import choose_broker
 
-broker_url = broker_url_from_env()
+broker_url = choose_broker().url
 result_backend = os.environ.get("PIPELINE_RESULT_BACKEND") or broker_url
 
 # JSON only: a pickle message is refused by the worker and logged, never run.
@@ -63,6 +63,11 @@ broker_transport_options = {
     "unacked_restore_throttle": 1,
 }
 result_backend_transport_options = {"visibility_timeout": 3600}
+
+# A running job reads STARTED and a parked one BLOCKED in the result backend
+# (AsyncResult(id).state), not PENDING: one more write per job that keeps its
+# result (Celery skips it for ignore_result jobs).
+task_track_started = True
 
 # Flower and the recorder follow jobs through task events.
 worker_send_task_events = True

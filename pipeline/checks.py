@@ -49,7 +49,7 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """*url* without its password."""
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
@@ -61,7 +61,7 @@ def _redact(url: str) -> str:
 
 def check_redis(url: str, timeout: float = 3.0) -> list[CheckResult]:
     """Check that the Redis at *url* answers, is recent enough and never evicts keys."""
-    shown = _redact(url)
+    shown = redact(url)
     client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                   decode_responses=True)
     try:

@@ -54,6 +54,9 @@ SETTINGS: tuple[Setting, ...] = (
             "in the queue to start.", 1.0),
     Setting("pipeline_wait_timeout", (int, float), 1800.0,
             "Seconds a parked job may wait before it expires.", 1.0),
+    Setting("pipeline_publish_timeout", (int, float), 5.0,
+            "Seconds a publish may wait for a Redis that does not answer before it fails "
+            "naming the broker (nothing is published then).", 0.5),
     # Events and store
     Setting("pipeline_events_maxlen", int, 1_000_000,
             "Safety cap of the event stream; the recorder trims what it has written.", 1000),
@@ -211,6 +214,7 @@ class Settings:
     capacity_project: int
     capacity_global: int
     wait_timeout: float
+    publish_timeout: float
     workflow_gap: float
     events_maxlen: int
     retry_max: int
@@ -274,6 +278,7 @@ def read(conf: Mapping[str, Any]) -> Settings:
         capacity_project=get("pipeline_capacity_project"),
         capacity_global=1 if serialized else get("pipeline_concurrency_global"),
         wait_timeout=float(get("pipeline_wait_timeout")),
+        publish_timeout=float(get("pipeline_publish_timeout")),
         workflow_gap=float(get("pipeline_workflow_gap")),
         events_maxlen=get("pipeline_events_maxlen"),
         retry_max=get("pipeline_retry_max"),

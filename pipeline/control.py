@@ -16,6 +16,7 @@ from celery import Celery
 from pipeline.engine import engine_for
 from pipeline.parking import dumps, queue_lists
 from pipeline.priority import PRIORITY_STEPS, level_of, parse_priority
+from pipeline.revoked import ids_in_message, mark_revoked
 
 
 @dataclass(frozen=True)
@@ -56,15 +57,21 @@ def cancel(app: Celery, job_id: str, *, terminate: bool = False,
            reason: str = "cancelled by request", queue: str | None = None) -> str:
     """Cancel a job or a workflow (by its id); returns where it was found.
 
-    A parked or queued job is removed and recorded CANCELLED. A running job is
-    revoked, and killed only when *terminate* is true. A workflow's remaining
+    A parked or queued job is removed and recorded CANCELLED, and REVOKED in
+    the result backend (with the chain steps it would have published, which
+    never run now). A running job is revoked, and killed only when *terminate*
+    is true. A workflow's remaining
     steps are dropped when they reach a worker and its locks are freed.
     """
     engine = engine_for(app)
     locks = engine.locks
+    stored = locks.parked_message(job_id)
     if locks.cancel_parked(job_id, reason):
+        mark_revoked(app, ids_in_message(stored) or [job_id], reason)
         return "parked"
-    if locks.find_queued(queue_lists(app, queue), job_id, remove=True, reason=reason):
+    queued = locks.find_queued(queue_lists(app, queue), job_id, remove=True, reason=reason)
+    if queued is not None:
+        mark_revoked(app, ids_in_message(queued.message) or [job_id], reason)
         return "queued"
     held = locks.explain(job_id)
     # Drop whatever of it may still arrive (a prefetched copy, a workflow's next step).

@@ -6,6 +6,7 @@ pool crosses a ``fork`` (prefork pool, ``worker_process_init``).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from pipeline.heartbeat import Heartbeat
     from pipeline.locks.redis import RedisLocks
 
+logger = logging.getLogger(__name__)
 _ENGINES: dict[int, Engine] = {}
 _LOCK = threading.Lock()
 
@@ -46,9 +48,15 @@ class Engine:
 
     @property
     def redis(self) -> redis.Redis:
-        """A client on the broker's Redis (the locks live beside the queues)."""
+        """A client on the broker's Redis (the locks live beside the queues).
+
+        The first one of each process logs which broker it is and where that
+        came from (a warning when nothing was configured).
+        """
         if self._redis is None:
-            self._redis = redis.Redis.from_url(broker_redis_url(self.app))
+            url = broker_redis_url(self.app)
+            _log_broker_once(str(self.app.conf.broker_url or url))
+            self._redis = redis.Redis.from_url(url)
         return self._redis
 
     @property
@@ -88,6 +96,21 @@ class Engine:
             self._dispatcher = self.app.events.Dispatcher(
                 self.app.connection_for_write(), hostname=hostname, enabled=True)
         self._dispatcher.send(event_type, **fields)
+
+
+_LOGGED: set[tuple[int, str]] = set()
+
+
+def _log_broker_once(url: str) -> None:
+    if (os.getpid(), url) in _LOGGED:
+        return
+    _LOGGED.add((os.getpid(), url))
+    from pipeline.checks import redact
+    from pipeline.runtime.broker import describe
+
+    source = describe(url)
+    level = logging.WARNING if source.startswith("the default") else logging.INFO
+    logger.log(level, "pipeline: broker %s, from %s", redact(url), source)
 
 
 def engine_for(app: Any) -> Engine:

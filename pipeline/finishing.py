@@ -17,7 +17,7 @@ from celery import states
 from pipeline import deadletters, retries
 from pipeline.engine import Engine, engine_for
 from pipeline.events import COMPLETED, DEAD_LETTERED, FAILED, RELEASED, RETRIED, summary
-from pipeline.header import NAME, JobHeader
+from pipeline.header import NAME, JobHeader, of_request
 from pipeline.priority import of_request as priority_of
 
 _OUTCOME_EVENTS = {states.SUCCESS: COMPLETED, states.FAILURE: FAILED, states.RETRY: RETRIED}
@@ -41,7 +41,7 @@ def finish(task: Any, task_id: str, status: str, retval: Any,
     request = task.request
     if status == states.FAILURE and _out_of_attempts(task, retval, engine):
         event = DEAD_LETTERED
-        header = JobHeader.decode(getattr(request, NAME, None))
+        header = of_request(request)
         deadletters.record(task.app, request, task.name, priority_of(request),
                            summary(retval), header, guest=running.guest)
     detail = json.dumps({key: summary(retval), "attempt": (request.retries or 0) + 1},

@@ -151,8 +151,16 @@ EMPTY = JobHeader()
 
 
 def of_request(request: Any) -> JobHeader:
-    """The header of the job a Celery request describes (empty when it has none)."""
-    return JobHeader.decode(getattr(request, NAME, None))
+    """The header of the job a Celery request describes (empty when it has none).
+
+    A worker's request carries the message's headers as attributes; an eager
+    call's (``apply()``) keeps them in ``request.headers``.
+    """
+    raw = getattr(request, NAME, None)
+    if raw is None:
+        headers = getattr(request, "headers", None)
+        raw = headers.get(NAME) if isinstance(headers, Mapping) else None
+    return JobHeader.decode(raw)
 
 
 def in_options(options: Mapping[str, Any]) -> Any:

@@ -10,12 +10,13 @@ import time
 import uuid
 from typing import Any
 
-from pipeline import workflows
+from pipeline import canvas, outage, workflows
+from pipeline.checks import redact
 from pipeline.engine import engine_for
-from pipeline.errors import WorkflowError
+from pipeline.errors import ServiceError, WorkflowError
 from pipeline.events import QUEUED, summary
 from pipeline.header import NAME, JobHeader, in_options
-from pipeline.priority import DEFAULT_PRIORITY, Priority, parse_priority
+from pipeline.priority import DEFAULT_PRIORITY, parse_priority
 from pipeline.resources import (
     RESOURCE_OPTIONS,
     Demand,
@@ -43,9 +44,13 @@ def prepare(task: Any, options: dict[str, Any], task_id: str | None) -> str:
     priority = options.get("priority")
     if priority is not None:
         priority = options["priority"] = parse_priority(priority)
-    elif task.priority is None and task.app.conf.task_default_priority is None:
-        # An app without a default: unset would be 0 on Redis, the most urgent.
-        priority = options["priority"] = int(DEFAULT_PRIORITY)
+    elif "priority" in options or (task.priority is None
+                                   and task.app.conf.task_default_priority is None):
+        # None means the default: left as None, kombu would publish it at 0, the
+        # most urgent level on Redis.
+        default = task.priority if task.priority is not None else (
+            task.app.conf.task_default_priority)
+        priority = options["priority"] = int(DEFAULT_PRIORITY if default is None else default)
     # Job ids are stored in the lock records: no control characters.
     task_id = check_id("task_id", task_id) if task_id else str(uuid.uuid4())
     headers = dict(options.get("headers") or {})
@@ -54,34 +59,53 @@ def prepare(task: Any, options: dict[str, Any], task_id: str | None) -> str:
     if raw and (raw.get("workflow") or not any(n in options for n in RESOURCE_OPTIONS)):
         # A later step of a workflow (its resources are in the stamped union), or
         # a job published again (retry, requeue) with the header it had.
-        stamped = JobHeader.decode(raw)
+        JobHeader.decode(raw)  # a header this release cannot read is refused here
         for name in RESOURCE_OPTIONS:
             options.pop(name, None)
-        if stamped.is_later_step and options.get("retries") is None:
-            # The next step of a started workflow holds its locks already: like a
-            # hand-off it goes to the front, not behind the queue (its level
-            # stays in the header for the records).
-            options["priority"] = int(Priority.CRITICAL)
         return task_id
     check_option_names(options)
+    if any(options.get(field) for field in canvas.LATER):
+        canvas.check(task.app, options)
     demand = demand_from_options(options, *declared_models(task))
     now = time.time()
+    header = None
     if options.get("chain"):
         header = workflows.stamp_chain(task.app, options, demand, task_id, priority,
                                        submitted_at=now, name=workflow_name)
-    else:
-        parent = _running_parent(task, demand)
-        if parent is not None:
-            header = JobHeader.of(demand, submitted_at=now).but(workflow=parent)
-        elif workflow_name is not None:
-            # workflow(one_step, name=...): a workflow of one step, recorded by its name.
-            header = JobHeader.of(demand, submitted_at=now, workflow_name=str(workflow_name),
-                                  steps=1, step=1).but(workflow=task_id)
-        else:
-            header = JobHeader.of(demand, submitted_at=now)
+    if header is None:
+        header = _own_header(task, demand, task_id, now, workflow_name)
     headers[NAME] = header.encode()
     options["headers"] = headers
     return task_id
+
+
+def _own_header(task: Any, demand: Demand, task_id: str, now: float,
+                workflow_name: Any) -> JobHeader:
+    """The header of a job that starts no workflow of several steps."""
+    parent = _running_parent(task, demand)
+    if parent is not None:
+        return JobHeader.of(demand, submitted_at=now).but(workflow=parent)
+    if workflow_name is not None:
+        # workflow(one_step, name=...): a workflow of one step, recorded by its name.
+        return JobHeader.of(demand, submitted_at=now, workflow_name=str(workflow_name),
+                            steps=1, step=1).but(workflow=task_id)
+    return JobHeader.of(demand, submitted_at=now)
+
+
+def not_published(task: Any, task_id: str, exc: Exception) -> Exception:
+    """The error to raise for a publish that failed with *exc*.
+
+    A Redis that does not answer becomes a ``ServiceError`` naming the broker;
+    anything else is raised as it is.
+    """
+    cause = outage.unreachable(exc)
+    if cause is None:
+        return exc
+    url = redact(str(task.app.conf.broker_url))
+    return ServiceError(
+        f"job {task_id} ({task.name}) was not published: the broker {url} did not answer "
+        f"within pipeline_publish_timeout ({engine_for(task.app).settings.publish_timeout:g} s)"
+        f" ({str(cause).strip()}); nothing was published")
 
 
 def record_queued(task: Any, task_id: str, args: Any, options: dict[str, Any]) -> None:
@@ -114,9 +138,11 @@ def _running_parent(task: Any, demand: Demand) -> str | None:
     """
     from celery import current_task
 
+    if task.app.conf.task_always_eager:
+        return None  # run inline under the parent's hold: see pipeline.starting
     request = getattr(current_task, "request", None)
     engine = engine_for(task.app)
-    running = engine.running.get(getattr(request, "id", None))
+    running = engine.running.in_body(getattr(request, "id", None))
     if running is None:
         return None
     wanted = {c.resource for c in claims(demand, engine.settings)} - {"global"}

@@ -139,9 +139,18 @@ CELERY_OPTIONS = frozenset({
     "producer", "publisher", "queue", "replaced_task_nesting", "reply_to", "result_cls",
     "retries", "retry", "retry_policy", "root_id", "router", "routing_key", "serializer",
     "shadow", "soft_time_limit", "stamped_headers", "stamps", "task_id", "task_type",
-    "time_limit", "timeout", "timezone", "user_id", "workflow_name",
+    "time_limit", "timeout", "timezone", "workflow_name",
 })
 RESOURCE_OPTIONS = ("user", "project", "models", "shared")
+#: Parts of an option name that say it is about a resource (``user_id``,
+#: ``username``, ``proj``, ``Model``, ``model_names``, ``shared_models``): the
+#: resource option each one means.
+RESOURCE_PARTS = (("user", "user"), ("usr", "user"), ("proj", "project"),
+                  ("model", "models"), ("share", "shared"))
+#: Whole words of an option name that do (``readonly``, ``read_only``, ``owner``).
+RESOURCE_WORDS = {"owner": "user", "read": "shared", "reads": "shared", "reader": "shared",
+                  "readers": "shared", "readonly": "shared"}
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 
 
 def declared_models(task: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -162,23 +171,44 @@ def _declared(task: Any, option: str) -> tuple[str, ...]:
 
 
 def check_option_names(options: Mapping[str, Any]) -> None:
-    """Refuse an option that looks like a misspelt resource option (``model=``, ``users=``).
+    """Refuse an option that looks like a resource option but is not one.
 
-    Celery passes unknown options on as message properties, so a typo would
-    silently run the job without that lock.
+    ``model=``, ``users=``, ``user_id=``, ``username=``, ``proj=``,
+    ``shared_models=``: Celery passes unknown options on as message
+    properties, so such an option would silently run the job without that lock.
 
     Raises:
-        InvalidJobError: naming the option and the resource options.
+        InvalidJobError: naming the option, the one probably meant and the
+            resource options.
     """
     stamped = options.get("stamped_headers") or ()
     for name in options:
         if name in CELERY_OPTIONS or name in RESOURCE_OPTIONS or name in stamped:
             continue  # stamps (Celery's canvas stamping) arrive as options too
-        close = difflib.get_close_matches(name, RESOURCE_OPTIONS, n=1, cutoff=0.75)
-        if close:
+        meant = _resource_meant(name)
+        if meant:
             raise InvalidJobError(
-                f"{name}={options[name]!r} is not accepted: no such option; did you mean "
-                f"{close[0]}=? The resource options are {', '.join(RESOURCE_OPTIONS)}")
+                f"{name}={options[name]!r} is not accepted: it is no option of the pipeline's "
+                f"(did you mean {meant}=?); the resource options are "
+                f"{', '.join(f'{o}=' for o in RESOURCE_OPTIONS)} (shared=True makes the call's "
+                "models reads)")
+
+
+def _resource_meant(name: Any) -> str | None:
+    """The resource option an unknown option name seems to be about, if any."""
+    if not isinstance(name, str):
+        return None
+    letters = "".join(ch for ch in name.lower() if ch.isalpha())
+    for part, option in RESOURCE_PARTS:
+        if part in letters:
+            return option
+    for word in _WORD.findall(name):
+        if word.lower() in RESOURCE_WORDS:
+            return RESOURCE_WORDS[word.lower()]
+    if "readonly" in letters:
+        return "shared"
+    close = difflib.get_close_matches(name.lower(), RESOURCE_OPTIONS, n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def claims(demand: Demand, settings: Settings) -> tuple[Claim, ...]:

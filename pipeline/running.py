@@ -50,6 +50,7 @@ class RunningJobs:
     def __init__(self) -> None:
         self._jobs: dict[str, RunningJob] = {}
         self._blocked_at: dict[tuple[Any, ...], float] = {}
+        self._body_done: set[str] = set()
 
     def add(self, job_id: str, job: RunningJob) -> None:
         """Record that *job_id* holds its locks."""
@@ -61,7 +62,24 @@ class RunningJobs:
 
     def pop(self, job_id: str) -> RunningJob | None:
         """Forget *job_id*; returns what it held, or None if it held nothing."""
+        self._body_done.discard(job_id)
         return self._jobs.pop(job_id, None)
+
+    def body_done(self, job_id: str | None) -> None:
+        """Note that the body of *job_id* returned (what it publishes now is Celery's)."""
+        if job_id in self._jobs:
+            self._body_done.add(job_id)
+
+    def in_body(self, job_id: str | None) -> RunningJob | None:
+        """The running job *job_id* while its own code runs, else None.
+
+        A job published then is its child (a guest of its hold when covered);
+        one published after (the next step of a chain, a chord's body, a
+        callback) is Celery's continuation of the canvas, a job of its own.
+        """
+        if job_id in self._body_done:
+            return None
+        return self._jobs.get(job_id or "")
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._jobs

@@ -11,11 +11,12 @@ import json
 import logging
 import os
 import socket
+from dataclasses import replace
 from typing import Any
 
 from celery import states
 
-from pipeline import parking
+from pipeline import parking, workflows
 from pipeline.blocked_state import store_blocked
 from pipeline.engine import Engine, engine_for
 from pipeline.errors import LockNotAcquired, WorkflowError
@@ -24,6 +25,7 @@ from pipeline.header import EMPTY, of_request
 from pipeline.locks.base import Acquired, Blocked, Cancelled, Duplicate, Ticket, Uncovered
 from pipeline.priority import of_request as priority_of
 from pipeline.resources import CONTROL, Demand, check_id, claims, declared_models
+from pipeline.revoked import chain_ids, mark_revoked
 from pipeline.running import RunningJob
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ def ticket_for(task: Any, request: Any, engine: Engine) -> Ticket:
         detail=json.dumps(detail, separators=(",", ":")),
         submitted_ms=int((header.submitted_at or 0) * 1000),
         step=header.is_later_step,
+        guest=holder != request.id and not header.is_later_step,
     )
 
 
@@ -84,7 +87,12 @@ def start(task: Any, task_id: str) -> str | None:
     ticket = ticket_for(task, request, engine)
     locks = engine.locks
     pid = os.getpid()
-    if not request.is_eager:
+    if request.is_eager:
+        parent = engine.running.in_body(getattr(request, "parent_id", None))
+        if parent is not None:
+            _start_inline(task, request, engine, ticket, parent)
+            return None
+    else:
         engine.heartbeat.ensure_started()
     # Build the message to park with only when parking is likely: the claims of
     # a job blocked moments ago in this process are probably still taken.
@@ -101,13 +109,17 @@ def start(task: Any, task_id: str) -> str | None:
                 "routing_key") or task.app.conf.task_default_queue),
         )
     if isinstance(result, Acquired):
-        # has_next_step is read now: Celery pops the next step off request.chain
-        # when it sends it.
-        _run(engine, request, RunningJob(ticket.holder, result.tokens, of_request(request).workflow,
-                                         result.guest, bool(request.chain)))
+        # Read now: Celery pops the next step off request.chain when it sends it.
+        workflow = of_request(request).workflow
+        _run(engine, request, RunningJob(result.holder or ticket.holder, result.tokens, workflow,
+                                         result.guest, workflows.continues(request.chain,
+                                                                           workflow)))
         return None
     if isinstance(result, Cancelled):
-        return f"job {task_id} was cancelled before it started"
+        reason = f"job {task_id} was cancelled before it started"
+        mark_revoked(task.app, [task_id, *chain_ids(request.chain)], reason,
+                     hostname=request.hostname)
+        return reason
     if isinstance(result, Uncovered):
         raise WorkflowError(
             f"job {task_id} runs inside workflow {result.holder}, whose locks do not cover it; "
@@ -118,6 +130,31 @@ def start(task: Any, task_id: str) -> str | None:
     engine.running.blocked(ticket.claims)
     _report_blocked(task, task_id, blocked)
     return blocked.reason
+
+
+def _start_inline(task: Any, request: Any, engine: Engine, ticket: Ticket,
+                  parent: RunningJob) -> None:
+    """Start an eager call made inside a running job of this process.
+
+    It runs inline, in the parent's process and thread: it adds no concurrency,
+    so the parent's hold covers it (its global slot included). Only resources
+    the parent does not hold are taken, under the call's own id.
+
+    Raises:
+        LockNotAcquired: one of those resources is taken (an inline call cannot wait).
+    """
+    own = tuple(c for c in ticket.claims if c.resource != "global"
+                and c.resource not in parent.tokens)
+    if not own:
+        _run(engine, request, RunningJob(parent.holder, parent.tokens, parent.workflow,
+                                         guest=True))
+        return
+    result = engine.locks.acquire(replace(ticket, holder=request.id, claims=own),
+                                  host=HOST, pid=os.getpid())
+    if not isinstance(result, Acquired):
+        raise LockNotAcquired(f"job {request.id} ({task.name}) cannot run now: "
+                              f"{getattr(result, 'reason', result)}")
+    _run(engine, request, RunningJob(request.id, result.tokens))
 
 
 def _run(engine: Engine, request: Any, job: RunningJob) -> None:

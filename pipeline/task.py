@@ -76,10 +76,15 @@ class PipelineTask(Task):  # type: ignore[misc]
 
         Raises:
             InvalidJobError: (a ``ValueError``) before anything is published.
+            ServiceError: Redis did not answer within ``pipeline_publish_timeout``;
+                nothing was published.
         """
         task_id = publishing.prepare(self, options, task_id)
-        result = super().apply_async(args, kwargs, task_id, producer, link, link_error,
-                                     shadow, **options)
+        try:
+            result = super().apply_async(args, kwargs, task_id, producer, link, link_error,
+                                         shadow, **options)
+        except Exception as exc:
+            raise publishing.not_published(self, task_id, exc) from exc
         publishing.record_queued(self, result.id, args, options)
         return result
 

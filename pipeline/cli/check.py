@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline import conf
-from pipeline.checks import FAIL, OK, WARN, CheckResult, check_database, check_redis
+from pipeline.checks import FAIL, OK, WARN, CheckResult, check_database, check_redis, redact
 from pipeline.cli.context import get_context, load_app
 from pipeline.errors import PipelineError
-from pipeline.runtime.embedded import broker_url_from_env
+from pipeline.runtime.broker import choose_broker, describe
 
 _STYLES = {OK: "green", WARN: "yellow", FAIL: "bold red"}
 
@@ -26,7 +26,10 @@ def _configuration(app_name: str) -> tuple[list[CheckResult], str, str]:
         The findings, the app's broker URL and its job store URL (the
         environment's when the app cannot be read).
     """
-    fallback = (broker_url_from_env(), conf.store_url_from({}))
+    try:
+        fallback = (choose_broker().url, conf.store_url_from({}))
+    except PipelineError as exc:
+        return [CheckResult("configuration", FAIL, str(exc))], "", conf.store_url_from({})
     try:
         app = load_app(app_name)
         broker_url = str(app.conf.broker_url or fallback[0])
@@ -37,7 +40,8 @@ def _configuration(app_name: str) -> tuple[list[CheckResult], str, str]:
         message = f"the configuration of {app_name} cannot be read: {type(exc).__name__}: {exc}"
         return [CheckResult("configuration", FAIL, message)], *fallback
     found = CheckResult("configuration", OK, f"app {app_name} loads; pipeline_* settings valid")
-    return [found], broker_url, settings.store_url
+    source = CheckResult("broker", OK, f"{redact(broker_url)}, from {describe(broker_url)}")
+    return [found, source], broker_url, settings.store_url
 
 
 def _print(results: list[CheckResult]) -> None:
@@ -60,7 +64,8 @@ def _print(results: list[CheckResult]) -> None:
 def check(broker_url: str | None, database_url: str | None, no_database: bool) -> None:
     """Check Redis (reachable, >= 6.2, never evicts) and the database (reachable, migrated)."""
     results, app_broker_url, store_url = _configuration(get_context().app_name)
-    results += check_redis(broker_url or app_broker_url)
+    if broker_url or app_broker_url:
+        results += check_redis(broker_url or app_broker_url)
     if not no_database:
         results += check_database(database_url or store_url)
     _print(results)

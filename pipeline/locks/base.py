@@ -30,6 +30,8 @@ class Ticket:
             place in line among jobs of its priority and project (fair share
             takes projects in turn); 0 when unknown.
         step: a later step of a workflow, which takes the workflow's hold over.
+        guest: published inside a running job whose hold (``holder``) covers
+            it: it runs under that hold while it lasts, else under its own.
     """
 
     job_id: str
@@ -39,6 +41,7 @@ class Ticket:
     detail: str = "{}"
     submitted_ms: int = 0
     step: bool = False
+    guest: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,14 @@ class Acquired:
     A grant has one token for all its resources, taken from one counter that
     only grows, so the token of any resource only grows.
 
-    ``guest`` is true for a job started inside a running step of its workflow:
-    it runs under that step's hold, which that step alone releases.
+    ``guest`` is true for a job started inside a running job whose hold covers
+    it: it runs under that hold, which is freed when its owner and every guest
+    have ended. ``holder`` is the hold the job runs under (empty: the ticket's).
     """
 
     tokens: dict[str, int]
     guest: bool = False
+    holder: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,10 @@ class Cancelled:
 AcquireResult = Acquired | Blocked | Duplicate | Uncovered | Cancelled
 
 
+#: The states of a hold.
+HOLDING = ("running", "granted", "between", "guests")
+
+
 @dataclass(frozen=True)
 class Explanation:
     """What a job is doing, as far as the locks know.
@@ -103,7 +112,8 @@ class Explanation:
     Attributes:
         job_id: the job asked about.
         status: ``running``, ``granted`` (handed its locks, not started yet),
-            ``between`` (a workflow between steps), ``parked`` or ``unknown``
+            ``between`` (a workflow between steps), ``guests`` (its owner ended,
+            jobs it started as guests still run), ``parked`` or ``unknown``
             (not holding and not waiting: queued in the broker, finished or gone).
         holder: the hold id when holding.
         resources: the resource ids held or needed.
@@ -140,7 +150,7 @@ class Explanation:
             return (f"{self.job_id} is parked (BLOCKED): waiting for {self.waiting_for}, "
                     f"held by or queued behind {self.blocked_by}; position {self.position} "
                     f"in line; needs {', '.join(self.resources)}")
-        if self.status in ("running", "granted", "between"):
+        if self.status in HOLDING:
             return (f"{self.job_id} is {self.status} holding {', '.join(self.resources)} "
                     f"as {self.holder} on {self.host or '?'} pid {self.pid or '?'}")
         return (f"{self.job_id} holds no lock and is not parked "

@@ -136,13 +136,14 @@ class RedisLocks(LockBackend):
             self._base, ticket.job_id, ticket.holder, self._lease_ms, ticket.priority,
             claims_text(ticket.claims), host, pid, ticket.detail, self._maxlen,
             park_message, queue_key, self._grant_ms, self._wait_ms, ticket.submitted_ms,
-            1 if ticket.step else 0, text,
+            1 if ticket.step else 0, text, 1 if ticket.guest else 0,
         ))
         status = int(reply[0])
         if status in (1, 3):
             if reply[2] != raw:
                 resources = tuple(json.loads(reply[2]))
-            return Acquired(_tokens(resources, reply[1]), guest=status == 3)
+            return Acquired(_tokens(resources, reply[1]), guest=status == 3,
+                            holder=_text(reply[3]))
         if status == 2:
             return Duplicate()
         if status == 4:
@@ -255,6 +256,11 @@ class RedisLocks(LockBackend):
             keys=[found.list_key, target_list],
             args=(self._base, "swap", job_id, detail, self._maxlen, found.message, message))
         return bool(int(reply[0]))
+
+    def parked_message(self, job_id: str) -> str:
+        """The stored message of a parked job ('' if it is not parked)."""
+        record = self.client.get(self.keys.parked(job_id))
+        return ParkRecord.parse(job_id, _text(record)).message if record else ""
 
     def mark_cancelled(self, *ids: str) -> None:
         """Make workers drop these jobs or workflows when their messages arrive."""

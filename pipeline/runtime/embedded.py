@@ -4,7 +4,7 @@
 127.0.0.1 with a free port, keep its append-only file under the data directory
 (``./.pipeline/``, or ``$PIPELINE_DATA_DIR``) and write its URL to
 ``<data dir>/redis.url`` so that every process started from the same directory
-finds it through :func:`broker_url_from_env`.
+finds it through :func:`pipeline.runtime.broker.choose_broker`.
 
 One data directory has at most one embedded server: the process that starts it
 holds an exclusive lock on ``<data dir>/embedded.lock`` until it stops it, so a
@@ -54,14 +54,6 @@ def configured_broker_url() -> str | None:
         if value:
             return value
     return None
-
-
-def broker_url_from_env() -> str:
-    """The broker URL: $PIPELINE_BROKER_URL, $CELERY_BROKER_URL, else the embedded server's."""
-    configured = configured_broker_url()
-    if configured:
-        return configured
-    return read_url_file(data_dir()) or DEFAULT_BROKER_URL
 
 
 def read_url_file(directory: str) -> str | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -91,3 +93,22 @@ def test_check_command_passes_on_safe_redis_and_migrated_store(
     outcome = CliRunner().invoke(cli, ["check", "--broker", private_redis, "--database", url])
     assert outcome.exit_code == 0, outcome.output
     assert "pipeline check: all good" in outcome.output
+
+
+def test_check_command_says_which_broker_it_uses_and_where_that_came_from(
+        app: Any, tmp_path: Path) -> None:
+    outcome = CliRunner().invoke(cli, ["check", "--no-database"])
+    assert "broker" in outcome.output and "$PIPELINE_BROKER_URL" in outcome.output, outcome.output
+
+
+def test_the_first_connection_logs_the_broker_and_its_source(
+        app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from pipeline import engine
+
+    engine._LOGGED.clear()
+    engine._ENGINES.clear()
+    with caplog.at_level(logging.INFO, logger="pipeline.engine"):
+        engine.engine_for(app).redis.ping()
+        engine.engine_for(app).redis.ping()
+    logged = [r.getMessage() for r in caplog.records if "pipeline: broker" in r.getMessage()]
+    assert len(logged) == 1 and "from $PIPELINE_BROKER_URL" in logged[0], logged

@@ -115,3 +115,31 @@ def test_bad_priority_on_a_later_step_of_a_chain_raises_before_publishing(
     with pytest.raises(InvalidJobError, match=r"step 2.*bogus"):
         flow.apply_async()
     assert not [k for k in redis_client.keys("*pipeline*") if redis_client.type(k) == b"list"]
+
+
+def test_priority_none_means_the_default_level_not_the_most_urgent(
+        app: Any, redis_client: redis.Redis) -> None:
+    import json
+
+    from pipeline.parking import queue_lists
+    from tests.tasks.probes import record
+
+    record.apply_async((ORDER_KEY, "none"), priority=None)
+    record.apply_async((ORDER_KEY, "critical"), priority="critical")
+    lists = queue_lists(app)
+    lengths = {key: redis_client.llen(key) for key in lists}
+    assert lengths[lists[0]] == 1 and lengths[lists[2]] == 1, lengths
+    message = json.loads(redis_client.lindex(lists[2], 0) or b"")
+    assert message["properties"]["priority"] == 6
+
+
+def test_a_running_job_reads_started_not_pending(
+        app: Any, redis_client: redis.Redis,
+        start_worker: Callable[..., AbstractContextManager[Any]]) -> None:
+    from tests.tasks.probes import record
+
+    job = record.apply_async((ORDER_KEY, "slow", 1.5))
+    with start_worker(concurrency=1):
+        wait_for_length(redis_client, ORDER_KEY, 1, timeout=20)
+        assert job.state == "STARTED"
+        assert job.get(timeout=20) == "slow"

@@ -32,7 +32,8 @@ def _client() -> redis.Redis:
 
 def _record(task: Any, tag: str, started: float) -> dict[str, Any]:
     record = {"id": task.request.id, "tag": tag, "start": started, "end": time.time(),
-              "pid": os.getpid(), "tokens": fencing_tokens(), "retries": task.request.retries}
+              "pid": os.getpid(), "tokens": fencing_tokens(), "retries": task.request.retries,
+              "priority": (task.request.delivery_info or {}).get("priority")}
     _client().rpush(RUNS_KEY, json.dumps(record))
     return record
 

@@ -50,7 +50,9 @@ def test_seed_scale_refuses_what_is_not_1_to_10(value: Any) -> None:
 
 @pytest.mark.parametrize(("typo", "meant"), [
     ("model", "models"), ("modles", "models"), ("users", "user"), ("projects", "project"),
-    ("share", "shared")])
+    ("share", "shared"), ("shared_models", "models"), ("Model", "models"),
+    ("user_id", "user"), ("username", "user"), ("proj", "project"), ("model_names", "models"),
+    ("readonly", "shared"), ("read_only", "shared"), ("owner", "user")])
 def test_a_misspelt_resource_option_is_refused_not_dropped(typo: str, meant: str) -> None:
     from pipeline.resources import check_option_names
 
@@ -61,7 +63,8 @@ def test_a_misspelt_resource_option_is_refused_not_dropped(typo: str, meant: str
 def test_other_unknown_options_stay_message_properties_as_in_celery() -> None:
     from pipeline.resources import check_option_names
 
-    check_option_names({"gpu": "a100", "countdown": 3, "models": ["m"], "trace_id": "t"})
+    check_option_names({"gpu": "a100", "countdown": 3, "models": ["m"], "trace_id": "t",
+                        "thread_name": "t", "spread": 2})
 
 
 def test_celery_stamps_are_not_taken_for_misspelt_resource_options() -> None:

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     # operator actions and reads, workflows, the result-backend state
     "pipeline.blocked_state": 5, "pipeline.deadletters": 6, "pipeline.workflows": 6,
     "pipeline.control": 6, "pipeline.fencing": 6, "pipeline.maintenance": 6,
+    "pipeline.canvas": 3, "pipeline.revoked": 6, "pipeline.outage": 1,
     # load, the load gate, worker agents and allocation (read by the CLI and the API)
     "pipeline.admission": 6,
     # the job's path, one phase a module

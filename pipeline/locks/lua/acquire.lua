@@ -5,9 +5,12 @@
 --       submitted_ms (when the job was published; 0 = unknown, use now),
 --       step (1 for a later step of a workflow: it takes the hold over even
 --       while the previous step is still finishing),
---       resources (JSON array of the claims' resource ids)
--- Returns {1, token, resources} taken; {3, token, resources} running as a
--- guest of the running step that holds for <holder>; {0, rid, by, position}
+--       resources (JSON array of the claims' resource ids),
+--       guest (1 for a job published inside a running job whose hold it
+--       hopes to run under: <holder> is that job's hold)
+-- Returns {1, token, resources, holder} taken (the holder is the job's own id
+-- for a guest whose parent's hold is gone); {3, token, resources, holder}
+-- running as a guest of the running job that holds for <holder>; {0, rid, by, position}
 -- blocked (position 0 when not parked because no msg was given); {2} the job
 -- already runs elsewhere; {4, holder} the hold of <holder> runs but does not
 -- cover the job; {5} the job (or its workflow) was cancelled: drop it.
@@ -20,6 +23,7 @@ local submitted = tonumber(ARGV[15])
 if submitted <= 0 or submitted > NOW then submitted = NOW end
 local is_step = ARGV[16] == '1'
 local resources = ARGV[17]
+local is_guest = ARGV[18] == '1'
 local claims = parse_claims(claims_text)
 local deadline = NOW + lease
 
@@ -28,7 +32,7 @@ local function started(token, rids, resources_text, guest_of)
   redis.call('XADD', KEY.events, 'MAXLEN', '~', maxlen, '*', 'e', 'started', 'j', job,
              't', NOW, 'd', detail, 'x', cjson.encode({holder = holder, resources = rids,
              token = tonumber(token), host = host, pid = pid, guest_of = guest_of}))
-  return {1, token, resources_text}
+  return {1, token, resources_text, holder}
 end
 
 -- 0. Cancelled while it waited in the broker (or its workflow was).
@@ -61,10 +65,11 @@ if rec[1] then
   end
   if alive and rec[3] == 'running' and rec[4] == job then return {2} end
   local held_rids = rids_of(held)
-  if alive and not is_step and rec[4] ~= job then
-    -- A guest (a job published inside a step of the workflow): runs under the
-    -- hold and leaves it to the workflow's steps, whatever state it is in.
+  if alive and is_guest and rec[4] ~= job then
+    -- A guest (a job published inside a running job whose hold covers it):
+    -- runs under the hold, which stays until its owner and every guest ended.
     if covered then
+      redis.call('HINCRBY', hk, 'guests', 1)
       local reply = started(rec[2], held_rids, cjson.encode(held_rids), rec[4])
       reply[1] = 3
       return reply
@@ -82,6 +87,8 @@ if rec[1] then
   -- The hold ran out or does not cover the job: drop what is left of it.
   wake_rids(drop_hold(holder, held), cfg)
 end
+-- A guest whose parent's hold is gone is a job of its own.
+if is_guest then holder = job end
 
 -- 2. All or nothing. A job ranks by priority, then by its fair-share tag:
 --    within a project (and among jobs without one) by when it was submitted,

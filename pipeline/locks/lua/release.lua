@@ -1,20 +1,33 @@
 -- Release a job's hold and hand the freed capacity to parked jobs, in the
--- same call; or keep it (a workflow between two steps).
+-- same call; or keep it (a workflow between two steps, or guests still
+-- running under it: the last of them releases it).
 -- ARGV: base, holder, job, event type ('' = none), event detail (json),
 --       keep_ms (0 = release), grant_ms, wait_ms, maxlen,
 --       token (the grant's fencing token; '' = whatever the hold's)
 -- Returns the number of resources freed (-1 when kept, 0 when nothing was held).
+-- <job> is the hold's owner (the job it was granted to, or a workflow's
+-- current step) or one of its guests.
 local holder, job, etype, detail = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local keep = tonumber(ARGV[6])
 local cfg = {grant_ms = tonumber(ARGV[7]), wait_ms = tonumber(ARGV[8]), maxlen = ARGV[9]}
 local hk = hkey(holder)
 local token = ARGV[10] or ''
-local rec = redis.call('HMGET', hk, 'claims', 'job', 'token')
+local rec = redis.call('HMGET', hk, 'claims', 'job', 'token', 'guests', 'state')
 local result = 0
+local guests = tonumber(rec[4] or '0') or 0
+local function free(claims)
+  local freed = drop_hold(holder, claims)
+  wake_rids(freed, cfg)
+  return #freed
+end
 -- Only the run the hold was last granted to may end it: a stopped process that
 -- wakes after its lease ran out must not free a newer holder's lock, even a
 -- later run of the same job (a retry, a redelivery) under a newer token.
-if rec[1] and rec[2] == job and (token == '' or token == rec[3]) then
+if rec[1] and rec[2] ~= job and guests > 0 and (token == '' or token == rec[3]) then
+  -- A guest ends: the last one out frees a hold its owner already left.
+  guests = redis.call('HINCRBY', hk, 'guests', -1)
+  if guests <= 0 and rec[5] == 'guests' then result = free(parse_claims(rec[1])) end
+elseif rec[1] and rec[2] == job and (token == '' or token == rec[3]) then
   local claims = parse_claims(rec[1])
   -- A cancelled workflow keeps nothing: its next step may already have been
   -- dropped (Celery publishes it before the step's release runs).
@@ -26,10 +39,12 @@ if rec[1] and rec[2] == job and (token == '' or token == rec[3]) then
     redis.call('PEXPIRE', hk, keep * 3 + 60000)
     redis.call('ZADD', KEY.holders, 'XX', deadline, holder)
     result = -1
+  elseif guests > 0 then
+    -- Guests still run under it: they keep it alive (their heartbeats renew it).
+    redis.call('HSET', hk, 'state', 'guests')
+    result = -1
   else
-    local freed = drop_hold(holder, claims)
-    wake_rids(freed, cfg)
-    result = #freed
+    result = free(claims)
   end
 end
 if etype ~= '' then emit(cfg.maxlen, etype, job, detail) end

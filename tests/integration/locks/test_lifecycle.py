@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import redis
+from celery.exceptions import TaskRevokedError
 
 from pipeline import InvalidJobError, control, deadletters, explain, workflow
 from pipeline.batch import enqueue_many
@@ -77,6 +78,9 @@ def test_cancel_removes_queued_and_parked_jobs(
     time.sleep(0.3)
     assert started_order(lock_redis) == ["holder", "p0", "p2"]
     assert "cancelled" in events_of(lock_redis, parked[1].id)
+    assert parked[1].state == "REVOKED"
+    with pytest.raises(TaskRevokedError):
+        parked[1].get(timeout=5)
 
 
 def test_cancel_and_reprioritize_jobs_still_in_the_broker(
@@ -91,6 +95,17 @@ def test_cancel_and_reprioritize_jobs_still_in_the_broker(
         job.get(timeout=20)
     assert started_order(lock_redis) == ["q3", "q0", "q2"]
     assert "cancelled" in events_of(lock_redis, jobs[1].id)
+    with pytest.raises(TaskRevokedError):
+        jobs[1].get(timeout=5)
+
+
+def test_cancelled_first_step_of_a_queued_chain_revokes_the_steps_it_would_publish(
+        pipeline_app: Any, lock_redis: redis.Redis) -> None:
+    flow = workflow(step.s(None, 0.0, "x1"), step.s(0.0, "x2"), step.s(0.0, "x3")).apply_async()
+    assert control.cancel(pipeline_app, flow.parent.parent.id) == "queued"
+    with pytest.raises(TaskRevokedError):
+        flow.get(timeout=5)
+    assert flow.parent.state == "REVOKED"
 
 
 def test_reprioritized_parked_job_moves_ahead(
@@ -134,6 +149,8 @@ def test_cancelled_workflow_stops_and_frees_its_locks(
     waiter.get(timeout=30)
     time.sleep(1.0)
     assert started_order(lock_redis) == ["c1", "waiter"]
+    with pytest.raises(TaskRevokedError):
+        flow.get(timeout=10)  # the steps dropped when they arrived
 
 
 def test_batch_with_one_bad_item_publishes_nothing_and_names_it(

@@ -22,8 +22,8 @@ def x(rid: str, capacity: int = 1) -> Claim:
 
 
 def ticket(job: str, *claims: Claim, submitted: int = 0, holder: str | None = None,
-           step: bool = False) -> Ticket:
-    return Ticket(job, holder or job, tuple(sorted(claims)), 6, "{}", submitted, step)
+           step: bool = False, guest: bool = False) -> Ticket:
+    return Ticket(job, holder or job, tuple(sorted(claims)), 6, "{}", submitted, step, guest)
 
 
 def take(locks: RedisLocks, t: Ticket) -> object:
@@ -66,7 +66,7 @@ def test_guest_of_a_cancelled_running_job_does_not_free_its_hold(
     locks = make_locks()
     assert isinstance(take(locks, ticket("P", x("model:m"))), Acquired)
     locks.mark_cancelled("P")     # cancel without terminate: P keeps running
-    assert isinstance(take(locks, ticket("g1", x("model:m"), holder="P")), Cancelled)
+    assert isinstance(take(locks, ticket("g1", x("model:m"), holder="P", guest=True)), Cancelled)
     assert locks.explain("P").status == "running"
     assert isinstance(take(locks, ticket("Q", x("model:m"))), Blocked)
 
@@ -90,7 +90,7 @@ def test_late_guest_does_not_take_over_a_workflow_between_steps(
     locks = make_locks()
     take(locks, ticket("W", x("model:m")))
     assert locks.release("W", "W", keep_seconds=300) == -1
-    guest = take(locks, ticket("g", x("model:m"), holder="W"))
+    guest = take(locks, ticket("g", x("model:m"), holder="W", guest=True))
     assert isinstance(guest, Acquired) and guest.guest
     locks.release("W", "g")                                  # the guest ends: hold stays
     assert locks.explain("W").status == "between"
@@ -190,3 +190,28 @@ def test_a_new_holder_ahead_in_the_same_line_is_no_conflict(
     assert locks.explain("J2").blocked_by == "J1"
     kinds = [decode(i, f).type for i, f in lock_redis.xrange("{pipeline}:events")]
     assert "conflict" not in kinds
+
+
+def test_hold_lasts_until_its_owner_and_every_guest_have_ended(
+        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+    locks = make_locks()
+    take(locks, ticket("P", x("model:m")))
+    g1 = take(locks, ticket("g1", x("model:m"), holder="P", guest=True))
+    g2 = take(locks, ticket("g2", x("model:m"), holder="P", guest=True))
+    assert isinstance(g1, Acquired) and g1.guest and isinstance(g2, Acquired) and g2.guest
+    assert locks.release("P", "P") == -1, "the owner ended while its guests run"
+    assert locks.explain("P").status == "guests"
+    assert isinstance(take(locks, ticket("Q", x("model:m"))), Blocked)
+    assert locks.release("P", "g1") == 0
+    assert lock_redis.llen(QUEUE) == 0
+    assert locks.release("P", "g2") == 1, "the last guest frees the hold"
+    assert lock_redis.rpop(QUEUE) == b"msg-Q"
+
+
+def test_guest_whose_parent_already_ended_takes_its_own_locks(
+        make_locks: Callable[..., RedisLocks]) -> None:
+    locks = make_locks()
+    late = take(locks, ticket("late", x("model:m"), holder="gone", guest=True))
+    assert isinstance(late, Acquired) and not late.guest and late.holder == "late"
+    assert isinstance(take(locks, ticket("Q", x("model:m"))), Blocked)
+    assert locks.release("late", "late") == 1

@@ -18,8 +18,9 @@ HOST = "testhost"
 
 
 def ticket(job: str, *claims: Claim, priority: int = 6, holder: str | None = None,
-           submitted_ms: int = 0, step: bool = False) -> Ticket:
-    return Ticket(job, holder or job, tuple(sorted(claims)), priority, "{}", submitted_ms, step)
+           submitted_ms: int = 0, step: bool = False, guest: bool = False) -> Ticket:
+    return Ticket(job, holder or job, tuple(sorted(claims)), priority, "{}", submitted_ms, step,
+                  guest)
 
 
 def model(name: str, mode: str = EXCLUSIVE) -> Claim:

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 import redis
-from celery import chain, group
+from celery import chain, chord, group
 
-from pipeline import WorkflowError, explain, workflow
+from pipeline import InvalidJobError, explain, workflow
 from pipeline.events import decode
 from tests.integration.locks.support import by_tag, lock_keys, queue_length, started_order, wait_for
-from tests.tasks.lockprobes import hold, spawn_and_wait, step
+from tests.tasks.lockprobes import hold, runs, spawn_and_wait, step
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -54,12 +54,85 @@ def test_chain_options_apply_to_every_step(pipeline_app: Any, workers: Callable[
     assert priorities == {0}
 
 
-def test_group_inside_a_workflow_is_refused_before_publishing(
-        pipeline_app: Any, lock_redis: redis.Redis) -> None:
+def test_chain_holding_a_group_runs_each_member_under_its_own_locks(
+        pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
+    workers(concurrency=3)
+    members = group(step.s(0.3, "g1").set(models=["m"]), step.s(0.3, "g2").set(models=["m"]))
+    flow = chain(step.s(None, 0.2, "a"), step.s(0.2, "b"), members,
+                 step.s(0.0, "d")).apply_async(models=["m"])
+    assert sorted(flow.get(timeout=30).removesuffix(">d").strip("[]").split(", ")) == [
+        "'a>b>g1'", "'a>b>g2'"]
+    got = by_tag(lock_redis)
+    assert got["a"]["tokens"] == got["b"]["tokens"], "a and b are one workflow: one hold"
+    assert "model:m" in got["a"]["tokens"]
+    assert min(got["g1"]["start"], got["g2"]["start"]) >= got["b"]["end"]
+    assert not (got["g1"]["start"] < got["g2"]["end"] and got["g2"]["start"] < got["g1"]["end"])
+    assert got["g1"]["tokens"] != got["g2"]["tokens"], "each member took its own locks"
+    wait_for(lambda: not lock_keys(lock_redis), what="every lock freed")
+
+
+@pytest.mark.parametrize(("member", "error"), [
+    (step.s(0.0, "c").set(priority="urgent"), r"lockprobes.step.*priority='urgent'"),
+    (step.s(0.0, "c").set(model="m"), r"lockprobes.step.*model='m'.*models"),
+    (step.s(0.0, "c").set(user="a\x00"), r"lockprobes.step.*user="),
+])
+def test_a_bad_option_anywhere_in_a_canvas_is_refused_before_publishing(
+        pipeline_app: Any, lock_redis: redis.Redis, member: Any, error: str) -> None:
     before = queue_length(lock_redis)
-    with pytest.raises(WorkflowError, match="step 2"):
-        workflow(step.s(None, 0.0, "a"), group(step.s(0.0, "b"), step.s(0.0, "c"))).apply_async()
+    canvas = chain(step.s(None, 0.0, "a"), group(step.s(0.0, "b"), member), step.s(0.0, "d"))
+    with pytest.raises(InvalidJobError, match=error):
+        canvas.apply_async()
+    body = chord([step.s(None, 0.0, "x"), step.s(None, 0.0, "y")], chain(step.s(0.0, "z"), member))
+    with pytest.raises(InvalidJobError, match=error):
+        body.apply_async()
     assert queue_length(lock_redis) == before
+
+
+def test_each_step_runs_at_its_own_priority_and_the_calls_where_it_has_none(
+        pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
+    workers(concurrency=2)
+
+    def flow(tag: str) -> Any:
+        return chain(step.s(None, 0.0, f"{tag}1").set(priority=3),
+                     step.s(0.0, f"{tag}2").set(priority=5), step.s(0.0, f"{tag}3"))
+
+    assert flow("p").apply_async().get(timeout=20) == "p1>p2>p3"
+    # As in Celery, a chain call's options reach its first step (over its own) only...
+    assert flow("q").apply_async(priority="low").get(timeout=20) == "q1>q2>q3"
+    # ...and a workflow's reach every step that has none of its own.
+    named = workflow(step.s(None, 0.0, "r1").set(priority=3), step.s(0.0, "r2"),
+                     priority="low")
+    assert named.apply_async().get(timeout=20) == "r1>r2"
+    got = by_tag(lock_redis)
+    assert [got[f"p{n}"]["priority"] for n in (1, 2, 3)] == [3, 5, 6]
+    assert [got[f"q{n}"]["priority"] for n in (1, 2, 3)] == [9, 5, 6]
+    assert [got[f"r{n}"]["priority"] for n in (1, 2)] == [3, 9]
+
+
+def test_eager_call_inside_a_job_runs_under_its_hold_at_a_global_cap_of_one(
+        pipeline_app: Any, lock_redis: redis.Redis) -> None:
+    from pipeline.engine import _ENGINES
+
+    pipeline_app.conf.task_always_eager = True
+    old_cap = pipeline_app.conf.get("pipeline_concurrency_global")
+    pipeline_app.conf.pipeline_concurrency_global = 1
+    _ENGINES.clear()
+    try:
+        inside = spawn_and_wait.apply_async((["a"],), models=["a"]).get(timeout=20)
+        extra = spawn_and_wait.apply_async((["a", "z"],), models=["a"]).get(timeout=20)
+    finally:
+        pipeline_app.conf.task_always_eager = False
+        if old_cap is None:
+            pipeline_app.conf.changes.pop("pipeline_concurrency_global", None)
+        else:
+            pipeline_app.conf.pipeline_concurrency_global = old_cap
+        _ENGINES.clear()
+    got = {r["id"]: r for r in runs(lock_redis)}
+    parent = next(r for r in runs(lock_redis) if r["tag"] == "parent")
+    assert got[inside]["tokens"] == parent["tokens"] == {"model:a": 1, "global": 1}, (
+        "the inline child ran under its parent's hold")
+    assert list(got[extra]["tokens"]) == ["model:z"], "it took only what the parent lacks"
+    assert not lock_keys(lock_redis)
 
 
 def test_job_published_inside_a_running_job_runs_under_its_hold(
@@ -101,7 +174,8 @@ def test_killed_worker_mid_workflow_frees_its_locks_and_the_workflow_resumes(
     finally:
         os.environ.pop("PIPELINE_VISIBILITY_TIMEOUT", None)
     assert started_order(lock_redis)[:2] == ["k1", "after"]
-    assert not lock_keys(lock_redis)
+    # The last step's release follows its result.
+    wait_for(lambda: not lock_keys(lock_redis), timeout=5, what="every lock freed")
 
 
 def _check_hold_kept_through_a_retry(pipeline_app: Any, lock_redis: redis.Redis,
