@@ -11,6 +11,9 @@ from pipeline.blocked_state import BLOCKED
 from pipeline.keys import Keys
 from pipeline.priority import DEFAULT_PRIORITY
 
+#: Worker bootsteps (imported by workers only): the load gate and load records, and
+#: the default time limits of pipeline jobs.
+WORKER_STEPS = ("pipeline.admission.bootstep:LoadGate", "pipeline.limits:DefaultTimeLimits")
 #: Guarded transport and consumer (:mod:`pipeline.broker`), named so workers import them.
 #: The transport is registered with kombu under this name (it shows in Celery's logs).
 TRANSPORT = "redis-pipeline"
@@ -86,8 +89,10 @@ def install(app: Celery, config: Any = None) -> Celery:
     (:mod:`pipeline.outage`).
     Also puts the broker's Redis lists under the pipeline's hash tag (kombu's
     ``global_keyprefix``), so the lock scripts can hand a job straight to its
-    queue in the same Lua call that frees its resources, and runs the broker
-    through :mod:`pipeline.broker` (see :func:`use_guarded_broker`).
+    queue in the same Lua call that frees its resources, adds the worker
+    bootsteps of the load gate (:mod:`pipeline.admission.bootstep`) and of the
+    default time limits (:mod:`pipeline.limits`), and runs the broker through
+    :mod:`pipeline.broker` (see :func:`use_guarded_broker`).
     """
     def _on_configure(sender: Any = None, **_: Any) -> None:
         settings = conf.read(app.conf)
@@ -104,6 +109,7 @@ def install(app: Celery, config: Any = None) -> Celery:
     register_blocked_state()
     app.on_after_configure.connect(_on_configure, weak=False)
     _connect_release_on_skipped_after_return()
+    app.steps["consumer"].update(WORKER_STEPS)
     from pipeline import maintenance
     from pipeline.store import recorder
 

@@ -19,6 +19,8 @@ PER_ID: dict[str, tuple[str, str]] = {
     "holder": ("hold:", ""),
     "parked": ("park:", ""),
     "dead_letter": ("dlq:", ""),
+    "agent": ("agent:", ""),
+    "fair": ("fair:", ""),
 }
 
 #: Keys of the whole system: name -> text after the base.
@@ -32,6 +34,7 @@ FIXED: dict[str, str] = {
     "events": "events",
     "dead_letters": "dlq",
     "rewake": "rewake",
+    "agents": "agents",
     "set_aside": "set_aside",
     "set_aside_count": "set_aside:count",
 }
@@ -134,6 +137,24 @@ class Keys:
     def broker_queue_prefix(self) -> str:
         """kombu's ``global_keyprefix``: puts the broker's lists under the same tag."""
         return self.base
+
+    @property
+    def agents(self) -> str:
+        """Sorted set worker name -> time of its last load record (ms): the agents' index."""
+        return self.base + FIXED["agents"]
+
+    def agent(self, worker: str) -> str:
+        """String (JSON) of one worker's load record; expires with ``pipeline_agent_timeout``."""
+        return self._of("agent", worker)
+
+    def fair(self, priority: int) -> str:
+        """Hash of the fair-share state of one priority level (``fair_rank`` in lib.lua).
+
+        ``V``: the tag of the level's last job handed its locks; each flow (a
+        project id, or "" for jobs without one): the (submitted, tag) pairs of
+        its last parked jobs. Deleted when a job parks at a level with none parked.
+        """
+        return self._of("fair", str(priority))
 
     @property
     def set_aside(self) -> str:

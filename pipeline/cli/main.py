@@ -1,7 +1,8 @@
 """The ``pipeline`` command (also ``celery pipeline``): one module per command group.
 
 Commands: ``up``, ``worker``, ``beat`` (:mod:`pipeline.cli.run`), ``demo``
-(:mod:`pipeline.cli.demo`), ``check`` (:mod:`pipeline.cli.check`), ``show JOB``
+(:mod:`pipeline.cli.demo`), ``check`` (:mod:`pipeline.cli.check`), ``show JOB``,
+``agents status|allocate`` (:mod:`pipeline.cli.agents`),
 ``db`` (:mod:`pipeline.cli.db`) and ``recorder`` (:mod:`pipeline.cli.recorder`) when
 installed.
 """
@@ -13,6 +14,7 @@ import sys
 
 import click
 
+from pipeline.cli.agents import agents
 from pipeline.cli.check import check
 from pipeline.cli.context import CliContext
 from pipeline.cli.demo import demo
@@ -34,7 +36,7 @@ def cli(ctx: click.Context, app_name: str) -> None:
     ctx.obj = CliContext(app_name=app_name)
 
 
-for command in (up, worker, beat, demo, check, show):
+for command in (up, worker, beat, demo, check, show, agents):
     cli.add_command(command)
 
 
