@@ -114,6 +114,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pipeline_set_aside_max", int, 10_000,
             "Broker items no worker could decode or accept kept in the set-aside list "
             "(`{pipeline}:set_aside`, newest first); the counts go on past it.", 1),
+    Setting("pipeline_max_deliveries", int, 3,
+            "Deliveries of a job whose process dies running it (out of memory, a crash) "
+            "before it is dead-lettered with the reason \"worker lost\".", 1),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -241,6 +244,7 @@ class Settings:
     time_limit: float
     time_limit_grace: float
     set_aside_max: int = 10_000
+    max_deliveries: int = 3
 
 
 def store_url_from(conf: Mapping[str, Any]) -> str:
@@ -306,4 +310,5 @@ def read(conf: Mapping[str, Any]) -> Settings:
         time_limit=float(get("pipeline_time_limit")),
         time_limit_grace=float(get("pipeline_time_limit_grace")),
         set_aside_max=get("pipeline_set_aside_max"),
+        max_deliveries=get("pipeline_max_deliveries"),
     )

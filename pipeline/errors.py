@@ -13,7 +13,8 @@ backend and the prefork pool's pickling of exceptions::
     ├── StoreError
     │   └── StoreNotMigrated    the job store's schema is not at the current head
     ├── WorkflowError           a workflow cannot be built or run as asked
-    └── ServiceError            Redis or the database is unreachable or unsafe
+    ├── ServiceError            Redis or the database is unreachable or unsafe
+    └── JobLost                 the job's process died on each of its deliveries
 """
 
 from __future__ import annotations
@@ -61,3 +62,11 @@ class WorkflowError(PipelineError):
 
 class ServiceError(PipelineError):
     """Redis or the database is unreachable or configured unsafely."""
+
+
+class JobLost(PipelineError):
+    """The process running a job died on each of its last deliveries (out of memory, a crash).
+
+    The job is dead-lettered with the reason "worker lost" after
+    ``pipeline_max_deliveries`` deliveries instead of being redelivered forever.
+    """

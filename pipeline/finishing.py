@@ -16,9 +16,19 @@ from celery import states
 
 from pipeline import deadletters, retries
 from pipeline.engine import Engine, engine_for
-from pipeline.events import COMPLETED, DEAD_LETTERED, FAILED, RELEASED, RETRIED, summary
+from pipeline.events import (
+    COMPLETED,
+    DEAD_LETTERED,
+    FAILED,
+    LOCK_LOST,
+    RELEASED,
+    RETRIED,
+    emit,
+    summary,
+)
 from pipeline.header import NAME, JobHeader, of_request
 from pipeline.priority import of_request as priority_of
+from pipeline.running import RunningJob
 
 _OUTCOME_EVENTS = {states.SUCCESS: COMPLETED, states.FAILURE: FAILED, states.RETRY: RETRIED}
 
@@ -35,6 +45,7 @@ def finish(task: Any, task_id: str, status: str, retval: Any,
     running = engine.running.pop(task_id)
     if running is None:
         return
+    lost = engine.heartbeat.is_lost(running.holder)
     engine.heartbeat.untrack(running.holder)
     event = _OUTCOME_EVENTS.get(status, RELEASED)
     key = "result" if status == states.SUCCESS else "error"
@@ -44,8 +55,11 @@ def finish(task: Any, task_id: str, status: str, retval: Any,
         header = of_request(request)
         deadletters.record(task.app, request, task.name, priority_of(request),
                            summary(retval), header, guest=running.guest)
-    detail = json.dumps({key: summary(retval), "attempt": (request.retries or 0) + 1},
-                        separators=(",", ":"), default=str)
+    outcome: dict[str, Any] = {key: summary(retval), "attempt": (request.retries or 0) + 1}
+    if lost:
+        outcome["lock_lost"] = True
+        _record_lock_lost(engine, task_id, running)
+    detail = json.dumps(outcome, separators=(",", ":"), default=str)
     keep = 0.0
     if running.workflow and not running.guest:
         if status == states.SUCCESS and running.has_next_step:
@@ -56,6 +70,17 @@ def finish(task: Any, task_id: str, status: str, retval: Any,
     # as it reads it; the reply is read before this process's next lock call.
     engine.locks.release(running.holder, task_id, event=event, detail=detail, keep_seconds=keep,
                          wait=False, token=running.token)
+
+
+def _record_lock_lost(engine: Engine, task_id: str, running: RunningJob) -> None:
+    """The job ran on after its lease ran out (its process was stopped or starved): say so.
+
+    Another job may have held its resources meanwhile; its release (fenced by
+    its token) frees nothing of theirs, and its outcome carries ``lock_lost``.
+    """
+    emit(engine.redis, engine.keys.events, LOCK_LOST, task_id,
+         {"holder": running.holder, "resources": sorted(running.tokens),
+          "reason": "the lease ran out while the job ran"}, maxlen=engine.settings.events_maxlen)
 
 
 def _out_of_attempts(task: Any, exc: Any, engine: Engine) -> bool:

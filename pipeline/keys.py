@@ -21,6 +21,7 @@ PER_ID: dict[str, tuple[str, str]] = {
     "dead_letter": ("dlq:", ""),
     "agent": ("agent:", ""),
     "fair": ("fair:", ""),
+    "worker_lost": ("lost:", ""),
 }
 
 #: Keys of the whole system: name -> text after the base.
@@ -165,6 +166,10 @@ class Keys:
     def set_aside_count(self) -> str:
         """Hash reason -> items set aside for that reason (``total`` counts them all)."""
         return self.base + FIXED["set_aside_count"]
+
+    def worker_lost(self, job_id: str) -> str:
+        """Counter of the deliveries of *job_id* whose process died (expires a day after)."""
+        return self._of("worker_lost", job_id)
 
 
 def _lua_text(text: str) -> str:

@@ -41,8 +41,10 @@ class Fleet:
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment of a worker: broker, fault log, store off, settings."""
+        # The load gate is off: on a busy test machine it would pause the workers
+        # being measured (it is tested on its own).
         env = {LOG_VAR: str(self.log_path), "PIPELINE_STORE_ENABLED": "false",
-               "PIPELINE_RESULT_BACKEND": self.broker_url}
+               "PIPELINE_RESULT_BACKEND": self.broker_url, "PIPELINE_LOAD_GATE": "false"}
         env.update({k.upper() if k.startswith("PIPELINE_") else f"PIPELINE_{k.upper()}": str(v)
                     for k, v in self.settings.items()})
         env.update(extra or {})
