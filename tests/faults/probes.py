@@ -15,6 +15,9 @@ import socket
 import time
 from typing import Any
 
+import redis
+from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
+
 from pipeline import PipelineTask, fencing_tokens, lease_lost
 from tasks.app import app
 
@@ -67,9 +70,7 @@ def work(self: Any, seconds: float = 0.0, tag: str = "", rerun_seconds: float | 
     """
     if _mark(self, "start", tag) > 1 and rerun_seconds is not None:
         seconds = rerun_seconds
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
+    _sleep(seconds)
     _mark(self, "end", tag, lost=lease_lost())
     return tag
 
@@ -80,3 +81,70 @@ def poison(self: Any, tag: str = "") -> str:
     _mark(self, "start", tag)
     os.kill(os.getpid(), signal.SIGKILL)
     return tag  # never reached
+
+
+def _sleep(seconds: float) -> None:
+    """Sleep *seconds* of monotonic time (a stopped process wakes past its deadline at once)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
+
+
+@app.task(base=PipelineTask, bind=True, name="faults.end", max_retries=1, backoff=0.1,
+          jitter=False)
+def end(self: Any, how: str, tag: str = "") -> str:
+    """End through one of Celery's unusual paths: retry, ignore, reject, raise, or sleep on
+    (for a soft time limit to end it, or, stubborn, the hard one)."""
+    _mark(self, "start", tag)
+    if how == "retry" and not self.request.retries:
+        raise self.retry(countdown=0.1)
+    if how == "ignore":
+        raise Ignore()
+    if how == "reject":
+        raise Reject("rejected on purpose", requeue=False)
+    if how == "raise":
+        raise KeyError("failed on purpose")  # retried once, then dead-lettered
+    if how == "sleep":
+        _sleep(30.0)
+    if how == "stubborn":  # outlives its soft time limit: the hard one kills its process
+        try:
+            _sleep(30.0)
+        except SoftTimeLimitExceeded:
+            _sleep(30.0)
+    _mark(self, "end", tag)
+    return how
+
+
+GUARDED_WRITE = """
+local seen = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) < seen then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+@app.task(base=PipelineTask, bind=True, name="faults.fenced")
+def fenced(self: Any, before: float, after: float, tag: str, store: str) -> bool:
+    """Hold for *before* s, write to *store* guarded by the fencing token, hold *after* s.
+
+    The store refuses a write whose token is lower than one it has seen: a
+    holder whose lease ran out (another holder wrote since) cannot overwrite.
+    """
+    _mark(self, "start", tag)
+    _sleep(before)
+    token = max(fencing_tokens().values(), default=0)
+    client = redis.Redis.from_url(os.environ["PIPELINE_BROKER_URL"])
+    wrote = bool(client.eval(GUARDED_WRITE, 1, store, token))
+    client.close()
+    _sleep(after)
+    _mark(self, "end", tag, lost=lease_lost(), wrote=wrote, token=token)
+    return wrote
+
+
+@app.task(base=PipelineTask, bind=True, name="faults.step")
+def step(self: Any, previous: Any, seconds: float, tag: str) -> str:
+    """One step of a workflow: run *seconds*, pass the tags along."""
+    _mark(self, "start", tag)
+    _sleep(seconds)
+    _mark(self, "end", tag)
+    return f"{previous}>{tag}" if previous else tag
