@@ -10,8 +10,11 @@ resources to parked jobs in the same Redis call.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any
 
+import redis
 from celery import states
 
 from pipeline import deadletters, retries
@@ -30,6 +33,9 @@ from pipeline.header import NAME, JobHeader, of_request
 from pipeline.priority import of_request as priority_of
 from pipeline.running import RunningJob
 
+logger = logging.getLogger(__name__)
+#: Seconds between tries of a release while Redis does not answer (about 8 s in all).
+OUTAGE_BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0)
 _OUTCOME_EVENTS = {states.SUCCESS: COMPLETED, states.FAILURE: FAILED, states.RETRY: RETRIED}
 
 
@@ -68,8 +74,31 @@ def finish(task: Any, task_id: str, status: str, retval: Any,
             keep = engine.settings.workflow_gap + max(retry_in or 0.0, 0.0)
     # Not waiting for the reply: Redis runs the release (and its hand-off) as soon
     # as it reads it; the reply is read before this process's next lock call.
-    engine.locks.release(running.holder, task_id, event=event, detail=detail, keep_seconds=keep,
-                         wait=False, token=running.token)
+    try:
+        engine.locks.release(running.holder, task_id, event=event, detail=detail,
+                             keep_seconds=keep, wait=False, token=running.token)
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        _release_after_outage(engine, task_id, running, keep)
+
+
+def _release_after_outage(engine: Engine, task_id: str, running: RunningJob,
+                          keep: float) -> None:
+    """Redis did not take the release (it restarts): send it again once Redis is back.
+
+    The lock caller keeps a call it could not send and sends it first on its
+    next connection; a release without an event, made until one goes through,
+    is that connection. Past the backoff the lease frees the resources.
+    """
+    for delay in (*OUTAGE_BACKOFF, None):
+        try:
+            engine.locks.release(running.holder, task_id, keep_seconds=keep, token=running.token)
+            return
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            if delay is None:
+                logger.warning("could not release job %s, Redis is unreachable (%r): its lease "
+                               "frees its resources", task_id, exc)
+                return
+            time.sleep(delay)
 
 
 def _record_lock_lost(engine: Engine, task_id: str, running: RunningJob) -> None:

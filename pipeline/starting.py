@@ -25,6 +25,7 @@ from pipeline.blocked_state import store_blocked
 from pipeline.engine import Engine, engine_for
 from pipeline.errors import LockNotAcquired, WorkflowError
 from pipeline.events import RELEASED
+from pipeline.finishing import OUTAGE_BACKOFF
 from pipeline.header import EMPTY, of_request
 from pipeline.locks.base import Acquired, Blocked, Cancelled, Duplicate, Ticket, Uncovered
 from pipeline.priority import of_request as priority_of
@@ -139,10 +140,6 @@ def start(task: Any, task_id: str) -> str | None:
     engine.running.blocked(ticket.claims)
     _report_blocked(task, task_id, blocked)
     return blocked.reason
-
-
-#: Seconds between tries of a lock call while Redis does not answer (about 8 s in all).
-OUTAGE_BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def through_outage(request: Any, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:

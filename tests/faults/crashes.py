@@ -76,7 +76,7 @@ class _Publisher:
         n = 0
         while not self._stop.wait(self.every):
             try:
-                self.ids.append(work.apply_async((self.seconds, f"p{n}")).id)
+                self.ids.append(work.apply_async((self.seconds, f"p{n}"), ignore_result=True).id)
                 n += 1
             except Exception:  # the broker is down: the caller got an error, nothing was queued
                 self.failures += 1
@@ -105,7 +105,8 @@ def redis_restarts(rig: Rig, restarts: int = 20, down: float = 0.5,
             probe = None
             while probe is None:  # published once the broker takes it again
                 with contextlib.suppress(Exception):
-                    probe = work.apply_async((0.0, "probe"), priority="critical").id
+                    probe = work.apply_async((0.0, "probe"), priority="critical",
+                                             ignore_result=True).id
             wait_until(lambda p=probe: p in {r.job_id for r in rig.ledger.runs()}, 60.0,
                        "a job published after the restart to start")
             resumed.append(time.time() - back)
