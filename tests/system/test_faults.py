@@ -1,4 +1,4 @@
-"""The fault suite, short: real workers on a private Redis, broken the way an operator's bad day would.
+"""The fault suite, short: real workers on a private Redis, broken as on an operator's bad day.
 
 Each test runs one scenario of :mod:`tests.faults` at a small size and checks
 its figure: nothing lost, nothing run twice, never two copies at once, no lock
