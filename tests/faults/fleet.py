@@ -3,8 +3,8 @@
 Each worker is a :class:`tests.helpers.workers.SubprocessWorker` running the
 fault probes (:mod:`tests.faults.probes`) against the fault suite's broker,
 with the pipeline settings the scenario gives (``lock_lease=2`` sets
-``PIPELINE_LOCK_LEASE``). A worker may run inside a network namespace
-(``netns``), as one "host" of a scale-out run.
+``PIPELINE_LOCK_LEASE``). A worker may run on one of several "hosts"
+(:mod:`tests.faults.netns`) of a scale-out run.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from tests.faults.netns import Host
 from tests.faults.probes import LOG_VAR
 from tests.helpers.workers import SubprocessWorker
 
@@ -30,13 +31,17 @@ class Fleet:
     """The workers of one fault scenario; all are stopped at the end."""
 
     def __init__(self, broker_url: str, directory: Path, log_path: Path,
-                 settings: Mapping[str, Any] | None = None, concurrency: int = 2) -> None:
+                 settings: Mapping[str, Any] | None = None, concurrency: int = 2,
+                 hosts: list[Host] | None = None) -> None:
         self.broker_url = broker_url
         self.directory = Path(directory)
         self.log_path = log_path
         self.settings = dict(settings or {})
         self.concurrency = concurrency
+        self.hosts = list(hosts or [])
         self.workers: list[SubprocessWorker] = []
+        #: The host each worker runs on (when the fleet has hosts).
+        self.placement: dict[int, Host] = {}
         self._started = 0
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -51,18 +56,34 @@ class Fleet:
         return env
 
     def add(self, concurrency: int | None = None, *, name: str | None = None,
-            env: Mapping[str, str] | None = None, netns: str | None = None,
+            env: Mapping[str, str] | None = None, host: Host | None = None,
             pool: str = "prefork") -> SubprocessWorker:
-        """Start one more worker and wait until it is ready."""
+        """Start one more worker and wait until it is ready.
+
+        With hosts, a worker goes to *host*, else to the next host in turn.
+        """
         self._started += 1
-        worker = SubprocessWorker(self.broker_url, self.directory,
-                                  name=name or f"fw{self._started}",
+        if host is None and self.hosts:
+            host = self.hosts[(self._started - 1) % len(self.hosts)]
+        url, extra = self.broker_url, dict(env or {})
+        if host is not None:
+            url = host.broker_url(int(self.broker_url.rsplit(":", 1)[1].split("/")[0]))
+            extra.setdefault("PIPELINE_FAULT_HOST", host.name)
+        worker = SubprocessWorker(url, self.directory, name=name or f"fw{self._started}",
                                   concurrency=concurrency or self.concurrency, pool=pool,
-                                  include=(PROBES,), env=self.env(env))
-        if netns:
-            worker.argv = ["ip", "netns", "exec", netns, *worker.argv]
+                                  include=(PROBES,),
+                                  env={**self.env(extra), "PIPELINE_RESULT_BACKEND": url})
+        if host is not None and host.netns:
+            worker.argv = ["ip", "netns", "exec", host.netns, *worker.argv]
+            self.placement[id(worker)] = host
+        elif host is not None:
+            self.placement[id(worker)] = host
         self.workers.append(worker)
         return worker.start(timeout=60)
+
+    def host_of(self, worker: SubprocessWorker) -> Host | None:
+        """The host *worker* runs on."""
+        return self.placement.get(id(worker))
 
     @staticmethod
     def children(worker: SubprocessWorker) -> list[int]:

@@ -18,11 +18,16 @@ from pipeline.runtime.embedded import find_server_binary, free_port
 
 
 class PrivateRedis:
-    """``redis-server`` on 127.0.0.1:<free port> with ``appendonly yes`` in *directory*."""
+    """``redis-server`` on 127.0.0.1:<free port> with ``appendonly yes`` in *directory*.
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    *bind* adds addresses (the host side of network namespaces' links).
+    """
+
+    def __init__(self, directory: Path, port: int | None = None,
+                 bind: tuple[str, ...] = ("127.0.0.1",)) -> None:
         self.directory = Path(directory)
         self.port = port or free_port()
+        self.bind = bind
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
 
@@ -38,7 +43,8 @@ class PrivateRedis:
     def start(self, timeout: float = 15.0) -> PrivateRedis:
         """Start the server (loading its append-only file) and wait until it serves."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        argv = [find_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
+        argv = [find_server_binary(), "--bind", *self.bind, "--protected-mode", "no",
+                "--port", str(self.port),
                 "--dir", str(self.directory), "--appendonly", "yes", "--save", "",
                 "--maxmemory-policy", "noeviction", "--logfile", "redis.log"]
         self.process = subprocess.Popen(argv, cwd=self.directory, stdin=subprocess.DEVNULL,

@@ -21,6 +21,7 @@ import redis
 
 from tests.faults.fleet import Fleet
 from tests.faults.ledger import Ledger, Verdict, verdict
+from tests.faults.netns import Hosts
 from tests.faults.redisserver import PrivateRedis
 from tests.helpers.apps import point_app_at
 
@@ -141,18 +142,23 @@ class Rig:
 
 @contextlib.contextmanager
 def rig(directory: Path, settings: Mapping[str, Any] | None = None,
-        concurrency: int = 2) -> Iterator[Rig]:
-    """A :class:`Rig` for one scenario; everything it started is stopped on exit."""
+        concurrency: int = 2, hosts: Hosts | None = None) -> Iterator[Rig]:
+    """A :class:`Rig` for one scenario; everything it started is stopped on exit.
+
+    With *hosts*, Redis listens on their links too and workers go to them in turn.
+    """
     import tests.faults.probes  # noqa: F401 -- registers the probes on the app
     from tasks.app import app
 
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "runs.jsonl"
     old = (app.conf.broker_url, app.conf.result_backend)
-    with PrivateRedis(directory / "redis") as server:
+    bind = hosts.addresses if hosts is not None else ("127.0.0.1",)
+    with PrivateRedis(directory / "redis", bind=bind) as server:
         point_app_at(app, server.url, server.url)
         try:
-            with Fleet(server.url, directory, log, settings, concurrency) as fleet:
+            with Fleet(server.url, directory, log, settings, concurrency,
+                       hosts=hosts.hosts if hosts is not None else None) as fleet:
                 yield Rig(directory, server, fleet, Ledger(log), app)
         finally:
             point_app_at(app, *old)
