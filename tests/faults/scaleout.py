@@ -48,6 +48,8 @@ def cut_link(rig_: Rig, hosts: Hosts, lease: float = 3.0, visibility: int = 6,
              seconds: float = 30.0) -> Figure:
     """Cut one host off while it runs jobs; the others rescue them; nothing is lost."""
     rig_.fleet.settings.update(lock_lease=lease, visibility_timeout=visibility)
+    # Its jobs outlast the rescue, so the cut-off copies never finish first.
+    seconds = max(seconds, visibility + RESTORE_EVERY + lease + 20.0)
     # The host to cut takes its jobs first; the others start idle, free to rescue them.
     victim = rig_.fleet.add(2, host=hosts.hosts[-1])
     host = hosts.hosts[-1]
