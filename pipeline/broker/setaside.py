@@ -123,7 +123,8 @@ def set_aside_or_log(client: Any, keys: Keys, raw: bytes | str, *, queue: str, r
 
 
 def _decode(entry: Any) -> SetAside:
-    text = entry.decode("utf-8") if isinstance(entry, bytes) else str(entry)
+    # The scripts write records too (a park record that is none): their text may hold any byte.
+    text = entry.decode("utf-8", "replace") if isinstance(entry, bytes) else str(entry)
     data = json.loads(text)
     return SetAside(at=float(data.get("at", 0)), queue=str(data.get("queue", "")),
                     reason=str(data.get("reason", "")), raw=str(data.get("raw", "")),

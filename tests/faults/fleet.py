@@ -112,8 +112,11 @@ class Fleet:
     def stop(self) -> None:
         """Stop every worker still running."""
         for worker in self.workers:
+            # The scenario is over: what still runs is a probe, no warm shutdown to wait for.
             with contextlib.suppress(Exception):
-                worker.stop()
+                worker.signal_group(signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                worker.stop(timeout=3.0)
         self.workers.clear()
 
     def logs(self) -> str:
