@@ -319,6 +319,20 @@ class ReleaseReport:
                 "handed_to": list(self.handed_to)}
 
 
+def check_resource(resource: str) -> str:
+    """Validate a resource id: ``user:NAME``, ``project:NAME``, ``model:NAME`` or ``global``.
+
+    Raises:
+        InvalidJobError: naming the value and what is accepted.
+    """
+    kind, _, name = resource.partition(":")
+    if resource != "global" and (kind not in KINDS or kind == "global" or not name):
+        raise InvalidJobError(
+            f"resource={resource!r} is not accepted: expected a resource id such as "
+            "user:alice, project:nlp, model:bert or global")
+    return check_id("resource", resource)
+
+
 def release_resource(app: Celery, resource: str, *, reason: str,
                      by: str = "operator") -> ReleaseReport:
     """Force-release a stuck lock: end every hold on *resource* and hand it on.
@@ -333,12 +347,7 @@ def release_resource(app: Celery, resource: str, *, reason: str,
     Raises:
         InvalidJobError: *resource* is not a resource id (``kind:name`` or ``global``).
     """
-    kind, _, name = resource.partition(":")
-    if resource != "global" and (kind not in KINDS or kind == "global" or not name):
-        raise InvalidJobError(
-            f"resource={resource!r} is not accepted: expected a resource id such as "
-            "user:alice, project:nlp, model:bert or global")
-    check_id("resource", resource)
+    check_resource(resource)
     holds, handed = engine_for(app).locks.force_release(resource, by=by, reason=reason)
     ended = tuple(EndedHold(h.holder, h.job, h.token, tuple(c.resource for c in h.claims))
                   for h in holds)

@@ -16,5 +16,6 @@ from pipeline.appsetup import install
 CONFIG = "celeryconfig" if find_spec("celeryconfig") is not None else "pipeline.celery_config"
 
 app = install(Celery("tasks"), config=CONFIG)
-# The demo jobs (the README's examples) and the lock probes run on any worker of this app.
-app.conf.include = ["tasks.demo", "tasks.lockprobes"]
+# The demo jobs (the README's examples), the lock probes and the handler of imported
+# requests (`pipeline import`) run on any worker of this app.
+app.conf.include = ["tasks.demo", "tasks.lockprobes", "tasks.requests"]

@@ -90,7 +90,7 @@ def _blocker(app: Celery, blocked_by: str) -> str:
 
 def _why_locked(app: Celery, found: Explanation) -> str:
     if found.status == "parked":
-        return (f"parked: waiting for {found.waiting_for}, {_blocker(app, found.blocked_by)}; "
+        return (f"waiting for {found.waiting_for}, {_blocker(app, found.blocked_by)}; "
                 f"position {found.position} in line; needs {', '.join(found.resources)}")
     if found.status == "granted":
         grant = engine_for(app).settings.grant_ttl

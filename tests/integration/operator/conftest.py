@@ -9,13 +9,17 @@ the event stream holds into that store, as the recorder process would.
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
+from pipeline.cli.main import cli
 from pipeline.engine import _ENGINES, engine_for
 from pipeline.store import migrate, session
 from pipeline.store.recorder import recorder_for
@@ -73,3 +77,26 @@ def record_events(ops_app: Any) -> Callable[[], int]:
             recorder.client.close()
 
     return run
+
+
+def invoke(*args: str, input: str | None = None) -> Result:
+    """Run ``pipeline ARGS...`` in this process (stdout and stderr kept apart)."""
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def invoke_json(*args: str) -> Any:
+    """Run ``pipeline ARGS... --json``, check it succeeded and return what it printed."""
+    outcome = invoke(*args, "--json")
+    assert outcome.exit_code == 0, outcome.output
+    return json.loads(outcome.stdout)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    """Poll *predicate* until it returns something true; fail naming *what* after *timeout*."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")

@@ -171,8 +171,8 @@ def test_job_detail_says_why_a_parked_job_waits(ops_app: Any) -> None:
     found = inspection.job_detail(ops_app, "waiting")
 
     assert found.where == "parked" and found.place == 1
-    assert found.why.startswith("parked: waiting for model:bert, held by holder (running "
-                                "on testhost pid 4242)")
+    assert found.why.startswith("waiting for model:bert, held by holder (running on "
+                                "testhost pid 4242); position 1 in line")
 
 
 def test_job_detail_of_a_queued_job_gives_its_place(ops_app: Any) -> None:
