@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import select
 import sys
@@ -86,6 +87,27 @@ def frame(app: Any, *, rows: int, interval: float,
     return Group(*parts)
 
 
+def snapshot(app: Any, *, rows: int, workers: tuple[WorkerSeen, ...] | None
+             ) -> dict[str, Any]:
+    """What one frame shows, as JSON-ready data."""
+    found = dataclasses.replace(inspection.status(app, with_workers=False), workers=workers)
+    return {**found.as_dict(),
+            "running_jobs": [job.as_dict() for job in inspection.running_jobs(app)],
+            "parked_jobs": [job.as_dict() for job in inspection.parked_jobs(app, limit=rows)]}
+
+
+def _json_lines(app: Any, *, interval: float, rows: int, once: bool) -> None:
+    if once:
+        seen = tuple(inspection.workers(app))
+        click.echo(json.dumps(snapshot(app, rows=rows, workers=seen), default=str))
+        return
+    with WorkerWatch(app) as watch, contextlib.suppress(KeyboardInterrupt):
+        while True:
+            line = json.dumps(snapshot(app, rows=rows, workers=watch.latest), default=str)
+            click.echo(line)
+            time.sleep(interval)
+
+
 @contextlib.contextmanager
 def keys_read() -> Iterator[Any]:
     """Read single keys from the terminal (cbreak mode), restoring its settings after.
@@ -124,10 +146,15 @@ def keys_read() -> Iterator[Any]:
 @click.option("--once", is_flag=True, help="Draw one screen and exit.")
 @click.option("--svg", metavar="FILE", default=None,
               help="With --once: also save the screen as an SVG picture in FILE.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per refresh (one line each) instead of a screen.")
 @reports_errors
-def monitor(interval: float, rows: int, once: bool, svg: str | None) -> None:
+def monitor(interval: float, rows: int, once: bool, svg: str | None, as_json: bool) -> None:
     """Watch the pipeline live: depth, running and parked jobs, locks, workers (q quits)."""
     app = operator_app()
+    if as_json:
+        _json_lines(app, interval=interval, rows=rows or 20, once=once)
+        return
     out = console()
     height = out.size.height if out.is_terminal else 40
     shown = rows or max(3, (height - FIXED_LINES) // 2)

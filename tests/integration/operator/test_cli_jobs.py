@@ -69,6 +69,8 @@ def test_show_says_why_a_parked_job_waits_and_gives_its_history(
         ops_app: Any, start_worker: Worker, record_events: Callable[[], int]) -> None:
     with start_worker(pool="threads", concurrency=2):
         first = hold.apply_async((3.0, "first"), user="alice")
+        wait_for(lambda: engine_for(ops_app).locks.explain(first.id).status == "running",
+                 what="the first job to start")
         second = hold.apply_async((0.0, "second"), user="alice")
         wait_for(lambda: engine_for(ops_app).locks.explain(second.id).status == "parked",
                  what="the second job to park")
