@@ -21,7 +21,7 @@ from pipeline.errors import (
     StoreNotMigrated,
     WorkflowError,
 )
-from pipeline.lifecycle import fencing_tokens, lease_lost
+from pipeline.fencing import fencing_tokens, lease_lost
 from pipeline.locks.base import Explanation
 from pipeline.priority import Priority, parse_priority
 from pipeline.task import PipelineTask

@@ -7,11 +7,9 @@ from typing import Any
 from celery import Celery, states
 
 from pipeline import conf
+from pipeline.blocked_state import BLOCKED
 from pipeline.keys import Keys
 from pipeline.priority import DEFAULT_PRIORITY
-
-#: The Celery state of a parked job (its result meta holds the reason).
-BLOCKED = "BLOCKED"
 
 
 def register_blocked_state() -> None:
@@ -24,6 +22,19 @@ def register_blocked_state() -> None:
     for real after the hand-off.
     """
     states.PRECEDENCE_LOOKUP[BLOCKED] = states.PRECEDENCE_LOOKUP[states.STARTED]
+
+
+def _connect_release_on_skipped_after_return() -> None:
+    """Release a job's locks where Celery skips ``after_return`` (Ignore, Reject).
+
+    Connected once per process (the handler looks up the task's own app).
+    """
+    from celery.signals import task_postrun
+
+    from pipeline.finishing import release_on_skipped_after_return
+
+    task_postrun.connect(release_on_skipped_after_return, weak=False,
+                         dispatch_uid="pipeline.release_on_skipped_after_return")
 
 
 def install(app: Celery, config: Any = None) -> Celery:
@@ -57,6 +68,7 @@ def install(app: Celery, config: Any = None) -> Celery:
 
     register_blocked_state()
     app.on_after_configure.connect(_on_configure, weak=False)
+    _connect_release_on_skipped_after_return()
     from pipeline import maintenance
     from pipeline.store import recorder
 

@@ -29,9 +29,9 @@ def _check(app: Celery, index: int, item: Any) -> Signature:
     options = dict(item.options)
     try:
         if hasattr(task, "models"):
-            from pipeline import lifecycle
+            from pipeline import publishing
 
-            lifecycle.prepare_options(task, options, "batch-check")
+            publishing.prepare(task, options, "batch-check")
     except PipelineError as exc:
         raise InvalidJobError(f"item {index}: {exc}") from exc
     return item

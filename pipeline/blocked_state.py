@@ -16,7 +16,8 @@ from typing import Any
 
 from celery.backends.redis import RedisBackend
 
-from pipeline.appsetup import BLOCKED
+#: The Celery state of a parked job (its result meta holds the reason).
+BLOCKED = "BLOCKED"
 
 
 @cache

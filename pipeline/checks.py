@@ -12,7 +12,6 @@ Redis drops under memory pressure is lost work, so ``maxmemory-policy`` must be
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -154,15 +153,11 @@ def check_database(url: str) -> list[CheckResult]:
 
 
 def _check_schema(url: str) -> CheckResult:
+    from pipeline.store.session import check_schema, create_store_engine
+
+    engine = create_store_engine(url)
     try:
-        store = importlib.import_module("pipeline.store.session")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("pipeline.store", "pipeline.store.session"):
-            raise
-        return CheckResult("schema", WARN, "store not installed yet: schema not checked")
-    engine = store.create_store_engine(url)
-    try:
-        store.check_schema(engine)
+        check_schema(engine)
     except StoreError as exc:
         return CheckResult("schema", FAIL, str(exc))
     finally:

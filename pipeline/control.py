@@ -16,9 +16,10 @@ from celery import Celery
 from pipeline.engine import engine_for
 from pipeline.errors import InvalidJobError
 from pipeline.events import CANCELLED, OPERATOR, emit
-from pipeline.parking import queue_lists
+from pipeline.header import NAME, JobHeader
+from pipeline.parking import dumps, queue_lists
 from pipeline.priority import PRIORITY_STEPS, Priority, level_of, parse_priority
-from pipeline.resources import HEADER, KINDS, check_id
+from pipeline.resources import KINDS, check_id
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,9 @@ def position(app: Celery, job_id: str, queue: str | None = None) -> Position:
         return Position("parked", found.position, found.waiting_for, found.priority)
     if found.status != "unknown":
         return Position(found.status)
-    lists = queue_lists(app, queue)
-    index, place = locks.find_queued(lists, job_id)
-    if index:
-        return Position("queued", place, priority=PRIORITY_STEPS[index - 1])
+    queued = locks.find_queued(queue_lists(app, queue), job_id)
+    if queued is not None:
+        return Position("queued", queued.place, priority=PRIORITY_STEPS[queued.index - 1])
     return Position("unknown")
 
 
@@ -68,8 +68,7 @@ def cancel(app: Celery, job_id: str, *, terminate: bool = False,
     locks = engine.locks
     if locks.cancel_parked(job_id, reason):
         return "parked"
-    index, _ = locks.find_queued(queue_lists(app, queue), job_id, op="remove", reason=reason)
-    if index:
+    if locks.find_queued(queue_lists(app, queue), job_id, remove=True, reason=reason):
         return "queued"
     held = locks.explain(job_id)
     # Drop whatever of it may still arrive (a prefetched copy, a workflow's next step).
@@ -95,10 +94,19 @@ def reprioritize(app: Celery, job_id: str, priority: Any, queue: str | None = No
     locks = engine_for(app).locks
     if locks.reprioritize_parked(job_id, new) is not None:
         return "parked"
-    target = PRIORITY_STEPS.index(int(level_of(new))) + 1
-    index, _ = locks.find_queued(queue_lists(app, queue), job_id, op="move", target=target,
-                                 priority=new)
-    return "queued" if index else "unknown"
+    lists = queue_lists(app, queue)
+    target = lists[PRIORITY_STEPS.index(int(level_of(new)))]
+    for _ in range(3):  # the message may be taken between the look and the move
+        found = locks.find_queued(lists, job_id)
+        if found is None:
+            return "unknown"
+        message = json.loads(found.message)
+        previous = message["properties"].get("priority")
+        message["properties"]["priority"] = new
+        detail = json.dumps({"priority": new, "previous": previous})
+        if locks.swap_queued(found, target, dumps(message), detail):
+            return "queued"
+    return "unknown"
 
 
 #: What ``flush`` takes: messages waiting in the broker, or parked jobs.
@@ -158,11 +166,12 @@ def _describe_message(raw: bytes | str) -> tuple[str, str, str, str]:
         job_id, task = str(headers["id"]), str(headers.get("task") or "")
     except (ValueError, KeyError, TypeError):
         return "", "", "", ""
-    stamp = headers.get(HEADER)
-    if not isinstance(stamp, dict):
+    try:
+        header = JobHeader.decode(headers.get(NAME))
+    except InvalidJobError:
         return job_id, task, "", ""
-    workflow = stamp.get("w") if ("s" in stamp or "i" in stamp) else None
-    return job_id, task, str(stamp.get("u") or ""), str(workflow or "")
+    in_workflow = header.steps is not None or header.step is not None
+    return job_id, task, header.user or "", (header.workflow or "") if in_workflow else ""
 
 
 def _message_job(raw: bytes | str, lane: str) -> tuple[FlushedJob, str]:

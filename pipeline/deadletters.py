@@ -16,8 +16,8 @@ from celery import Celery
 from pipeline import parking
 from pipeline.engine import engine_for
 from pipeline.events import OPERATOR, QUEUED, emit, encode
+from pipeline.header import NAME, JobHeader
 from pipeline.priority import PRIORITY_STEPS, level_of, parse_priority
-from pipeline.resources import HEADER
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class DeadLetter:
 
 
 def record(app: Celery, request: Any, task_name: str, priority: int, error: str,
-           header: dict[str, Any], *, guest: bool = False) -> None:
+           header: JobHeader, *, guest: bool = False) -> None:
     """Keep the job that just failed its last attempt (called in the worker).
 
     A guest (a job that ran under the hold of the job that published it) is kept
@@ -46,11 +46,11 @@ def record(app: Celery, request: Any, task_name: str, priority: int, error: str,
     headers = None
     if guest:
         headers = dict(request.headers or {})
-        headers[HEADER] = {k: v for k, v in header.items() if k != "w"}
+        headers[NAME] = header.but(workflow=None).encode()
     queue = (request.delivery_info or {}).get("routing_key") or app.conf.task_default_queue
     entry: dict[Any, Any] = {
         "task": task_name, "error": error, "at": str(time.time()), "priority": str(priority),
-        "queue": queue, "user": header.get("u") or "", "project": header.get("p") or "",
+        "queue": queue, "user": header.user or "", "project": header.project or "",
         "attempts": str((request.retries or 0) + 1),
         "msg": parking.message_for(app, request, priority, retries=0, headers=headers),
     }

@@ -1,4 +1,4 @@
-"""The per-process handle of one app: its settings, key names and Redis client.
+"""The per-process handle of one app: its settings, keys, Redis client and running jobs.
 
 Created lazily on first use and dropped in a forked child, so no connection
 pool crosses a ``fork`` (prefork pool, ``worker_process_init``).
@@ -15,6 +15,7 @@ import redis
 from pipeline import conf
 from pipeline.conf import broker_redis_url
 from pipeline.keys import Keys
+from pipeline.running import RunningJobs
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -35,6 +36,8 @@ class Engine:
         self.settings = conf.read(app.conf)
         self.keys = Keys(self.settings.redis_prefix)
         self.pid = os.getpid()
+        #: The jobs this process runs under a hold (see :mod:`pipeline.running`).
+        self.running = RunningJobs()
         self._redis: redis.Redis | None = None
         self._locks: RedisLocks | None = None
         self._heartbeat: Heartbeat | None = None

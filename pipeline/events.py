@@ -10,6 +10,9 @@ no script (publish, retry, failure). An entry has four fields:
 ``t``  the time in milliseconds since the epoch (the Redis server clock for
        script events)
 ``d``  a JSON object with the details of that type (see :data:`DETAIL_FIELDS`)
+``x``  (optional) a JSON object a lock script adds to ``d`` (the ``started``
+       event's hold: holder, resources, token, host, pid), so a script never
+       edits the JSON text a caller gave it
 
 The recorder turns them into rows; metrics count them; :func:`to_celery_event`
 gives the matching Celery event for Flower.
@@ -127,23 +130,38 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+SUMMARY_LIMIT = 200
+
+
+def summary(value: Any) -> str:
+    """*value* as bounded text for an event's detail (``repr``, cut at 200 characters)."""
+    text = repr(value)
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 3] + "..."
+
+
 def blocked_reason(resource: str, blocked_by: str, position: int = 0) -> str:
     """Why a job waits, in words (the scripts' ``blocked`` event carries only the parts)."""
     where = f", position {position} in line" if position else ""
     return f"waiting for {resource} (held by or queued behind {blocked_by}){where}"
 
 
+def _object(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"raw": raw}
+    # Lua's cjson encodes an empty table as {} and cannot tell it from []: normalise.
+    return value if isinstance(value, dict) else {}
+
+
 def decode(stream_id: Any, fields: Mapping[Any, Any]) -> JobEvent:
     """Decode one stream entry as returned by XRANGE / XREADGROUP."""
     text = {_text(k): _text(v) for k, v in fields.items()}
-    raw_detail = text.get("d") or "{}"
-    try:
-        detail = json.loads(raw_detail)
-    except ValueError:
-        detail = {"raw": raw_detail}
-    # Lua's cjson encodes an empty table as [], so normalise.
-    if not isinstance(detail, dict):
-        detail = {}
+    detail = _object(text.get("d") or "{}")
+    if "x" in text:
+        detail.update(_object(text["x"]))
+        if detail.get("resources") == {}:
+            detail["resources"] = []
     etype = text.get("e", "")
     if etype in (BLOCKED, CONFLICT) and "reason" not in detail:
         resource, holder = detail.get("resource"), detail.get("holder")

@@ -1,12 +1,39 @@
 """Every Redis key name of the pipeline, from one place.
 
 All keys carry the same hash tag (``{pipeline}`` by default) so that every key
-one Lua script touches maps to one Redis Cluster slot.
+one Lua script touches maps to one Redis Cluster slot. The Lua scripts get
+the same names from :func:`lua_table`, which :mod:`pipeline.locks.scripts`
+puts in front of every script: no key name is spelled out in Lua.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+#: Keys of one thing (a resource, a holder, a job): name -> (text before its
+#: id, text after it), under the base.
+PER_ID: dict[str, tuple[str, str]] = {
+    "writers": ("res:", ":w"),
+    "readers": ("res:", ":r"),
+    "line": ("line:", ""),
+    "holder": ("hold:", ""),
+    "parked": ("park:", ""),
+    "dead_letter": ("dlq:", ""),
+}
+
+#: Keys of the whole system: name -> text after the base.
+FIXED: dict[str, str] = {
+    "fence": "fence",
+    "parked_count": "parked:count",
+    "parked_kinds": "parked:kinds",
+    "parked_order": "parked:order",
+    "holders": "holders",
+    "cancelled": "cancelled:ids",
+    "events": "events",
+    "dead_letters": "dlq",
+    "rewake": "rewake",
+    "imported": "imported",
+}
 
 
 @dataclass(frozen=True)
@@ -27,72 +54,81 @@ class Keys:
 
     @property
     def base(self) -> str:
-        """The tag plus separator: the start of every key, as the Lua scripts build them."""
+        """The tag plus separator: the start of every key (``ARGV[1]`` of every script)."""
         return self.tag + ":"
+
+    def _of(self, name: str, ident: str) -> str:
+        before, after = PER_ID[name]
+        return f"{self.base}{before}{ident}{after}"
 
     def writers(self, resource: str) -> str:
         """Sorted set of exclusive holders of *resource*, scored by lease deadline (ms)."""
-        return f"{self.base}res:{resource}:w"
+        return self._of("writers", resource)
 
     def readers(self, resource: str) -> str:
         """Sorted set of shared (read) holders of *resource*, scored by lease deadline."""
-        return f"{self.base}res:{resource}:r"
+        return self._of("readers", resource)
 
     def line(self, resource: str) -> str:
         """Sorted set of jobs parked behind *resource*, scored by rank."""
-        return f"{self.base}line:{resource}"
+        return self._of("line", resource)
 
     def holder(self, holder: str) -> str:
-        """Hash describing what *holder* holds: resources, tokens, host, pid, times."""
-        return f"{self.base}hold:{holder}"
+        """Hash describing what *holder* holds: job, claims, token, state, host, pid, times."""
+        return self._of("holder", holder)
 
     def parked(self, job_id: str) -> str:
         """String record of a parked job: rank, resources, stored message, what blocks it."""
-        return f"{self.base}park:{job_id}"
+        return self._of("parked", job_id)
+
+    def dead_letter(self, job_id: str) -> str:
+        """Hash of one dead-lettered job: its message and last error."""
+        return self._of("dead_letter", job_id)
 
     @property
     def fence(self) -> str:
-        """Hash resource id -> last fencing token issued."""
-        return f"{self.base}fence"
+        """Counter: the last fencing token issued (one per grant, so it grows per resource)."""
+        return self.base + FIXED["fence"]
 
     @property
     def parked_count(self) -> str:
-        """Hash priority level -> number of parked jobs."""
-        return f"{self.base}parked:count"
+        """Hash priority -> number of parked jobs."""
+        return self.base + FIXED["parked_count"]
 
     @property
     def parked_kinds(self) -> str:
         """Hash resource kind -> parked jobs whose first blocking resource is of that kind."""
-        return f"{self.base}parked:kinds"
+        return self.base + FIXED["parked_kinds"]
 
     @property
     def parked_order(self) -> str:
         """List of ``<parked-at ms>|<job id>``, oldest first, for expiry without a scan."""
-        return f"{self.base}parked:order"
+        return self.base + FIXED["parked_order"]
 
     @property
     def holders(self) -> str:
         """Sorted set holder -> lease deadline (ms): every live hold, for listing and sweeps."""
-        return f"{self.base}holders"
+        return self.base + FIXED["holders"]
 
     @property
     def cancelled(self) -> str:
         """Sorted set job or workflow id -> cancelled-at (ms): dropped when they reach a worker."""
-        return f"{self.base}cancelled"
+        return self.base + FIXED["cancelled"]
 
     @property
     def events(self) -> str:
         """The event stream every state change is written to."""
-        return f"{self.base}events"
+        return self.base + FIXED["events"]
 
     @property
     def dead_letters(self) -> str:
         """Sorted set job id -> dead-lettered-at (ms)."""
-        return f"{self.base}dlq"
+        return self.base + FIXED["dead_letters"]
 
-    def dead_letter(self, job_id: str) -> str:
-        """Hash of one dead-lettered job: its message and last error."""
-        return f"{self.base}dlq:{job_id}"
+    @property
+    def rewake(self) -> str:
+        """Set of resource ids whose line still needs serving (a wake that ran out of budget)."""
+        return self.base + FIXED["rewake"]
 
     def broker_queue_prefix(self) -> str:
         """kombu's ``global_keyprefix``: puts the broker's lists under the same tag."""
@@ -100,5 +136,23 @@ class Keys:
 
     @property
     def imported(self) -> str:
-        """Hash request id -> job id of the requests ``pipeline import`` has enqueued."""
-        return f"{self.base}imported"
+        """Hash request id -> when and from which file ``pipeline import`` enqueued it."""
+        return self.base + FIXED["imported"]
+
+
+def _lua_text(text: str) -> str:
+    if not all(ch.isalnum() or ch in ":_-." for ch in text):
+        raise ValueError(f"key name part {text!r} must be letters, digits or ':_-.'")
+    return f"'{text}'"
+
+
+def lua_table() -> str:
+    """The Lua table ``K`` of every key name, as the scripts read it.
+
+    ``K.<name>`` is the text after the base for a key of the whole system, and
+    ``{before, after}`` around the id for a key of one thing.
+    """
+    entries = [f"{name} = {{{_lua_text(before)}, {_lua_text(after)}}}"
+               for name, (before, after) in PER_ID.items()]
+    entries += [f"{name} = {_lua_text(suffix)}" for name, suffix in FIXED.items()]
+    return "local K = {\n  " + ",\n  ".join(entries) + ",\n}\n"

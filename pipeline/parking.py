@@ -14,8 +14,6 @@ from typing import Any
 from celery import Celery
 from kombu.utils.json import dumps as _kombu_dumps
 
-from pipeline.engine import engine_for
-from pipeline.keys import Keys
 from pipeline.priority import PRIORITY_STEPS
 
 
@@ -125,23 +123,3 @@ def envelope(headers: dict[str, Any], body: Any, priority: int, routing_key: str
         "headers": kept,
         "properties": properties,
     })
-
-
-def cancel_parked(app: Celery, job_id: str, reason: str = "cancelled by request") -> bool:
-    """Take a parked job out of every line and record it CANCELLED; False if not parked."""
-    return engine_for(app).locks.cancel_parked(job_id, reason)
-
-
-def reprioritize_parked(app: Celery, job_id: str, priority: int) -> int | None:
-    """Move a parked job to its new place in line; returns its old priority, None if not parked."""
-    return engine_for(app).locks.reprioritize_parked(job_id, priority)
-
-
-def parked_counts(app: Celery) -> dict[int, int]:
-    """Parked jobs per priority, read from one counter hash."""
-    return engine_for(app).locks.parked_counts()
-
-
-def keys_for(app: Celery) -> Keys:
-    """The key names of *app* (for operators' tools)."""
-    return engine_for(app).keys

@@ -61,6 +61,12 @@ def parse_priority(value: Any, *, field: str = "priority") -> int:
     raise InvalidJobError(f"{field}={value!r} is not accepted: expected {ACCEPTED}")
 
 
+def of_request(request: Any) -> int:
+    """The Redis priority a Celery request was delivered at (the default when unset)."""
+    value = (getattr(request, "delivery_info", None) or {}).get("priority")
+    return int(DEFAULT_PRIORITY) if value is None else int(value)
+
+
 def level_of(value: int) -> Priority:
     """The named level an int priority 0-9 runs at (kombu floors onto its steps)."""
     return Priority(max(step for step in PRIORITY_STEPS if step <= value))

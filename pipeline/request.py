@@ -15,7 +15,7 @@ from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import Terminated, TimeLimitExceeded, WorkerLostError
 from celery.worker.request import Request
 
-from pipeline import lifecycle
+from pipeline.finishing import release_orphan
 
 #: Exceptions meaning the pool process running the job is gone.
 CHILD_GONE = (WorkerLostError, Terminated, TimeLimitExceeded, SystemExit, KeyboardInterrupt)
@@ -27,7 +27,7 @@ class PipelineRequest(Request):  # type: ignore[misc]
     def on_timeout(self, soft: bool, timeout: float) -> None:
         """Release on a hard time limit: the pool kills the child running the job."""
         if not soft:
-            lifecycle.release_orphan(self.task, self.id, self.request_dict,
+            release_orphan(self.task, self.id, self.request_dict,
                                      f"hard time limit ({timeout}s) exceeded")
         super().on_timeout(soft, timeout)
 
@@ -38,6 +38,6 @@ class PipelineRequest(Request):  # type: ignore[misc]
         if isinstance(exc, ExceptionWithTraceback):
             exc = exc.exc
         if isinstance(exc, CHILD_GONE):
-            lifecycle.release_orphan(self.task, self.id, self.request_dict,
+            release_orphan(self.task, self.id, self.request_dict,
                                      f"pool process lost: {exc!r}")
         return super().on_failure(exc_info, send_failed_event, return_ok)

@@ -21,8 +21,6 @@ from pipeline.errors import InvalidJobError
 EXCLUSIVE = "x"
 SHARED = "s"
 KINDS = ("user", "project", "model", "global")
-#: Header carrying a job's declared resources from publisher to worker.
-HEADER = "pl"
 MAX_NAME = 200
 #: Control characters separate the fields of the lock records: never in a name or id.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -46,34 +44,6 @@ class Demand:
     models: tuple[str, ...] = ()
     shared_models: tuple[str, ...] = ()
     workflow: str | None = None
-
-    def to_header(self) -> dict[str, Any]:
-        """The compact header published with the job."""
-        header: dict[str, Any] = {}
-        if self.user is not None:
-            header["u"] = self.user
-        if self.project is not None:
-            header["p"] = self.project
-        if self.models:
-            header["m"] = list(self.models)
-        if self.shared_models:
-            header["r"] = list(self.shared_models)
-        if self.workflow is not None:
-            header["w"] = self.workflow
-        return header
-
-    @classmethod
-    def from_header(cls, header: Mapping[str, Any] | None) -> Demand:
-        """Read the header written by :meth:`to_header` (missing = no resources)."""
-        if not header:
-            return cls()
-        return cls(
-            user=header.get("u"),
-            project=header.get("p"),
-            models=tuple(header.get("m") or ()),
-            shared_models=tuple(header.get("r") or ()),
-            workflow=header.get("w"),
-        )
 
     def union(self, other: Demand) -> Demand:
         """Both demands together (a workflow's steps); a write beats a read of one model."""

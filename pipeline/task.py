@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from celery import Task
-from celery.exceptions import Ignore, Retry
+from celery.exceptions import Ignore
 
-from pipeline import lifecycle
+from pipeline import attempts, finishing, publishing, starting
 from pipeline.engine import engine_for
 from pipeline.resources import check_models
 
@@ -64,7 +64,7 @@ class PipelineTask(Task):  # type: ignore[misc]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the body, retrying retriable errors with backoff (see :mod:`pipeline.retries`)."""
-        return lifecycle.call_with_retries(self, super().__call__, args, kwargs)
+        return attempts.call_with_retries(self, super().__call__, args, kwargs)
 
     def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None,
                     producer: Any = None, link: Any = None, link_error: Any = None,
@@ -77,15 +77,15 @@ class PipelineTask(Task):  # type: ignore[misc]
         Raises:
             InvalidJobError: (a ``ValueError``) before anything is published.
         """
-        task_id = lifecycle.prepare_options(self, options, task_id)
+        task_id = publishing.prepare(self, options, task_id)
         result = super().apply_async(args, kwargs, task_id, producer, link, link_error,
                                      shadow, **options)
-        lifecycle.published(self, result.id, args, options)
+        publishing.record_queued(self, result.id, args, options)
         return result
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         """Take every lock of the job at once, or park it and acknowledge the message."""
-        outcome = lifecycle.start(self, task_id)
+        outcome = starting.start(self, task_id)
         if outcome is not None:
             # Parked: the message is acknowledged without running the job; the
             # stored copy is republished by the release that hands it the locks.
@@ -94,15 +94,10 @@ class PipelineTask(Task):  # type: ignore[misc]
     def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any,
                      einfo: Any) -> None:
         """Release the job's locks (and hand them to parked jobs)."""
-        lifecycle.finish(self, task_id, status, retval)
+        finishing.finish(self, task_id, status, retval)
 
     def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                  einfo: Any) -> None:
         """Celery skips ``after_return`` on retry: release here (a workflow keeps its hold)."""
-        # einfo.exception is the Retry, or billiard's ExceptionWithTraceback around it.
-        raised = getattr(einfo, "exception", None)
-        if not isinstance(raised, Retry):
-            raised = getattr(raised, "exc", None)
-        when = raised.when if isinstance(raised, Retry) else None
-        lifecycle.finish(self, task_id, "RETRY", exc, retry_in=lifecycle.retry_delay(when))
+        finishing.finish(self, task_id, "RETRY", exc, retry_in=attempts.retry_in(einfo))
 

@@ -19,9 +19,9 @@ from celery import Celery, chain
 from celery.canvas import Signature, maybe_signature
 
 from pipeline.errors import InvalidJobError, WorkflowError
+from pipeline.header import NAME, JobHeader
 from pipeline.priority import parse_priority
 from pipeline.resources import (
-    HEADER,
     RESOURCE_OPTIONS,
     Demand,
     check_option_names,
@@ -63,8 +63,9 @@ def step_demand(sig: Signature, app: Celery) -> Demand:
 
 
 def stamp_chain(app: Celery, options: dict[str, Any], first: Demand, task_id: str,
-                priority: int | None, header_extra: dict[str, Any]) -> dict[str, Any]:
-    """Stamp the remaining steps of a chain being published; returns the workflow header.
+                priority: int | None, *, submitted_at: float,
+                name: str | None = None) -> JobHeader:
+    """Stamp the remaining steps of a chain being published; returns the first step's header.
 
     ``options["chain"]`` holds the steps after the first, last step first, as
     Celery passes them to the first step's ``apply_async``.
@@ -75,20 +76,17 @@ def stamp_chain(app: Celery, options: dict[str, Any], first: Demand, task_id: st
     union = first
     for sig in steps:
         union = union.union(step_demand(sig, app))
-    header = Demand(union.user, union.project, union.models, union.shared_models,
-                    workflow=task_id).to_header()
-    header.update(header_extra)
-    header["s"] = len(steps) + 1
-    if priority is not None:
-        header["pr"] = priority  # the workflow's level; later steps run in the critical lane
+    header = JobHeader.of(union, submitted_at=submitted_at, steps=len(steps) + 1, step=1,
+                          priority=priority,
+                          workflow_name=None if name is None else str(name)).but(workflow=task_id)
     stamped = []
     # Celery passes the remaining steps last first: number them in run order.
     for index, sig in zip(range(len(steps) + 1, 1, -1), steps, strict=True):
         clone = sig.clone()
-        for name in RESOURCE_OPTIONS:
-            clone.options.pop(name, None)
+        for option in RESOURCE_OPTIONS:
+            clone.options.pop(option, None)
         clone.options["headers"] = {**(clone.options.get("headers") or {}),
-                                    HEADER: {**header, "i": index}}
+                                    NAME: header.but(step=index).encode()}
         if priority is not None:
             clone.options["priority"] = priority
         stamped.append(clone)

@@ -63,9 +63,9 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 def app(redis_client: redis.Redis, redis_url: str) -> Any:
     """The pipeline's Celery app (``tasks.app``) on the flushed test database.
 
-    The probe tasks (:mod:`tasks.probes`) are registered.
+    The probe tasks (:mod:`tests.tasks.probes`) are registered.
     """
-    import tasks.probes  # noqa: F401 -- registers the probes on the app
+    import tests.tasks.probes  # noqa: F401 -- registers the probes on the app
     from tasks.app import app as celery_app
 
     assert celery_app.conf.broker_url == redis_url, (

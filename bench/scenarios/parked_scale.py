@@ -34,10 +34,11 @@ from bench.stats import ratio, rounded
 from bench.targets import Target
 from pipeline import parking
 from pipeline.engine import engine_for
+from pipeline.header import NAME, JobHeader
 from pipeline.locks.base import Acquired, Blocked, Ticket
 from pipeline.locks.redis import RedisLocks
 from pipeline.priority import Priority
-from pipeline.resources import HEADER, Demand, claims
+from pipeline.resources import Demand, claims
 
 MODEL = "scale"
 FAKE = "bench-fake-holder"
@@ -121,10 +122,10 @@ class Parker:
             now = time.time()
             message = self.app.amqp.as_task_v2(job, "bench.pipeline.noop", (), {},
                                                root_id=job)
+            header = JobHeader(models=(MODEL,), submitted_at=now).encode()
             stored = parking.envelope(parking.without_task_defaults(self.app, message.headers),
-                                      message.body, int(Priority.LOW),
-                                      self.queue, {HEADER: {"m": [MODEL], "t": round(now, 3)}},
-                                      complete=False)
+                                      message.body, int(Priority.LOW), self.queue,
+                                      {NAME: header}, complete=False)
             self.message_bytes = len(stored)
             ticket = Ticket(job, job, self.claims, int(Priority.LOW),
                             submitted_ms=int(now * 1000))

@@ -80,13 +80,16 @@ class ParkRecord:
         rank, since, holder, queue, resource, by, claims, message = record.split(SEP, 7)
         return cls(int(rank), int(since), holder or job_id, queue, resource, by, claims, message)
 
-    @classmethod
-    def from_hash(cls, job_id: str, fields: dict[Any, Any]) -> ParkRecord:
-        """The record as an earlier release stored it: a hash of the same fields."""
-        f = {_text(k): _text(v) for k, v in fields.items()}
-        return cls(int(f.get("rank") or 0), int(f.get("since") or 0), f.get("holder") or job_id,
-                   f.get("q", ""), f.get("res", ""), f.get("by", ""), f.get("claims", ""),
-                   f.get("msg", ""))
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A job found waiting in the broker: its list, that list's number (from 1,
+    most urgent first), its place (1 = next to run) and its message as stored."""
+
+    list_key: str
+    index: int
+    place: int
+    message: str
 
 
 def _text(value: Any) -> str:
@@ -131,7 +134,7 @@ class RedisLocks(LockBackend):
         text, raw, resources = resources_text(ticket.claims)
         reply = self._fast.call("acquire", (
             self._base, ticket.job_id, ticket.holder, self._lease_ms, ticket.priority,
-            claims_text(ticket.claims), host, pid, ticket.detail[:-1], self._maxlen,
+            claims_text(ticket.claims), host, pid, ticket.detail, self._maxlen,
             park_message, queue_key, self._grant_ms, self._wait_ms, ticket.submitted_ms,
             1 if ticket.step else 0, text,
         ))
@@ -195,14 +198,7 @@ class RedisLocks(LockBackend):
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(keys.holder(holder or job_id))
         pipe.get(keys.parked(job_id))
-        hold, parked = pipe.execute(raise_on_error=False)
-        if isinstance(hold, Exception):
-            raise hold
-        if isinstance(parked, redis.ResponseError):  # a hash: parked by an earlier release
-            parked = self.client.hgetall(keys.parked(job_id))
-            return self._explain_parked(job_id, ParkRecord.from_hash(job_id, parked))
-        if isinstance(parked, Exception):
-            raise parked
+        hold, parked = pipe.execute()
         if parked:
             return self._explain_parked(job_id, ParkRecord.parse(job_id, _text(parked)))
         hold = {_text(k): _text(v) for k, v in hold.items()}
@@ -228,19 +224,37 @@ class RedisLocks(LockBackend):
             priority=parked.rank // (1 << 44), parked_at=parked.since / 1000,
         )
 
-    def find_queued(self, lists: Sequence[str], job_id: str, *, op: str = "position",
-                    target: int = 0, priority: int = 0, reason: str = "") -> tuple[int, int]:
+    def find_queued(self, lists: Sequence[str], job_id: str, *, remove: bool = False,
+                    reason: str = "") -> QueuedMessage | None:
         """Look for a job still in the broker lists (most urgent first).
 
-        Returns (list number from 1, place from 1), or (0, 0) if it is not there.
-        ``op`` ``remove`` takes it out (cancel); ``move`` pushes it to the back
-        of list number *target* with *priority* (reprioritize).
+        With *remove* it is taken out and recorded cancelled with *reason*.
+
+        Returns:
+            Where it was and its message, or None if it is not there.
         """
+        encoded = json.dumps(job_id)  # as kombu and the park envelope write it
         detail = json.dumps({"reason": reason or "cancelled by request"})
-        found, place = self._scripts["queued"](
-            keys=list(lists), args=(self._base, op, job_id, target, priority, detail,
-                                    self._maxlen))
-        return int(found), int(place)
+        reply = self._scripts["queued"](
+            keys=list(lists), args=(self._base, "remove" if remove else "position", job_id,
+                                    detail, self._maxlen, f'"id": {encoded}', f'"id":{encoded}'))
+        if not int(reply[0]):
+            return None
+        index = int(reply[0])
+        return QueuedMessage(lists[index - 1], index, int(reply[1]), _text(reply[2]))
+
+    def swap_queued(self, found: QueuedMessage, target_list: str, message: str,
+                    detail: str) -> bool:
+        """Replace a queued job's message by *message* at the back of *target_list*.
+
+        Atomic: False (and nothing changed) if the message was taken meanwhile.
+        A ``reprioritized`` event with *detail* is written when it was moved.
+        """
+        job_id = str(json.loads(found.message)["headers"]["id"])
+        reply = self._scripts["queued"](
+            keys=[found.list_key, target_list],
+            args=(self._base, "swap", job_id, detail, self._maxlen, found.message, message))
+        return bool(int(reply[0]))
 
     def mark_cancelled(self, *ids: str) -> None:
         """Make workers drop these jobs or workflows when their messages arrive."""

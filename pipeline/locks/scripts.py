@@ -1,10 +1,12 @@
-"""Loading the Lua scripts: each file is prepended with the shared ``lib.lua``."""
+"""Loading the Lua scripts: the key table, the shared ``lib.lua``, then the script."""
 
 from __future__ import annotations
 
 from functools import cache
 from importlib import resources
 from typing import Any
+
+from pipeline.keys import lua_table
 
 LIB = "lib.lua"
 NAMES = ("acquire", "release", "renew", "sweep", "cancel", "reprioritize", "queued",
@@ -13,13 +15,13 @@ NAMES = ("acquire", "release", "renew", "sweep", "cancel", "reprioritize", "queu
 
 @cache
 def source(name: str) -> str:
-    """The full text of script *name*: the shared library, then the script."""
+    """The full text of script *name*: the key table, the shared library, then the script."""
     if name not in NAMES:
         raise ValueError(f"no lock script {name!r}; scripts are {', '.join(NAMES)}")
     folder = resources.files("pipeline.locks").joinpath("lua")
     lib = folder.joinpath(LIB).read_text(encoding="utf-8")
     body = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    return f"{lib}\n{body}"
+    return f"{lua_table()}\n{lib}\n{body}"
 
 
 def register_all(client: Any) -> dict[str, Any]:

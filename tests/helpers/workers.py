@@ -45,7 +45,7 @@ class SubprocessWorker:
     def __init__(self, broker_url: str, log_dir: Path, *, name: str = "worker",
                  concurrency: int = 1, pool: str = "prefork",
                  queues: Sequence[str] = ("pipeline",),
-                 include: Sequence[str] = ("tasks.probes",),
+                 include: Sequence[str] = ("tests.tasks.probes",),
                  env: Mapping[str, str] | None = None, extra: Sequence[str] = ()) -> None:
         self.name = name
         self.log_path = Path(log_dir) / f"{name}.log"

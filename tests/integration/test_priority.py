@@ -35,7 +35,7 @@ def started_order(client: redis.Redis) -> list[str]:
 def test_critical_job_queued_last_starts_before_the_queued_low_jobs(
         app: Any, redis_client: redis.Redis,
         start_worker: Callable[..., AbstractContextManager[Any]]) -> None:
-    from tasks.probes import record
+    from tests.tasks.probes import record
 
     for number in range(300):
         record.apply_async((ORDER_KEY, f"low-{number}"), priority="low")
@@ -53,7 +53,7 @@ def test_critical_job_queued_last_starts_before_the_queued_low_jobs(
 def test_plain_delay_queues_as_normal_behind_earlier_normal_jobs(
         app: Any, redis_client: redis.Redis,
         start_worker: Callable[..., AbstractContextManager[Any]]) -> None:
-    from tasks.probes import plain_record, record
+    from tests.tasks.probes import plain_record, record
 
     for number in range(50):
         record.apply_async((ORDER_KEY, f"normal-{number}"), priority="normal")
@@ -71,7 +71,7 @@ def test_plain_delay_queues_as_normal_behind_earlier_normal_jobs(
 def test_high_job_overtakes_normal_and_low_jobs_but_not_critical_ones(
         app: Any, redis_client: redis.Redis,
         start_worker: Callable[..., AbstractContextManager[Any]]) -> None:
-    from tasks.probes import record
+    from tests.tasks.probes import record
 
     for level in ("low", "normal", "high", "critical"):
         for number in range(3):
@@ -109,7 +109,7 @@ def test_bad_priority_on_a_later_step_of_a_chain_raises_before_publishing(
     from celery import chain
 
     from pipeline.errors import InvalidJobError
-    from tasks.probes import record
+    from tests.tasks.probes import record
 
     flow = chain(record.si(ORDER_KEY, "a"), record.si(ORDER_KEY, "b").set(priority="bogus"))
     with pytest.raises(InvalidJobError, match=r"step 2.*bogus"):

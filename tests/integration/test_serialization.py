@@ -19,7 +19,7 @@ def publish_pickled_task(app: Any, label: str) -> str:
     """Publish a task message for the record probe, serialized with pickle, by hand."""
     task_id = str(uuid.uuid4())
     queue = app.amqp.queues[app.conf.task_default_queue]
-    headers = {"lang": "py", "task": "tasks.probes.record", "id": task_id, "root_id": task_id,
+    headers = {"lang": "py", "task": "tests.tasks.probes.record", "id": task_id, "root_id": task_id,
                "parent_id": None, "group": None, "retries": 0, "eta": None, "expires": None,
                "argsrepr": repr((ORDER_KEY, label)), "kwargsrepr": "{}", "origin": "test"}
     body = ((ORDER_KEY, label), {}, {"callbacks": None, "errbacks": None, "chain": None,
@@ -40,7 +40,7 @@ def queued_messages(client: redis.Redis) -> int:
 def test_pickle_message_is_refused_and_logged_and_the_worker_keeps_consuming(
         app: Any, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture,
         start_worker: Callable[..., AbstractContextManager[Any]]) -> None:
-    from tasks.probes import record
+    from tests.tasks.probes import record
 
     publish_pickled_task(app, "pickled")
     assert queued_messages(redis_client) == 1

@@ -22,7 +22,7 @@ def running(pid: int) -> bool:
 
 def test_prefork_worker_runs_jobs_in_its_pool_and_stops_with_its_pool(
         app: Any, redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> None:
-    from tasks.probes import plain_record, stamp
+    from tests.tasks.probes import plain_record, stamp
 
     with SubprocessWorker(redis_url, tmp_path, concurrency=2) as worker:
         pids = worker.pids()

@@ -37,7 +37,7 @@ class Up:
         self.log = log
         with open(log, "ab") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", CLI, "up", "-c", "1", "-I", "tasks.probes"],
+                [sys.executable, "-c", CLI, "up", "-c", "1", "-I", "tests.tasks.probes"],
                 cwd=ROOT, env=no_broker_env(data_dir), stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=err, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
@@ -101,7 +101,7 @@ def alive(procs: list[psutil.Process]) -> list[str]:
 
 def publish_probe(broker_url: str, label: str, data_dir: Path) -> None:
     """Queue one probe job on *broker_url* from a separate client process."""
-    code = ("from tasks.probes import record; "
+    code = ("from tests.tasks.probes import record; "
             f"record.apply_async(({PROBE_KEY!r}, {label!r}), priority='normal')")
     env = {**no_broker_env(data_dir), "PIPELINE_BROKER_URL": broker_url}
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)

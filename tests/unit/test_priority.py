@@ -45,7 +45,7 @@ def _queued(client: redis.Redis) -> int:
 @pytest.mark.parametrize("value", ["urgent!", 12, -1, True, 3.5], ids=repr)
 def test_apply_async_with_bad_priority_raises_before_publishing(
         app: Any, redis_client: redis.Redis, value: Any) -> None:
-    from tasks.probes import record
+    from tests.tasks.probes import record
 
     record.apply_async(("probe:unused", "good"), priority="low")
     before = _queued(redis_client)
@@ -66,7 +66,7 @@ def test_apply_async_with_bad_priority_raises_before_publishing(
 def test_apply_async_with_bad_name_raises_before_publishing(
         app: Any, redis_client: redis.Redis, option: str, value: Any) -> None:
     from pipeline.errors import InvalidJobError
-    from tasks.probes import record
+    from tests.tasks.probes import record
 
     record.apply_async(("probe:unused", "good"), priority="low")
     with pytest.raises(InvalidJobError) as caught:

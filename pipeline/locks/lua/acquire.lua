@@ -1,8 +1,7 @@
 -- Take every claim of a job at once, or park it. All or nothing.
 -- ARGV: base, job, holder, lease_ms, priority, claims, host, pid,
---       started detail (a JSON object whose closing brace is left off: the
---       script appends holder, resources, token, host and pid), maxlen, msg,
---       queue list key, grant_ms, wait_ms,
+--       started detail (a JSON object, written as the event's d; the script's
+--       own fields go in x), maxlen, msg, queue list key, grant_ms, wait_ms,
 --       submitted_ms (when the job was published; 0 = unknown, use now),
 --       step (1 for a later step of a workflow: it takes the hold over even
 --       while the previous step is still finishing),
@@ -24,19 +23,16 @@ local resources = ARGV[17]
 local claims = parse_claims(claims_text)
 local deadline = NOW + lease
 
-local function started(token, resources_text, guest_of)
-  local extra = ''
-  if guest_of then extra = ',"guest_of":"' .. guest_of .. '"' end
-  local sep = ','
-  if detail == '{' then sep = '' end
-  emit(maxlen, 'started', job, detail .. sep .. '"holder":"' .. holder .. '","resources":' ..
-       resources_text .. ',"token":' .. token .. ',"host":"' .. host .. '","pid":"' .. pid ..
-       '"' .. extra .. '}')
+-- The started event: the caller's detail as given, the hold's facts in x.
+local function started(token, rids, resources_text, guest_of)
+  redis.call('XADD', KEY.events, 'MAXLEN', '~', maxlen, '*', 'e', 'started', 'j', job,
+             't', NOW, 'd', detail, 'x', cjson.encode({holder = holder, resources = rids,
+             token = tonumber(token), host = host, pid = pid, guest_of = guest_of}))
   return {1, token, resources_text}
 end
 
 -- 0. Cancelled while it waited in the broker (or its workflow was).
-local cancelled = B .. 'cancelled'
+local cancelled = KEY.cancelled
 if redis.call('ZSCORE', cancelled, job) or (holder ~= job and redis.call('ZSCORE', cancelled, holder)) then
   -- A cancelled workflow's next step: the hold it kept between steps goes too
   -- (never a hold a step still runs under: that step ends it).
@@ -64,12 +60,12 @@ if rec[1] then
     end
   end
   if alive and rec[3] == 'running' and rec[4] == job then return {2} end
-  local held_resources = cjson.encode(rids_of(held))
+  local held_rids = rids_of(held)
   if alive and not is_step and rec[4] ~= job then
     -- A guest (a job published inside a step of the workflow): runs under the
     -- hold and leaves it to the workflow's steps, whatever state it is in.
     if covered then
-      local reply = started(rec[2], held_resources, rec[4])
+      local reply = started(rec[2], held_rids, cjson.encode(held_rids), rec[4])
       reply[1] = 3
       return reply
     end
@@ -80,8 +76,8 @@ if rec[1] then
     redis.call('HSET', hk, 'job', job, 'state', 'running', 'host', host, 'pid', pid,
                'expires', deadline)
     redis.call('PEXPIRE', hk, lease * 3 + 60000)
-    redis.call('ZADD', B .. 'holders', deadline, holder)
-    return started(rec[2], held_resources)
+    redis.call('ZADD', KEY.holders, deadline, holder)
+    return started(rec[2], held_rids, cjson.encode(held_rids))
   end
   -- The hold ran out or does not cover the job: drop what is left of it.
   wake_rids(drop_hold(holder, held), cfg)
@@ -105,7 +101,7 @@ for _, c in ipairs(claims) do
 end
 if #blocked == 0 then
   return started(grant(holder, job, claims_text, claims, deadline, 'running', host, pid),
-                 resources)
+                 rids_of(claims), resources)
 end
 if msg == '' then return {0, blocked[1][1], blocked[1][2], 0} end
 
@@ -117,9 +113,9 @@ for _, b in ipairs(blocked) do redis.call('ZADD', lkey(b[1]), num(rank), job) en
 if redis.call('EXISTS', pkey(job)) == 0 then
   park_write(job, {rank = rank, since = NOW, holder = holder, q = queue, res = blocked[1][1],
                    by = blocked[1][2], claims = claims_text, msg = msg})
-  redis.call('HINCRBY', B .. 'parked:count', prio, 1)
+  redis.call('HINCRBY', KEY.parked_count, prio, 1)
   count_blocking(blocked[1][1], 1)
-  redis.call('RPUSH', B .. 'parked:order', num(NOW) .. '|' .. job)
+  redis.call('RPUSH', KEY.parked_order, num(NOW) .. '|' .. job)
 end -- else a second delivery of a parked job: it keeps its record and its wait
 local position = redis.call('ZRANK', lkey(blocked[1][1]), job) + 1
 -- The reason is left to readers (pipeline.locks.base.blocked_reason): shorter

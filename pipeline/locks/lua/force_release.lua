@@ -39,7 +39,7 @@ for _, holder in ipairs(holders) do
     emit(cfg.maxlen, 'lock_lost', job, cjson.encode({holder = holder, resources = rids_of(claims)}))
   else
     -- A holder entry whose record is gone: nothing else to end.
-    redis.call('ZREM', B .. 'holders', holder)
+    redis.call('ZREM', KEY.holders, holder)
   end
   -- Whatever the record said, the resource itself no longer lists the holder.
   redis.call('ZREM', wkey(rid), holder)

@@ -1,26 +1,25 @@
--- Shared by every lock script (prepended at load time). ARGV[1] is the key
--- base, "{tag}:"; every key a script touches starts with it, so all of them
--- live in one Redis Cluster slot.
+-- Shared by every lock script (prepended at load time, after the key table K
+-- generated from pipeline/keys.py: no key name is spelled out here). ARGV[1]
+-- is the key base, "{tag}:"; every key a script touches starts with it, so all
+-- of them live in one Redis Cluster slot.
 --
--- Data layout (names from pipeline/keys.py):
---   res:<rid>:w   zset holder -> lease deadline (ms), exclusive holders
---   res:<rid>:r   zset holder -> lease deadline, shared (read) holders
---   line:<rid>    zset job -> rank, jobs parked behind <rid>
---   hold:<holder> hash: job, claims, token, state, host, pid, since, expires
---   park:<job>    string: the parked job's record (see park_read)
---   parked:order  list of "<parked-at ms>|<job>", oldest first, for expiry
---                 without a scan (entries of jobs no longer parked are
---                 dropped when they reach the head)
---   holders       zset holder -> deadline, every hold (sweeps, listing)
---   fence         counter: the last fencing token issued (one per grant; it only
---                 grows, so it grows for every resource)
---   parked:count  hash priority -> parked jobs
---   parked:kinds  hash resource kind (user, model, project, global) -> parked
---                 jobs whose first blocking resource is of that kind
---   events        stream of job events (fields e, j, t, d)
---   rewake        set of resource ids whose line still needs serving (a wake
---                 that ran out of budget, a job expired while being served);
---                 drained by the next release and by every sweep
+-- Data layout (K names; see pipeline/keys.py for each key's meaning):
+--   writers/readers  zset holder -> lease deadline (ms) per resource
+--   line             zset job -> rank, jobs parked behind a resource
+--   holder           hash: job, claims, token, state, host, pid, since, expires
+--   parked           string: the parked job's record (see park_read)
+--   parked_order     list of "<parked-at ms>|<job>", oldest first, for expiry
+--                    without a scan (entries of jobs no longer parked are
+--                    dropped when they reach the head)
+--   holders          zset holder -> deadline, every hold (sweeps, listing)
+--   fence            counter: the last fencing token issued
+--   parked_count     hash priority -> parked jobs
+--   parked_kinds     hash resource kind -> parked jobs first blocked by one
+--   events           stream of job events (fields e, j, t, d; x for what a
+--                    script adds to the detail d a caller gave)
+--   rewake           set of resource ids whose line still needs serving (a
+--                    wake that ran out of budget, a job expired while being
+--                    served); drained by the next release and by every sweep
 --
 -- A claim is "<mode>|<capacity>|<rid>", mode x (exclusive) or s (shared);
 -- claims of a job are joined by newlines.
@@ -31,11 +30,17 @@ local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
 local RANK_STEP = 17592186044416
 local WAKE_BUDGET = 256
 
-local function wkey(rid) return B .. 'res:' .. rid .. ':w' end
-local function rkey(rid) return B .. 'res:' .. rid .. ':r' end
-local function lkey(rid) return B .. 'line:' .. rid end
-local function hkey(h) return B .. 'hold:' .. h end
-local function pkey(j) return B .. 'park:' .. j end
+-- KEY.<name>: a key of the whole system; <x>key(id): a key of one thing.
+local KEY = {}
+for name, part in pairs(K) do
+  if type(part) == 'string' then KEY[name] = B .. part end
+end
+local function keyer(name)
+  local before, after = B .. K[name][1], K[name][2]
+  return function(id) return before .. id .. after end
+end
+local wkey, rkey, lkey = keyer('writers'), keyer('readers'), keyer('line')
+local hkey, pkey = keyer('holder'), keyer('parked')
 local function num(n) return string.format('%.0f', n) end
 local US = '\31'
 
@@ -45,14 +50,7 @@ local US = '\31'
 -- so it may hold anything). One string rather than a hash: the message is
 -- longer than a compact hash allows, and a full hash costs three times more.
 local function park_read(job)
-  local s = redis.pcall('GET', pkey(job))
-  if type(s) == 'table' and s.err then
-    -- A record of an earlier release (a hash): read it the old way.
-    local h = redis.call('HMGET', pkey(job), 'rank', 'since', 'holder', 'q', 'res', 'by',
-                         'claims', 'msg')
-    return {rank = tonumber(h[1]), since = tonumber(h[2]), holder = h[3], q = h[4],
-            res = h[5] or '', by = h[6] or '', claims = h[7], msg = h[8]}
-  end
+  local s = redis.call('GET', pkey(job))
   if not s then return nil end
   local f, pos = {}, 1
   for i = 1, 7 do
@@ -100,7 +98,7 @@ local function holding_key(c)
 end
 
 local function emit(maxlen, etype, job, detail)
-  redis.call('XADD', B .. 'events', 'MAXLEN', '~', maxlen, '*',
+  redis.call('XADD', KEY.events, 'MAXLEN', '~', maxlen, '*',
              'e', etype, 'j', job, 't', NOW, 'd', detail)
 end
 
@@ -148,12 +146,12 @@ local function grant(h, job, claims_text, claims, deadline, state, host, pid)
   for _, c in ipairs(claims) do
     redis.call('ZADD', holding_key(c), deadline, h)
   end
-  local token = redis.call('INCR', B .. 'fence')
+  local token = redis.call('INCR', KEY.fence)
   local hk = hkey(h)
   redis.call('HSET', hk, 'job', job, 'claims', claims_text, 'token', token,
              'state', state, 'host', host, 'pid', pid, 'since', NOW, 'expires', deadline)
   redis.call('PEXPIRE', hk, (deadline - NOW) * 3 + 60000)
-  redis.call('ZADD', B .. 'holders', deadline, h)
+  redis.call('ZADD', KEY.holders, deadline, h)
   return token
 end
 
@@ -180,14 +178,14 @@ end
 
 -- Count parked job(s) whose first blocking resource is <rid> (delta +1 / -1).
 local function count_blocking(rid, delta)
-  if rid ~= '' then redis.call('HINCRBY', B .. 'parked:kinds', kind_of(rid), delta) end
+  if rid ~= '' then redis.call('HINCRBY', KEY.parked_kinds, kind_of(rid), delta) end
 end
 
 -- Forget parked job <job> (record <p>): its lines, its record, the counters.
 local function unpark(job, p, claims)
   for _, c in ipairs(claims) do redis.call('ZREM', lkey(c[1]), job) end
   redis.call('DEL', pkey(job))
-  redis.call('HINCRBY', B .. 'parked:count', math.floor(p.rank / RANK_STEP), -1)
+  redis.call('HINCRBY', KEY.parked_count, math.floor(p.rank / RANK_STEP), -1)
   count_blocking(p.res, -1)
 end
 
@@ -211,7 +209,7 @@ local function wake(rid, cfg)
   for step = 1, WAKE_BUDGET + 1 do
     if step > WAKE_BUDGET then
       -- Bounded work per call: the rest of this line is served later.
-      redis.call('SADD', B .. 'rewake', rid)
+      redis.call('SADD', KEY.rewake, rid)
       return
     end
     local head = redis.call('ZRANGE', lk, 0, 0)
@@ -226,7 +224,7 @@ local function wake(rid, cfg)
         waited = (NOW - p.since) / 1000}), cfg.maxlen)
       -- Its other lines move up too (later: no recursion here).
       for _, c in ipairs(expired) do
-        if c[1] ~= rid then redis.call('SADD', B .. 'rewake', c[1]) end
+        if c[1] ~= rid then redis.call('SADD', KEY.rewake, c[1]) end
       end
     else
       local claims = parse_claims(p.claims)
@@ -280,7 +278,7 @@ local function drop_hold(holder, claims)
     if redis.call('ZREM', holding_key(c), holder) == 1 then freed[#freed + 1] = c[1] end
   end
   redis.call('DEL', hkey(holder))
-  redis.call('ZREM', B .. 'holders', holder)
+  redis.call('ZREM', KEY.holders, holder)
   return freed
 end
 
@@ -290,7 +288,7 @@ end
 
 -- Serve up to <count> lines left for later (see the rewake set).
 local function drain_rewake(count, cfg)
-  local rids = redis.call('SPOP', B .. 'rewake', count)
+  local rids = redis.call('SPOP', KEY.rewake, count)
   wake_rids(rids, cfg)
   return #rids
 end

@@ -1,13 +1,34 @@
 -- Find a job still waiting in the broker's lists (published, not yet taken by
--- a worker) and report its place, take it out, or move it to another level.
--- An operator's query, not a hot path: it reads the lists (O(queue length)).
--- KEYS: the queue's lists, most urgent first (kombu pops from the right end).
--- ARGV: base, op (position | remove | move), job, target list index (move),
---       new priority (move), event detail (json), maxlen
--- Returns {list index, place} (place 1 = next to run) or {0, 0} if not found.
-local op, job = ARGV[2], ARGV[3]
-local needle = '"id": "' .. job .. '"'
-local needle_compact = '"id":"' .. job .. '"'
+-- a worker) and report its place, take it out, or swap its message for a
+-- rewritten one. An operator's query, not a hot path: it reads the lists
+-- (O(queue length)).
+-- KEYS: the queue's lists, most urgent first (kombu pops from the right end);
+--       for op swap: the list holding the message, then the list to put the
+--       new message in.
+-- ARGV: base, op (position | remove | swap), job, event detail (json), maxlen,
+--       then for position/remove: the needles, each the text that marks the
+--       job's id in a message (the id as JSON, after '"id": ' or '"id":');
+--       for swap: the message as found, the new message.
+-- Returns {list index, place, message} (place 1 = next to run) or {0, 0} if
+-- not found; for swap {1} if swapped, {0} if the message was gone.
+local op, job, detail, maxlen = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+
+if op == 'swap' then
+  if redis.call('LREM', KEYS[1], 1, ARGV[6]) == 0 then return {0} end
+  redis.call('LPUSH', KEYS[2], ARGV[7])
+  emit(maxlen, 'reprioritized', job, detail)
+  return {1}
+end
+
+local needles = {}
+for i = 6, #ARGV do needles[#needles + 1] = ARGV[i] end
+local function holds_job(item)
+  for _, needle in ipairs(needles) do
+    if string.find(item, needle, 1, true) then return true end
+  end
+  return false
+end
+
 local CHUNK = 1000
 local ahead = 0
 for k = 1, #KEYS do
@@ -20,21 +41,13 @@ for k = 1, #KEYS do
     local items = redis.call('LRANGE', key, start, stop)
     for i = #items, 1, -1 do
       local item = items[i]
-      if string.find(item, needle, 1, true) or string.find(item, needle_compact, 1, true) then
+      if holds_job(item) then
         local place = ahead + (stop - (start + i - 1)) + 1
         if op == 'remove' then
           redis.call('LREM', key, 1, item)
-          emit(ARGV[7], 'cancelled', job, ARGV[6])
-        elseif op == 'move' then
-          local message = cjson.decode(item)
-          local previous = message['properties']['priority']
-          message['properties']['priority'] = tonumber(ARGV[5])
-          redis.call('LREM', key, 1, item)
-          redis.call('LPUSH', KEYS[tonumber(ARGV[4])], cjson.encode(message))
-          emit(ARGV[7], 'reprioritized', job,
-               cjson.encode({priority = tonumber(ARGV[5]), previous = previous}))
+          emit(maxlen, 'cancelled', job, detail)
         end
-        return {k, place}
+        return {k, place, item}
       end
     end
     stop = start - 1

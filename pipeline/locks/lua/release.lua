@@ -18,13 +18,13 @@ if rec[1] and rec[2] == job and (token == '' or token == rec[3]) then
   local claims = parse_claims(rec[1])
   -- A cancelled workflow keeps nothing: its next step may already have been
   -- dropped (Celery publishes it before the step's release runs).
-  if keep > 0 and redis.call('ZSCORE', B .. 'cancelled', holder) then keep = 0 end
+  if keep > 0 and redis.call('ZSCORE', KEY.cancelled, holder) then keep = 0 end
   if keep > 0 then
     local deadline = NOW + keep
     for _, c in ipairs(claims) do redis.call('ZADD', holding_key(c), 'XX', deadline, holder) end
     redis.call('HSET', hk, 'state', 'between', 'expires', deadline)
     redis.call('PEXPIRE', hk, keep * 3 + 60000)
-    redis.call('ZADD', B .. 'holders', 'XX', deadline, holder)
+    redis.call('ZADD', KEY.holders, 'XX', deadline, holder)
     result = -1
   else
     local freed = drop_hold(holder, claims)
@@ -33,5 +33,5 @@ if rec[1] and rec[2] == job and (token == '' or token == rec[3]) then
   end
 end
 if etype ~= '' then emit(cfg.maxlen, etype, job, detail) end
-if redis.call('EXISTS', B .. 'rewake') == 1 then drain_rewake(4, cfg) end
+if redis.call('EXISTS', KEY.rewake) == 1 then drain_rewake(4, cfg) end
 return result

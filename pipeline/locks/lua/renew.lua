@@ -18,7 +18,7 @@ for i = 6, #ARGV do
       for _, c in ipairs(claims) do redis.call('ZADD', holding_key(c), 'XX', deadline, holder) end
       redis.call('HSET', hk, 'expires', deadline)
       redis.call('PEXPIRE', hk, lease * 3 + 60000)
-      redis.call('ZADD', B .. 'holders', 'XX', deadline, holder)
+      redis.call('ZADD', KEY.holders, 'XX', deadline, holder)
     else
       drop_hold(holder, claims)
       -- Wake every line: a holder lazily dropped earlier freed nothing here.

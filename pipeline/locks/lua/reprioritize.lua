@@ -12,8 +12,8 @@ local claims = parse_claims(p.claims)
 for _, c in ipairs(claims) do redis.call('ZADD', lkey(c[1]), 'XX', num(rank), job) end
 p.rank = rank
 park_write(job, p)
-redis.call('HINCRBY', B .. 'parked:count', previous, -1)
-redis.call('HINCRBY', B .. 'parked:count', prio, 1)
+redis.call('HINCRBY', KEY.parked_count, previous, -1)
+redis.call('HINCRBY', KEY.parked_count, prio, 1)
 emit(cfg.maxlen, 'reprioritized', job, cjson.encode({priority = prio, previous = previous}))
 wake_all(claims, cfg)
 return previous

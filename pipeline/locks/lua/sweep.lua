@@ -5,7 +5,7 @@
 -- Returns {holds dropped, parked jobs expired}.
 local cfg = {grant_ms = tonumber(ARGV[2]), wait_ms = tonumber(ARGV[3]), maxlen = ARGV[4]}
 local limit = tonumber(ARGV[5])
-local dead = redis.call('ZRANGEBYSCORE', B .. 'holders', '-inf', NOW, 'LIMIT', 0, limit)
+local dead = redis.call('ZRANGEBYSCORE', KEY.holders, '-inf', NOW, 'LIMIT', 0, limit)
 for _, holder in ipairs(dead) do
   local rec = redis.call('HMGET', hkey(holder), 'claims', 'job')
   if rec[1] then
@@ -21,7 +21,7 @@ for _, holder in ipairs(dead) do
     -- script that had no reason to serve that resource's line.
     wake_rids(rids_of(claims), cfg)
   end
-  redis.call('ZREM', B .. 'holders', holder)
+  redis.call('ZREM', KEY.holders, holder)
 end
 local expired = 0
 local function expire(job, p)
@@ -35,7 +35,7 @@ end
 -- since) is dropped whatever its age, so entries of jobs that waited briefly
 -- go as soon as every older one has. Bounded: at most <limit> expiries and
 -- ten times as many dropped entries per call.
-local order, cutoff, popped = B .. 'parked:order', NOW - cfg.wait_ms, 0
+local order, cutoff, popped = KEY.parked_order, NOW - cfg.wait_ms, 0
 while expired < limit and popped < limit * 10 do
   local head = redis.call('LINDEX', order, 0)
   if not head then break end
@@ -48,16 +48,7 @@ while expired < limit and popped < limit * 10 do
   popped = popped + 1
   if live then expire(job, p) end
 end
--- Jobs parked by an earlier release are indexed in a sorted set instead.
-local legacy = B .. 'parked:since'
-if cfg.wait_ms > 0 and redis.call('EXISTS', legacy) == 1 then
-  for _, job in ipairs(redis.call('ZRANGEBYSCORE', legacy, '-inf', cutoff, 'LIMIT', 0, limit)) do
-    redis.call('ZREM', legacy, job)
-    local p = park_read(job)
-    if p then expire(job, p) end
-  end
-end
 drain_rewake(limit, cfg)
 -- Cancel marks only matter while a message may still arrive: keep a day.
-redis.call('ZREMRANGEBYSCORE', B .. 'cancelled', '-inf', NOW - 86400000)
+redis.call('ZREMRANGEBYSCORE', KEY.cancelled, '-inf', NOW - 86400000)
 return {#dead, expired}

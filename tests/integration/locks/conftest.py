@@ -72,7 +72,8 @@ def workers(broker_url: str, tmp_path: Any) -> Iterator[Callable[..., Any]]:
         env = {"PIPELINE_STORE_ENABLED": "false",
                **{f"PIPELINE_{k.upper()}": str(v) for k, v in settings.items()}}
         worker = SubprocessWorker(broker_url, tmp_path, name=f"w{len(started) + 1}",
-                                  concurrency=concurrency, pool=pool, include=(), env=env)
+                                  concurrency=concurrency, pool=pool,
+                                  include=("tests.tasks.lockprobes",), env=env)
         started.append(worker)
         return worker.start()
 

@@ -9,7 +9,7 @@ from typing import Any
 import redis
 
 from pipeline.events import decode
-from tasks.lockprobes import runs
+from tests.tasks.lockprobes import runs
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:

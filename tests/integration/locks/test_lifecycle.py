@@ -13,8 +13,8 @@ import redis
 from pipeline import InvalidJobError, control, deadletters, explain, workflow
 from pipeline.batch import enqueue_many
 from pipeline.events import decode
-from tasks.lockprobes import flaky, hold, runs, step
 from tests.integration.locks.support import events_of, queue_length, started_order, wait_for
+from tests.tasks.lockprobes import flaky, hold, runs, step
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -153,7 +153,7 @@ def test_batch_with_one_bad_item_publishes_nothing_and_names_it(
 
 def test_guest_failing_every_attempt_is_dead_lettered_without_its_tie_to_the_parent(
         pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
-    from tasks.lockprobes import spawn_until_dead
+    from tests.tasks.lockprobes import spawn_until_dead
 
     workers(concurrency=3)
     parent = spawn_until_dead.apply_async((["m"],), models=["m"])
@@ -161,5 +161,6 @@ def test_guest_failing_every_attempt_is_dead_lettered_without_its_tie_to_the_par
     [dead] = deadletters.list_dead(pipeline_app)
     assert (dead.job_id, dead.attempts) == (child_id, 3)
     stored = json.loads(lock_redis.hget(f"{{pipeline}}:dlq:{child_id}", "msg") or b"")
-    assert "w" not in stored["headers"]["pl"], "a requeued guest would look for its parent"
-    assert stored["headers"]["pl"]["m"] == ["m"]
+    header = stored["headers"]["pipeline"]
+    assert "workflow" not in header, "a requeued guest would look for its parent"
+    assert header["models"] == ["m"]

@@ -117,7 +117,8 @@ def test_a_name_that_looks_like_a_delivery_tag_still_gets_one(
 
     locks = make_locks()
     take(locks, ticket("H", x("model:delivery_tag")))
-    headers = {"task": "t", "id": "J", "pl": {"m": ["delivery_tag"], "n": '"delivery_tag"'}}
+    headers = {"task": "t", "id": "J", "pipeline": {"version": 1, "models": ["delivery_tag"],
+                                                    "workflow_name": '"delivery_tag"'}}
     stored = envelope(headers, [[], {}, {}], 6, "q", complete=False)
     locks.acquire(ticket("J", x("model:delivery_tag")), host="h", pid=1, park_message=stored,
                   queue_key=QUEUE)
@@ -141,42 +142,21 @@ def test_parked_job_delivered_twice_is_counted_once_and_keeps_its_wait(
     assert locks.parked_counts() == {}
 
 
-def test_records_of_an_earlier_release_are_still_served(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
-    """Jobs parked as hashes (with a parked:since index) by an earlier release."""
-    locks = make_locks(wait_timeout=1.0)
-    take(locks, ticket("H", x("model:m")))
-    now = int(time.time() * 1000)
-    for job, since in (("old1", now), ("old2", now - 5000)):
-        rank = 6 * 2**44 + since
-        lock_redis.hset(f"{{pipeline}}:park:{job}", mapping={
-            "rank": rank, "claims": "x|1|model:m", "holder": job, "msg": f"msg-{job}",
-            "q": QUEUE, "since": since, "res": "model:m", "by": "H"})
-        lock_redis.zadd("{pipeline}:line:model:m", {job: rank})
-        lock_redis.zadd("{pipeline}:parked:since", {job: since})
-        lock_redis.hincrby("{pipeline}:parked:count", "6", 1)
-    assert locks.explain("old1").status == "parked"
-    assert locks.sweep() == (0, 1)            # old2 parked 5 s ago: expired from the old index
-    assert locks.explain("old2").status == "unknown"
-    locks.release("H", "H")
-    assert lock_redis.rpop(QUEUE) == b"msg-old1"
-    assert locks.explain("old1").status == "granted"
-    assert locks.parked_counts() == {}
-
-
 def test_job_sent_by_another_client_with_a_control_character_fails_before_locking(
         pipeline_app: Any, lock_redis: redis.Redis) -> None:
     from types import SimpleNamespace
 
     from pipeline.engine import engine_for
     from pipeline.errors import InvalidJobError
-    from pipeline.lifecycle import ticket_for
-    from tasks.lockprobes import hold as task
+    from pipeline.starting import ticket_for
+    from tests.tasks.lockprobes import hold as task
 
-    request = SimpleNamespace(id="job\x1fone", pl={"m": ["m"]}, delivery_info={}, retries=0)
+    request = SimpleNamespace(id="job\x1fone", pipeline={"version": 1, "models": ["m"]},
+                              delivery_info={}, retries=0)
     with pytest.raises(InvalidJobError, match=r"task_id.*control characters"):
         ticket_for(task, request, engine_for(pipeline_app))
-    request = SimpleNamespace(id="ok", pl={"m": ["a\nb"]}, delivery_info={}, retries=0)
+    request = SimpleNamespace(id="ok", pipeline={"version": 1, "models": ["a\nb"]},
+                              delivery_info={}, retries=0)
     with pytest.raises(InvalidJobError, match=r"resource.*control characters"):
         ticket_for(task, request, engine_for(pipeline_app))
 

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from pipeline import explain
-from tasks.lockprobes import hold, misbehave, runs, sleep_once
 from tests.integration.locks.support import by_tag, lock_keys, max_running, overlap, wait_for
+from tests.tasks.lockprobes import hold, misbehave, runs, sleep_once
 
 pytestmark = pytest.mark.timeout(240)
 

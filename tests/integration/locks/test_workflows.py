@@ -13,8 +13,8 @@ from celery import chain, group
 
 from pipeline import WorkflowError, explain, workflow
 from pipeline.events import decode
-from tasks.lockprobes import hold, spawn_and_wait, step
 from tests.integration.locks.support import by_tag, lock_keys, queue_length, started_order, wait_for
+from tests.tasks.lockprobes import hold, spawn_and_wait, step
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -121,7 +121,7 @@ def _check_hold_kept_through_a_retry(pipeline_app: Any, lock_redis: redis.Redis,
 
 def test_workflow_keeps_its_hold_while_a_step_waits_to_retry(
         pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
-    from tasks.lockprobes import flaky
+    from tests.tasks.lockprobes import flaky
 
     workers(concurrency=3)
     _check_hold_kept_through_a_retry(pipeline_app, lock_redis, flaky.si(1, "w2"))
@@ -132,13 +132,14 @@ def test_named_workflow_of_one_step_is_still_a_workflow(
     result = workflow(step.s(None, 0.0, "only"), name="solo", models=["m"]).apply_async()
     (key,) = lock_redis.keys("{pipeline}:pipeline*")
     message = json.loads(lock_redis.lindex(key, 0) or b"")
-    assert message["headers"]["pl"] | {"t": 0} == {
-        "m": ["m"], "w": result.id, "n": "solo", "s": 1, "t": 0}
+    assert message["headers"]["pipeline"] | {"submitted_at": 0} == {
+        "version": 1, "models": ["m"], "workflow": result.id, "workflow_name": "solo",
+        "steps": 1, "step": 1, "submitted_at": 0}
 
 
 def test_workflow_keeps_its_hold_while_a_step_waits_for_its_own_retry(
         pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
-    from tasks.lockprobes import retry_step
+    from tests.tasks.lockprobes import retry_step
 
     workers(concurrency=3, workflow_gap=1)       # the retry comes after the gap alone
     _check_hold_kept_through_a_retry(pipeline_app, lock_redis, retry_step.si(2.5, "w2"))
@@ -150,7 +151,7 @@ def test_hold_kept_for_a_retry_that_could_not_be_published_is_released(
 
     from celery.exceptions import Reject
 
-    from pipeline import lifecycle
+    from pipeline.attempts import call_with_retries
     from pipeline.engine import engine_for
     from pipeline.locks.base import Acquired, Blocked, Ticket
     from pipeline.resources import Claim
@@ -159,7 +160,10 @@ def test_hold_kept_for_a_retry_that_could_not_be_published_is_released(
     claim = (Claim("model:m", "x", 1),)
     taken = locks.acquire(Ticket("s1", "W", claim, 6), host="h", pid=1)
     assert isinstance(taken, Acquired)
-    lifecycle._RUNNING["s1"] = lifecycle.Running("W", taken.tokens, "W", has_next_step=True)
+    from pipeline.running import RunningJob
+
+    engine_for(pipeline_app).running.add("s1", RunningJob("W", taken.tokens, "W",
+                                                           has_next_step=True))
 
     def retry(**_: Any) -> None:
         raise Reject("the broker refused the retry", requeue=False)
@@ -173,7 +177,7 @@ def test_hold_kept_for_a_retry_that_could_not_be_published_is_released(
         raise RuntimeError("flaky")
 
     with pytest.raises(Reject):
-        lifecycle.call_with_retries(task, body, (), {})
+        call_with_retries(task, body, (), {})
     locks._fast.flush()
     assert locks.explain("W").status == "unknown", "the workflow kept a hold for nothing"
     from pipeline.events import decode

@@ -6,10 +6,11 @@ from typing import Any
 
 from pipeline import parking
 from pipeline.engine import engine_for
+from pipeline.header import NAME, JobHeader
 from pipeline.locks.base import AcquireResult, Ticket
-from pipeline.resources import EXCLUSIVE, HEADER, SHARED, Claim
+from pipeline.resources import EXCLUSIVE, SHARED, Claim
 
-TASK = "tasks.probes.record"
+TASK = "tests.tasks.probes.record"
 
 
 def user(name: str) -> Claim:
@@ -27,8 +28,7 @@ def reads(name: str) -> Claim:
 def message(job_id: str, *, task: str = TASK, who: str | None = None,
             priority: int = 6) -> str:
     """A task message as the broker keeps it (what a parked job stores)."""
-    stamp = {"u": who} if who else {}
-    headers = {"id": job_id, "task": task, HEADER: stamp}
+    headers = {"id": job_id, "task": task, NAME: JobHeader(user=who).encode()}
     return parking.envelope(headers, [["probe:ops", job_id], {}, {}], priority, "pipeline")
 
 

@@ -15,8 +15,8 @@ from pipeline.engine import engine_for
 from pipeline.errors import InvalidJobError, UnknownJobError
 from pipeline.events import decode
 from pipeline.locks.base import Blocked
-from tasks.probes import record
 from tests.integration.operator.support import lock, model, reads, user
+from tests.tasks.probes import record
 
 
 def stream(client: redis.Redis) -> list[Any]:
@@ -34,7 +34,7 @@ def test_dry_run_lists_what_a_flush_takes_and_changes_nothing(
     assert report.dry_run and report.count == 2
     assert [(j.job_id, j.state, j.priority) for j in report.jobs] == [
         ("parked-low", "parked", "low"), (queued.id, "queued", "low")]
-    assert report.jobs[1].task == "tasks.probes.record" and report.jobs[1].user == "carol"
+    assert report.jobs[1].task == "tests.tasks.probes.record" and report.jobs[1].user == "carol"
     assert report.jobs[0].user == "dan"
     assert inspection.queue_depth(app)["low"] == 1
     assert engine_for(app).locks.explain("parked-low").status == "parked"
@@ -121,7 +121,7 @@ def test_release_resource_refuses_what_is_not_a_resource_id(app: Any, resource: 
         control.release_resource(app, resource, reason="x")
 
 
-def dead_letter(app: Any, job_id: str, *, task: str = "tasks.probes.record", who: str = "",
+def dead_letter(app: Any, job_id: str, *, task: str = "tests.tasks.probes.record", who: str = "",
                 project: str = "", priority: int = 6, at: float | None = None) -> None:
     engine = engine_for(app)
     engine.redis.hset(engine.keys.dead_letter(job_id), mapping={

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from pipeline import deadletters
-from tasks.lockprobes import flaky, hold
 from tests.integration.operator.conftest import invoke, invoke_json, wait_for
+from tests.tasks.lockprobes import flaky, hold
 
 Worker = Callable[..., AbstractContextManager[Any]]
 

@@ -16,7 +16,7 @@ from tests.helpers.deadapp import DEAD_URL
 from tests.integration.operator.conftest import invoke, point_store
 
 REDIS_COMMANDS = [
-    ["status"], ["show", "job-1"], ["submit", "tasks.probes.record", "k", "v"],
+    ["status"], ["show", "job-1"], ["submit", "tests.tasks.probes.record", "k", "v"],
     ["cancel", "job-1"], ["reprioritize", "job-1", "high"], ["flush", "--dry-run"],
     ["locks", "list"], ["locks", "release", "model:bert", "--yes"], ["dlq", "list"],
     ["dlq", "requeue", "job-1"], ["dlq", "purge", "--yes"], ["monitor", "--once"],

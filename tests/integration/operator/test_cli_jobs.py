@@ -16,9 +16,9 @@ import redis
 
 from pipeline import inspection
 from pipeline.engine import engine_for
-from tasks.lockprobes import hold
 from tests.integration.operator.conftest import invoke, invoke_json, wait_for
 from tests.integration.operator.support import lock, model
+from tests.tasks.lockprobes import hold
 
 Worker = Callable[..., AbstractContextManager[Any]]
 
@@ -26,7 +26,7 @@ Worker = Callable[..., AbstractContextManager[Any]]
 def test_submit_publishes_through_apply_async_and_prints_the_id(
         ops_app: Any, start_worker: Worker, redis_client: redis.Redis) -> None:
     with start_worker():
-        outcome = invoke("submit", "tasks.probes.record", "probe:submit", '"hello"',
+        outcome = invoke("submit", "tests.tasks.probes.record", "probe:submit", '"hello"',
                          "--user", "alice", "--model", "bert", "-p", "high")
         assert outcome.exit_code == 0, outcome.output
         job_id = outcome.stdout.strip()
@@ -36,9 +36,9 @@ def test_submit_publishes_through_apply_async_and_prints_the_id(
 
 
 def test_submit_json_says_what_was_published(ops_app: Any) -> None:
-    sent = invoke_json("submit", "tasks.probes.record", "probe:x", "1", "--kwargs",
+    sent = invoke_json("submit", "tests.tasks.probes.record", "probe:x", "1", "--kwargs",
                        '{"seconds": 0}', "--project", "nlp", "--shared-model", "gpt")
-    assert sent["task"] == "tasks.probes.record" and sent["args"] == ["probe:x", 1]
+    assert sent["task"] == "tests.tasks.probes.record" and sent["args"] == ["probe:x", 1]
     assert sent["priority"] == "normal" and sent["shared_models"] == ["gpt"]
     assert inspection.job_detail(ops_app, sent["job_id"]).where == "queued"
 
@@ -52,17 +52,17 @@ def test_submit_json_says_what_was_published(ops_app: Any) -> None:
 ])
 def test_submit_refuses_a_bad_option_naming_it_and_publishes_nothing(
         ops_app: Any, options: list[str], named: str) -> None:
-    outcome = invoke("submit", "tasks.probes.record", "k", "v", *options)
+    outcome = invoke("submit", "tests.tasks.probes.record", "k", "v", *options)
     assert outcome.exit_code == 1
     assert named in outcome.stderr and outcome.stderr.count("\n") == 1, outcome.stderr
     assert sum(inspection.queue_depth(ops_app).values()) == 0
 
 
 def test_submit_names_an_unknown_task_and_the_closest_ones(ops_app: Any) -> None:
-    outcome = invoke("submit", "tasks.probes.recrd")
+    outcome = invoke("submit", "tests.tasks.probes.recrd")
     assert outcome.exit_code == 1
-    assert "task='tasks.probes.recrd' is not registered" in outcome.stderr
-    assert "tasks.probes.record" in outcome.stderr
+    assert "task='tests.tasks.probes.recrd' is not registered" in outcome.stderr
+    assert "tests.tasks.probes.record" in outcome.stderr
 
 
 def test_show_says_why_a_parked_job_waits_and_gives_its_history(

@@ -13,9 +13,9 @@ import redis
 
 from pipeline import inspection
 from pipeline.engine import engine_for
-from tasks.lockprobes import hold, runs
 from tests.integration.operator.conftest import invoke, invoke_json, wait_for
 from tests.integration.operator.support import lock, model, user
+from tests.tasks.lockprobes import hold, runs
 
 Worker = Callable[..., AbstractContextManager[Any]]
 

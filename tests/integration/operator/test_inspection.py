@@ -10,8 +10,8 @@ import redis
 from pipeline import inspection
 from pipeline.engine import engine_for
 from pipeline.locks.base import Acquired, Blocked
-from tasks.probes import record
 from tests.integration.operator.support import lock, model, reads, user
+from tests.tasks.probes import record
 
 
 def test_queue_depth_counts_the_messages_of_each_level(app: Any) -> None:

@@ -39,7 +39,7 @@ def push(key: str, label: str) -> None:
     _client().rpush(key, label)
 
 
-@app.task(base=PipelineTask, name="tasks.probes.record")
+@app.task(base=PipelineTask, name="tests.tasks.probes.record")
 def record(key: str, label: str, seconds: float = 0.0) -> str:
     """Push *label* to *key*, then sleep *seconds*; returns *label*."""
     push(key, label)
@@ -48,7 +48,7 @@ def record(key: str, label: str, seconds: float = 0.0) -> str:
     return label
 
 
-@app.task(name="tasks.probes.plain_record")
+@app.task(name="tests.tasks.probes.plain_record")
 def plain_record(key: str, label: str, seconds: float = 0.0) -> str:
     """The same as :func:`record` as a plain Celery task (no locks, no pipeline hooks)."""
     push(key, label)
@@ -57,7 +57,7 @@ def plain_record(key: str, label: str, seconds: float = 0.0) -> str:
     return label
 
 
-@app.task(base=PipelineTask, name="tasks.probes.stamp")
+@app.task(base=PipelineTask, name="tests.tasks.probes.stamp")
 def stamp(key: str, label: str) -> dict[str, Any]:
     """Push a JSON record of *label*, the pid and the time to *key*; return it."""
     entry = {"label": label, "pid": os.getpid(), "time": time.time()}

@@ -1,0 +1,97 @@
+"""Running a job's attempts: the body, and its retry when it fails retriably.
+
+The policy (how many attempts, which errors, which delays) is
+:mod:`pipeline.retries`; this module carries it out in the pool process: it
+releases the job's locks before the retry is published, and ends the job
+cleanly when the retry cannot be published.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from celery import states
+from celery.exceptions import Ignore, Reject, Retry
+
+from pipeline import retries
+from pipeline.engine import engine_for
+from pipeline.events import FAILED, summary
+from pipeline.finishing import finish
+from pipeline.running import RunningJob
+
+logger = logging.getLogger(__name__)
+
+
+def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
+    """Run the job's body; on a retriable error, retry with backoff while attempts remain."""
+    try:
+        return body(*args, **kwargs)
+    except (Retry, Ignore, Reject):
+        raise
+    except Exception as exc:
+        request = task.request
+        if request.called_directly or request.is_eager:
+            raise
+        engine = engine_for(task.app)
+        policy = retries.policy_for(task, engine.settings)
+        done = request.retries or 0
+        if not policy.retries(exc) or done >= policy.max_retries:
+            raise
+        # Release before the retry is published: with a short countdown the next
+        # attempt could otherwise start while this one still holds the locks.
+        countdown = policy.countdown(done)
+        running = engine.running.get(request.id)
+        finish(task, request.id, states.RETRY, exc, retry_in=countdown)
+        try:
+            raise task.retry(exc=exc, countdown=countdown,
+                             max_retries=policy.max_retries) from exc
+        except Retry:
+            raise
+        except BaseException as failed:
+            # The retry was not published (Celery raises Reject): a hold kept for it
+            # would wait for nothing, and the job ends here.
+            _end_unpublished_retry(task, request.id, running, failed)
+            raise
+
+
+def _end_unpublished_retry(task: Any, task_id: str, running: RunningJob | None,
+                           failed: BaseException) -> None:
+    """Release what a retry that was never published kept, and record the job FAILED.
+
+    Celery rejects the message (no requeue): the job ends here.
+    """
+    holder, token = task_id, None
+    if running is not None and running.workflow and not running.guest:
+        holder, token = running.holder, running.token
+    detail = json.dumps({"error": f"its retry could not be published: {summary(failed)}"})
+    try:
+        engine_for(task.app).locks.release(holder, task_id, event=FAILED, detail=detail,
+                                           token=token)
+    except Exception:  # the error that matters is the one being raised
+        logger.exception("could not release job %s after its retry failed", task_id)
+
+
+def retry_delay(when: Any) -> float:
+    """Seconds until a retry whose ``Retry.when`` is *when* (a countdown or an ETA)."""
+    if isinstance(when, (int, float)) and not isinstance(when, bool):
+        return float(when)
+    if isinstance(when, datetime):
+        # Celery reads an ETA without a time zone as UTC.
+        eta = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return (eta - datetime.now(timezone.utc)).total_seconds()
+    return 0.0
+
+
+def retry_in(einfo: Any) -> float:
+    """Seconds until the retry described by ``on_retry``'s *einfo*.
+
+    ``einfo.exception`` is the ``Retry``, or billiard's ExceptionWithTraceback
+    around it.
+    """
+    raised = getattr(einfo, "exception", None)
+    if not isinstance(raised, Retry):
+        raised = getattr(raised, "exc", None)
+    return retry_delay(raised.when if isinstance(raised, Retry) else None)

@@ -1,0 +1,86 @@
+"""Finishing a job: release its locks, hand them on, record its outcome.
+
+Runs in the pool process after the job body (``after_return``, ``on_retry``,
+and the ``task_postrun`` signal for the paths where Celery skips
+``after_return``), and in the worker's main process for a job whose pool
+process died (:func:`release_orphan`). The release script hands the freed
+resources to parked jobs in the same Redis call.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from celery import states
+
+from pipeline import deadletters, retries
+from pipeline.engine import Engine, engine_for
+from pipeline.events import COMPLETED, DEAD_LETTERED, FAILED, RELEASED, RETRIED, summary
+from pipeline.header import NAME, JobHeader
+from pipeline.priority import of_request as priority_of
+
+_OUTCOME_EVENTS = {states.SUCCESS: COMPLETED, states.FAILURE: FAILED, states.RETRY: RETRIED}
+
+
+def finish(task: Any, task_id: str, status: str, retval: Any,
+           retry_in: float | None = None) -> None:
+    """Release the job's locks (no-op if it holds none) and record its outcome.
+
+    A workflow keeps its hold after a step that succeeds with a step to follow,
+    and after a step that retries (*retry_in*: seconds until its next attempt):
+    the workflow holds its resources until its last step ends.
+    """
+    engine = engine_for(task.app)
+    running = engine.running.pop(task_id)
+    if running is None:
+        return
+    engine.heartbeat.untrack(running.holder)
+    event = _OUTCOME_EVENTS.get(status, RELEASED)
+    key = "result" if status == states.SUCCESS else "error"
+    request = task.request
+    if status == states.FAILURE and _out_of_attempts(task, retval, engine):
+        event = DEAD_LETTERED
+        header = JobHeader.decode(getattr(request, NAME, None))
+        deadletters.record(task.app, request, task.name, priority_of(request),
+                           summary(retval), header, guest=running.guest)
+    detail = json.dumps({key: summary(retval), "attempt": (request.retries or 0) + 1},
+                        separators=(",", ":"), default=str)
+    keep = 0.0
+    if running.workflow and not running.guest:
+        if status == states.SUCCESS and running.has_next_step:
+            keep = engine.settings.workflow_gap
+        elif status == states.RETRY:
+            keep = engine.settings.workflow_gap + max(retry_in or 0.0, 0.0)
+    # Not waiting for the reply: Redis runs the release (and its hand-off) as soon
+    # as it reads it; the reply is read before this process's next lock call.
+    engine.locks.release(running.holder, task_id, event=event, detail=detail, keep_seconds=keep,
+                         wait=False, token=running.token)
+
+
+def _out_of_attempts(task: Any, exc: Any, engine: Engine) -> bool:
+    """A retriable failure after the last allowed attempt (dead-letter it)."""
+    policy = retries.policy_for(task, engine.settings)
+    return (isinstance(exc, BaseException) and policy.max_retries > 0
+            and policy.retries(exc) and (task.request.retries or 0) >= policy.max_retries)
+
+
+def release_orphan(task: Any, task_id: str, request_dict: dict[str, Any], reason: str) -> None:
+    """Release the hold of a job whose pool process died (called by the worker's main process)."""
+    raw = request_dict.get(NAME) or (request_dict.get("headers") or {}).get(NAME)
+    holder = JobHeader.decode(raw).workflow or task_id
+    detail = json.dumps({"reason": reason}, separators=(",", ":"))
+    engine_for(task.app).locks.release(holder, task_id, event=RELEASED, detail=detail)
+
+
+def release_on_skipped_after_return(task_id: str | None = None, task: Any = None,
+                                    state: str | None = None, retval: Any = None,
+                                    **_: Any) -> None:
+    """``task_postrun`` handler: Celery skips ``after_return`` for Ignore and Reject.
+
+    Connected by :func:`pipeline.appsetup.install`.
+    """
+    if task_id is None or task is None or not hasattr(task, "app"):
+        return
+    if task_id in engine_for(task.app).running:
+        finish(task, task_id, state or RELEASED, retval)

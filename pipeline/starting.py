@@ -1,0 +1,187 @@
+"""Starting a job: take every lock it needs in one call, or park it.
+
+Runs in the worker's pool process, in ``before_start``. A job that cannot get
+everything is parked (acknowledged, BLOCKED, woken by a release); an eager
+call cannot be parked and raises instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from typing import Any
+
+from celery import states
+
+from pipeline import parking
+from pipeline.blocked_state import store_blocked
+from pipeline.engine import Engine, engine_for
+from pipeline.errors import LockNotAcquired, WorkflowError
+from pipeline.events import RELEASED
+from pipeline.header import EMPTY, of_request
+from pipeline.locks.base import Acquired, Blocked, Cancelled, Duplicate, Ticket, Uncovered
+from pipeline.priority import of_request as priority_of
+from pipeline.resources import CONTROL, Demand, check_id, claims, declared_models
+from pipeline.running import RunningJob
+
+logger = logging.getLogger(__name__)
+HOST = socket.gethostname()
+#: Header of a copy published again by :func:`_duplicate`: check it did not finish.
+RECHECK = "pipeline_recheck"
+
+
+def ticket_for(task: Any, request: Any, engine: Engine) -> Ticket:
+    """The lock ticket of the job *request* describes."""
+    header = of_request(request)
+    demand = header.demand
+    if header is EMPTY:
+        # Published without PipelineTask.apply_async (send_task, another client):
+        # the task's own models still apply.
+        models, shared = declared_models(task)
+        demand = Demand(models=models, shared_models=shared)
+    job_claims = claims(demand, engine.settings)
+    holder = demand.workflow or request.id
+    if CONTROL.search(holder + request.id + "".join(c.resource for c in job_claims)):
+        # Published by another client (send_task) with ids or names that would
+        # break the lock records: fail the job with the reason.
+        check_id("task_id", request.id)
+        check_id("workflow", holder)
+        for claim in job_claims:
+            check_id("resource", claim.resource)
+    priority = priority_of(request)
+    detail = {
+        "task": task.name,
+        "priority": header.priority if header.priority is not None else priority,
+        "attempt": (request.retries or 0) + 1,
+        "user": demand.user, "project": demand.project,
+        "models": list(demand.models + demand.shared_models), "workflow": demand.workflow,
+        "queued_at": header.submitted_at,
+    }
+    return Ticket(
+        job_id=request.id,
+        holder=holder,
+        claims=job_claims,
+        priority=priority,
+        detail=json.dumps(detail, separators=(",", ":")),
+        submitted_ms=int((header.submitted_at or 0) * 1000),
+        step=header.is_later_step,
+    )
+
+
+def start(task: Any, task_id: str) -> str | None:
+    """Take the job's locks; returns the reason when it was parked instead.
+
+    Raises:
+        LockNotAcquired: in eager mode (``apply()``, ``task_always_eager``),
+            where a job cannot be parked, when a resource is taken.
+    """
+    request = task.request
+    engine = engine_for(task.app)
+    if getattr(request, RECHECK, None) and task.backend.get_state(task_id) in states.READY_STATES:
+        return f"job {task_id} already finished; this copy is dropped"
+    ticket = ticket_for(task, request, engine)
+    locks = engine.locks
+    pid = os.getpid()
+    if not request.is_eager:
+        engine.heartbeat.ensure_started()
+    # Build the message to park with only when parking is likely: the claims of
+    # a job blocked moments ago in this process are probably still taken.
+    result: Any = None
+    if request.is_eager or not engine.running.likely_blocked(ticket.claims):
+        result = locks.acquire(ticket, host=HOST, pid=pid)
+        if isinstance(result, Blocked) and request.is_eager:
+            raise LockNotAcquired(f"job {task_id} ({task.name}) cannot run now: {result.reason}")
+    if result is None or isinstance(result, Blocked):
+        result = locks.acquire(
+            ticket, host=HOST, pid=pid,
+            park_message=parking.message_for(task.app, request, ticket.priority, complete=False),
+            queue_key=parking.queue_key(task.app, (request.delivery_info or {}).get(
+                "routing_key") or task.app.conf.task_default_queue),
+        )
+    if isinstance(result, Acquired):
+        # has_next_step is read now: Celery pops the next step off request.chain
+        # when it sends it.
+        _run(engine, request, RunningJob(ticket.holder, result.tokens, of_request(request).workflow,
+                                         result.guest, bool(request.chain)))
+        return None
+    if isinstance(result, Cancelled):
+        return f"job {task_id} was cancelled before it started"
+    if isinstance(result, Uncovered):
+        raise WorkflowError(
+            f"job {task_id} runs inside workflow {result.holder}, whose locks do not cover it; "
+            f"declare its resources on the workflow")
+    if isinstance(result, Duplicate):
+        return _duplicate(task, task_id, ticket)
+    blocked: Blocked = result
+    engine.running.blocked(ticket.claims)
+    _report_blocked(task, task_id, blocked)
+    return blocked.reason
+
+
+def _run(engine: Engine, request: Any, job: RunningJob) -> None:
+    engine.running.add(request.id, job)
+    engine.heartbeat.track(job.holder)
+
+
+def _duplicate(task: Any, task_id: str, ticket: Ticket) -> str | None:
+    """A delivery of a job whose hold still looks alive: take it, drop it or delay it.
+
+    * this very process holds it (a call repeated after a lost connection): it
+      is ours, run it;
+    * a dead process of this host holds it (redelivered after a crash): end
+      that hold and start again;
+    * the job already finished (the result backend says so): drop the copy;
+    * else another live process may run it, or a dead one on another host whose
+      lease has not run out yet: publish the copy again after one lease, when
+      the hold is either released (finished, so then dropped) or gone.
+    """
+    engine = engine_for(task.app)
+    found = engine.locks.explain(task_id, ticket.holder)
+    pid = int(found.pid) if found.pid.isdigit() else -1
+    if found.host == HOST and pid == os.getpid():
+        _run(engine, task.request, RunningJob(ticket.holder, found.tokens))
+        return None
+    if found.host == HOST and pid > 0 and not _alive(pid):
+        engine.locks.release(ticket.holder, task_id, event=RELEASED,
+                             detail='{"reason":"the process holding it is gone"}')
+        return start(task, task_id)
+    if task.backend.get_state(task_id) in states.READY_STATES:
+        return f"job {task_id} already finished; this copy is dropped"
+    request = task.request
+    headers = {**(request.headers or {}), RECHECK: 1}
+    task.apply_async(request.args, request.kwargs, task_id=task_id,
+                     countdown=engine.settings.lease, headers=headers,
+                     priority=priority_of(request), chain=request.chain,
+                     retries=request.retries or None)
+    return (f"job {task_id} still holds its locks elsewhere; this copy runs again in "
+            f"{engine.settings.lease:.0f} s unless that run finishes first")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _report_blocked(task: Any, task_id: str, blocked: Blocked) -> None:
+    """Tell Flower (a ``task-blocked`` event) and, like STARTED, the result backend.
+
+    The stream's ``blocked`` event (the store) was written by the script. The
+    result backend gets the BLOCKED state only where it gets STARTED too
+    (``task_track_started``): one more write per parked job otherwise.
+    """
+    meta = {"reason": blocked.reason, "resource": blocked.resource,
+            "blocked_by": blocked.blocked_by, "position": blocked.position}
+    try:
+        engine_for(task.app).send_task_event("task-blocked", task.request.hostname,
+                                             uuid=task_id, **meta)
+        if task.track_started:
+            store_blocked(task.backend, task_id, meta, task.request)
+    except Exception:  # the job is parked already: a report that fails must not fail it
+        logger.exception("could not report job %s as BLOCKED", task_id)
