@@ -2,7 +2,8 @@
 
 Running it: ``up``, ``worker``, ``beat`` (:mod:`pipeline.cli.run`), ``demo``
 (:mod:`pipeline.cli.demo`), ``check`` (:mod:`pipeline.cli.check`), ``db``
-(:mod:`pipeline.cli.db`), ``recorder`` (:mod:`pipeline.cli.recorder`).
+(:mod:`pipeline.cli.db`), ``recorder`` (:mod:`pipeline.cli.recorder`), ``agents
+status|allocate`` (:mod:`pipeline.cli.agents`).
 
 Operating it: ``submit`` (:mod:`pipeline.cli.submit`), ``status``
 (:mod:`pipeline.cli.status`), ``jobs`` (:mod:`pipeline.cli.jobs`), ``show``
@@ -20,6 +21,7 @@ import sys
 import click
 
 from pipeline.cli.actions import cancel, reprioritize
+from pipeline.cli.agents import agents
 from pipeline.cli.check import check
 from pipeline.cli.context import CliContext
 from pipeline.cli.db import db
@@ -52,7 +54,7 @@ def cli(ctx: click.Context, app_name: str) -> None:
     ctx.obj = CliContext(app_name=app_name)
 
 
-for command in (up, worker, beat, demo, check, db, recorder,
+for command in (up, worker, beat, demo, check, db, recorder, agents,
                 submit, status, jobs, show, cancel, reprioritize, flush, locks, dlq, stats,
                 monitor, import_requests):
     cli.add_command(command)

@@ -29,11 +29,15 @@ LAYERS: dict[str, int] = {
     # operator actions and reads, workflows, the result-backend state
     "pipeline.blocked_state": 5, "pipeline.deadletters": 6, "pipeline.workflows": 6,
     "pipeline.control": 6, "pipeline.fencing": 6, "pipeline.maintenance": 6,
+    # load, the load gate, worker agents and allocation (read by the CLI and the API)
+    "pipeline.admission": 6,
     # the job's path, one phase a module
     "pipeline.publishing": 7, "pipeline.starting": 7, "pipeline.finishing": 7,
     "pipeline.attempts": 8,
     # the Celery hooks, and what publishes through them
     "pipeline.task": 9, "pipeline.request": 9, "pipeline.batch": 10,
+    # the worker's default time limits of pipeline tasks
+    "pipeline.limits": 10,
     # wiring an app, its default config, the package's public API
     "pipeline.appsetup": 11, "pipeline.celery_config": 11, "pipeline": 12,
     # processes and people
