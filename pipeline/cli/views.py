@@ -23,6 +23,7 @@ from pipeline.inspection import (
     ParkedJob,
     RunningJob,
     SystemStatus,
+    WorkerSeen,
     load_level,
 )
 
@@ -64,6 +65,21 @@ def depth_table(found: SystemStatus) -> Table:
     return view
 
 
+def worker_text(worker: WorkerSeen) -> str:
+    """A worker's name, its load level and score, and whether its gate paused it."""
+    text = escape(worker.name)
+    if worker.level:
+        text += f" {level_text(worker.level)}"
+    if worker.score is not None:
+        text += f" {worker.score:.2f}"
+    if worker.running is not None and worker.slots is not None:
+        text += f" ({worker.running}/{worker.slots} busy)"
+    if not worker.accepting:
+        text += " " + styled("paused" + (f": {escape(worker.pause_reason)}"
+                                         if worker.pause_reason else ""), "bold red")
+    return text
+
+
 def summary_grid(found: SystemStatus, *, capacities: bool = True) -> Table:
     """Running jobs, what blocks the parked ones, locks, workers, dead letters, capacities."""
     grid = Table.grid(padding=(0, 2))
@@ -82,8 +98,7 @@ def summary_grid(found: SystemStatus, *, capacities: bool = True) -> Table:
     grid.add_row("models", _counts(found.locks_by_model))
     grid.add_row("projects", _counts(found.locks_by_project))
     if found.workers is not None:
-        names = [escape(w.name) + (f" {level_text(w.level)}" if w.level else "")
-                 for w in found.workers]
+        names = [worker_text(w) for w in found.workers]
         grid.add_row("workers", f"{len(names)}: " + ", ".join(names) if names
                      else styled("none answered", "bold red"))
     dead = str(found.dead_letters)

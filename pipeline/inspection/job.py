@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 
 from pipeline import control, deadletters
+from pipeline.admission.agents import gate_state
 from pipeline.engine import engine_for
 from pipeline.errors import UnknownJobError
 from pipeline.inspection.live import Record, label
@@ -102,6 +103,13 @@ def _why_locked(app: Celery, found: Explanation) -> str:
     return ""
 
 
+def _why_queued(app: Celery, level: str, ahead: int) -> str:
+    why = (f"queued in the broker's {level} list: {ahead} job(s) ahead of it; it starts when "
+           "a worker takes it")
+    gate = gate_state(app).waiting_reason
+    return f"{why}; {gate}" if gate else why
+
+
 def _why_elsewhere(record: dict[str, Any] | None, dead: deadletters.DeadLetter | None,
                    result_state: str) -> tuple[str, str]:
     """(where, why) of a job neither holding, parked nor in the broker's lists."""
@@ -162,8 +170,7 @@ def job_detail(app: Celery, job_id: str, *, history: int = 20) -> JobDetail:
         return JobDetail(
             job_id=job_id, where="queued", place=queued.place,
             priority=label(queued.priority),
-            why=(f"queued in the broker's {label(queued.priority)} list: {ahead} job(s) "
-                 "ahead of it; it starts when a worker takes it"), **common)
+            why=_why_queued(app, label(queued.priority), ahead), **common)
     dead = deadletters.get(app, job_id)
     if record is None and dead is None and result_state == "PENDING" and not events:
         raise UnknownJobError(f"unknown job {job_id!r}: no lock, broker list, dead letter, "

@@ -14,51 +14,60 @@ from typing import Any
 
 from celery import Celery
 
+from pipeline.admission.agents import list_agents
+from pipeline.admission.load import level_for
 from pipeline.engine import engine_for
 from pipeline.inspection.live import LEVELS, Record, label, queue_depth, split_resource
 from pipeline.locks.redis import HoldRecord
 
-#: Utilisation thresholds of the load levels, as the earlier queue's monitor
-#: coloured them: at most 80 % is the target, so 80 % starts HIGH.
-LOAD_LEVELS: tuple[tuple[float, str], ...] = ((0.5, "LOW"), (0.8, "MODERATE"), (0.95, "HIGH"))
-CRITICAL = "CRITICAL"
-
 
 def load_level(utilisation: float | None) -> str:
-    """``LOW`` below 50 %, ``MODERATE`` below 80 %, ``HIGH`` below 95 %, else ``CRITICAL``.
+    """The load level of a share in use (the agents' thresholds, :func:`level_for`).
 
-    ``LOW`` when there is no limit to measure against (None).
+    ``LOW`` below 40 %, ``MODERATE`` below 60 %, ``HIGH`` below 80 % (the
+    utilisation to stay under), ``CRITICAL`` from 80 %; ``LOW`` when there is
+    no limit to measure against (None).
     """
-    if utilisation is None:
-        return LOAD_LEVELS[0][1]
-    for bound, name in LOAD_LEVELS:
-        if utilisation < bound:
-            return name
-    return CRITICAL
+    return level_for(utilisation or 0.0).value
 
 
 @dataclass(frozen=True)
 class WorkerSeen(Record):
-    """A worker that answered.
+    """A live worker.
 
     Attributes:
         name: its node name (``celery@host``).
-        source: how it was seen (``ping``).
-        level: its load level, when it publishes one.
-        score: its load score 0-1, when it publishes one.
+        source: how it was seen: ``agent`` (its load record) or ``ping``
+            (it answered Celery's remote control; it publishes no record).
+        level: its load level (LOW, MODERATE, HIGH, CRITICAL), from its record.
+        score: its load score 0-1, from its record.
+        accepting: False while its load gate keeps it from taking new jobs.
+        running: jobs it runs; ``slots`` its pool processes.
+        pause_reason: why it paused, while it does.
     """
 
     name: str
     source: str
     level: str = ""
     score: float | None = None
+    accepting: bool = True
+    running: int | None = None
+    slots: int | None = None
+    pause_reason: str = ""
 
 
 def workers(app: Celery, timeout: float = 1.0) -> list[WorkerSeen]:
-    """The workers that answer a ping within *timeout* seconds (Celery's remote control).
+    """The live workers: their load records, else those answering a ping.
 
-    Waits the whole *timeout*: a worker may answer late.
+    The records are one read. Only when no worker publishes one (agents off,
+    ``pipeline_agent_heartbeat = 0``) are the workers pinged, which waits the
+    whole *timeout*.
     """
+    agents = list_agents(app)
+    if agents:
+        return [WorkerSeen(name=a.name, source="agent", level=a.level.value, score=a.score,
+                           accepting=a.accepting, running=a.running, slots=a.slots,
+                           pause_reason=a.pause_reason) for a in agents]
     replies = app.control.inspect(timeout=timeout).ping() or {}
     return [WorkerSeen(name=name, source="ping") for name in sorted(replies)]
 
@@ -145,7 +154,7 @@ def status(app: Celery, *, with_workers: bool = True, worker_timeout: float = 1.
         dead_letters=int(engine.redis.zcard(engine.keys.dead_letters)),
         capacities={"user": settings.capacity_user, "project": settings.capacity_project,
                     "model": settings.capacity_model, "global": capacity},
-        serialized=bool(app.conf.get("pipeline_serialized")),
+        serialized=settings.serialized,
         utilisation=len(holds) / capacity if capacity else None,
         level=load_level(len(holds) / capacity if capacity else None),
         workers=tuple(workers(app, worker_timeout)) if with_workers else None,

@@ -11,6 +11,8 @@ import pytest
 import redis
 
 from pipeline import control, deadletters, inspection
+from pipeline.admission.agents import AgentStatus, publish
+from pipeline.admission.load import LoadReading
 from pipeline.engine import engine_for
 from pipeline.errors import InvalidJobError, UnknownJobError
 from pipeline.events import decode
@@ -205,3 +207,17 @@ def test_job_detail_reads_the_store_record_and_history(
     assert found.record is not None and found.record["user"] == "alice"
     assert found.history[0]["event"] == "queued"
     assert found.history[-1]["event"] == "completed"
+
+
+def test_job_detail_of_a_queued_job_says_when_every_worker_paused(ops_app: Any) -> None:
+    engine = engine_for(ops_app)
+    reading = LoadReading(cpu=0.99, memory=0.2, queue_depth=0.0)
+    publish(engine.redis, engine.keys, AgentStatus.measured(
+        "w1@host", "host", 1, 2, 0, 0, reading, accepting=False, pause_reason="cpu"),
+        timeout=30)
+    queued = record.apply_async(("probe:detail", "1"))
+
+    found = inspection.job_detail(ops_app, queued.id)
+
+    assert found.where == "queued"
+    assert found.why.endswith("; waiting: every worker is over its load limit")

@@ -8,6 +8,8 @@ import pytest
 import redis
 
 from pipeline import inspection
+from pipeline.admission.agents import AgentStatus, publish
+from pipeline.admission.load import LoadReading
 from pipeline.engine import engine_for
 from pipeline.locks.base import Acquired, Blocked
 from tests.integration.operator.support import lock, model, reads, user
@@ -72,7 +74,7 @@ def test_status_sums_up_the_system(app: Any) -> None:
     assert found.locks_by_model == {"bert": 1, "gpt": 1}
     assert found.dead_letters == 1
     assert found.capacities == {"user": 1, "project": 2, "model": 1, "global": 5}
-    assert found.utilisation == pytest.approx(2 / 5) and found.level == "LOW"
+    assert found.utilisation == pytest.approx(2 / 5) and found.level == "MODERATE"
     assert found.workers is None
     data = found.as_dict()
     assert data["queued"] == 1 and data["parked_by_kind"] == {"model": 1, "user": 1}
@@ -114,13 +116,26 @@ def test_status_reads_the_same_whatever_the_number_parked(
     assert counter.count <= 10, counter.count
 
 
-def test_workers_seen_answer_a_ping(app: Any, start_worker: Any) -> None:
+def test_workers_are_read_from_their_load_records(app: Any) -> None:
+    engine = engine_for(app)
+    reading = LoadReading(cpu=0.5, memory=0.5, queue_depth=1.0)
+    for name, accepting in (("w1@host", True), ("w2@host", False)):
+        publish(engine.redis, engine.keys, AgentStatus.measured(
+            name, "host", 1, 2, 1, 2, reading, accepting=accepting,
+            pause_reason="" if accepting else "cpu 95% over 80%"), timeout=30)
+    seen = inspection.workers(app)
+    assert [(w.name, w.source, w.level, w.accepting) for w in seen] == [
+        ("w1@host", "agent", "HIGH", True), ("w2@host", "agent", "HIGH", False)]
+    assert seen[0].score == pytest.approx(0.625) and seen[1].pause_reason.startswith("cpu")
+
+
+def test_workers_without_load_records_are_found_by_a_ping(app: Any, start_worker: Any) -> None:
     with start_worker(perform_ping_check=False):
         seen = inspection.workers(app, timeout=1.0)
     assert len(seen) == 1 and seen[0].source == "ping" and "@" in seen[0].name
 
 
-def test_load_levels_follow_the_utilisation_thresholds() -> None:
-    levels = [inspection.load_level(u) for u in (None, 0.0, 0.49, 0.5, 0.79, 0.8, 0.94, 0.95, 1)]
+def test_load_levels_are_the_agents_levels() -> None:
+    levels = [inspection.load_level(u) for u in (None, 0.0, 0.39, 0.4, 0.59, 0.6, 0.79, 0.8, 1)]
     assert levels == ["LOW", "LOW", "LOW", "MODERATE", "MODERATE", "HIGH", "HIGH",
                       "CRITICAL", "CRITICAL"]
