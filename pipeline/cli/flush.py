@@ -25,12 +25,11 @@ SHOWN = 20
 
 
 def _table(report: control.FlushReport) -> Table:
-    view = table(("job", {"no_wrap": True}))
-    for name in ("task", "state", "priority", "user"):
-        view.add_column(name, overflow="fold")
+    view = table(("job / task", {"no_wrap": True, "overflow": "ellipsis", "max_width": 36}),
+                 "state", "priority", ("user", {"overflow": "ellipsis", "max_width": 12}))
     for job in report.jobs[:SHOWN]:
-        view.add_row(escape(job.job_id or "-"), escape(job.task), job.state,
-                      priority_text(job.priority), escape(job.user or "-"))
+        view.add_row(f"{escape(job.job_id or '-')}\n[dim]{escape(job.task)}[/]", job.state,
+                     priority_text(job.priority), escape(job.user or "-"))
     return view
 
 

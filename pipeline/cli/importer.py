@@ -93,5 +93,4 @@ def import_requests(path: str, dry_run: bool, backup: bool, task_name: str,
     out.print(_summary(report))
     count = report.counts.get(ENQUEUE if dry_run else "enqueued", 0)
     out.print(f"dry run: {count} request(s) would be enqueued as {task_name} jobs" if dry_run
-              else f"{count} request(s) enqueued as {task_name} jobs (the job id is the "
-                   "request id)")
+              else f"{count} request(s) enqueued as {task_name} jobs (job id = request id)")

@@ -44,9 +44,41 @@ def _record_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _detail(detail: dict[str, Any], width: int = 100) -> str:
-    shown = {k: v for k, v in detail.items() if v is not None and v != []}
-    text = json.dumps(shown, separators=(", ", ": "), default=str)
+#: Fields of an event's detail the job store's row already shows.
+_SHOWN_ABOVE = {"task", "priority", "user", "project", "models", "args", "workflow",
+                "workflow_name", "workflow_steps", "step", "queued_at"}
+
+
+def _summary(event: str, detail: dict[str, Any]) -> str:
+    """What one audit row says, in a few words (``--json`` has every field)."""
+    if event in ("blocked", "conflict", "cancelled", "expired") and detail.get("reason"):
+        return str(detail["reason"])
+    if event == "started":
+        return (f"on {detail.get('host', '?')} pid {detail.get('pid', '?')}, "
+                f"attempt {detail.get('attempt', 1)}, token {detail.get('token', '?')}")
+    if event in ("granted", "lock_lost") and detail.get("resources"):
+        return f"{', '.join(detail['resources'])} (hold {detail.get('holder', '?')})"
+    if event in ("retried", "failed", "dead_lettered") and detail.get("error"):
+        return str(detail["error"])
+    if event == "completed":
+        ran = f" after {span(detail['runtime'])}" if detail.get("runtime") else ""
+        return f"returned {detail.get('result')}{ran}"
+    if event == "operator":
+        said = [f"{detail.get('action')} by {detail.get('by')}"]
+        said += [str(detail[k]) for k in ("target", "reason") if detail.get(k)]
+        return ": ".join(said)
+    if event == "queued":
+        attempt = detail.get("attempt")
+        return ("requeued" if detail.get("requeued") else
+                f"attempt {attempt}" if isinstance(attempt, int) and attempt > 1 else "")
+    if event == "reprioritized":
+        return f"priority {detail.get('previous')} -> {detail.get('priority')}"
+    rest = {k: v for k, v in detail.items()
+            if k not in _SHOWN_ABOVE and v is not None and v != []}
+    return json.dumps(rest, separators=(", ", ": "), default=str) if rest else ""
+
+
+def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
@@ -80,5 +112,6 @@ def show(job_id: str, history: int, as_json: bool) -> None:
     if found.history:
         click.echo("history:")
         for row in found.history:
-            at = clock(row["at"], ms=True)
-            click.echo(f"  {at}  {row['event']:<14} {_detail(row['detail'])}")
+            at = clock(row["at"], ms=True)[11:]
+            said = _cut(_summary(row["event"], row["detail"]), 120)
+            click.echo(f"  {at}  {row['event']:<13} {said}".rstrip())

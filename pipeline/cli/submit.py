@@ -88,7 +88,10 @@ def submit(task_name: str, args: tuple[str, ...], kwargs_json: str | None,
         if refused:
             raise InvalidJobError(f"{refused[0]} is not accepted: {task_name} is a plain Celery "
                                   "task, not a PipelineTask; it takes no resource options")
-    result = task.apply_async(tuple(values), kwargs, **options)
+    try:
+        result = task.apply_async(tuple(values), kwargs, **options)
+    except TypeError as exc:  # Celery checks the arguments against the task's signature
+        raise InvalidJobError(f"the arguments do not fit {task_name}: {exc}") from None
     if as_json:
         given = options.get("priority")
         default = task.priority if task.priority is not None else app.conf.task_default_priority

@@ -172,3 +172,11 @@ def test_reprioritize_exits_1_for_a_running_or_unknown_job(ops_app: Any) -> None
     assert unknown.exit_code == 1 and "unknown job 'ghost'" in unknown.stderr
     bad = invoke("reprioritize", "busy", "asap")
     assert bad.exit_code == 1 and "priority='asap'" in bad.stderr
+
+
+def test_submit_names_arguments_that_do_not_fit_the_task(ops_app: Any) -> None:
+    outcome = invoke("submit", "tests.tasks.probes.record", "k", "--kwargs", '{"colour": 1}')
+    assert outcome.exit_code == 1
+    assert outcome.stderr.startswith("Error: the arguments do not fit tests.tasks.probes.record: ")
+    assert "colour" in outcome.stderr
+    assert sum(inspection.queue_depth(ops_app).values()) == 0
