@@ -83,21 +83,35 @@ def list_dead(task: str | None, user: str | None, project: str | None, priority:
     out.print(f"{len(found)} dead letter(s)")
 
 
-def _act(action: str, job_ids: tuple[str, ...], options: dict[str, Any], yes: bool) -> None:
-    """Ask before acting on dead letters chosen by filter (ids named are not asked for)."""
-    if yes or job_ids:
-        return
-    described = ", ".join(f"{k} {v}" for k, v in options.items() if v is not None)
-    confirm(f"{action} every dead letter{' with ' + described if described else ''}?")
+def acting(func: F) -> F:
+    """The arguments and options of a command acting on dead letters."""
+    for option in reversed((
+        click.argument("job_ids", nargs=-1, metavar="[JOB]..."), filters, yes_option,
+        by_option, json_option, reports_errors,
+    )):
+        func = option(func)
+    return func
+
+
+def _prepare(action: str, job_ids: tuple[str, ...], yes: bool, given: dict[str, Any]
+             ) -> tuple[Any, dict[str, Any]]:
+    """The app and the filter keywords; asks first when acting on every dead letter chosen
+    by filter (dead letters named by id are not asked for)."""
+    app = operator_app()
+    options = chosen(**given)
+    if not yes and not job_ids:
+        described = ", ".join(f"{k} {v}" for k, v in given.items() if v is not None)
+        confirm(f"{action} every dead letter{' with ' + described if described else ''}?")
+    return app, options
+
+
+def _refuse_missing(missing: list[str]) -> None:
+    if missing:
+        raise click.ClickException(f"not dead letters: {', '.join(missing)}")
 
 
 @dlq.command()
-@click.argument("job_ids", nargs=-1, metavar="[JOB]...")
-@filters
-@yes_option
-@by_option
-@json_option
-@reports_errors
+@acting
 def requeue(job_ids: tuple[str, ...], task: str | None, user: str | None, project: str | None,
             priority: str | None, since: str | None, yes: bool, by: str,
             as_json: bool) -> None:
@@ -105,43 +119,31 @@ def requeue(job_ids: tuple[str, ...], task: str | None, user: str | None, projec
 
     Names JOBs, or every dead letter the filters choose (asks first).
     """
-    app = operator_app()
-    options = chosen(task, user, project, priority, since)
-    _act("Requeue", job_ids, {"task": task, "user": user, "project": project,
-                              "priority": priority, "since": since}, yes)
+    app, options = _prepare("Requeue", job_ids, yes, {
+        "task": task, "user": user, "project": project, "priority": priority, "since": since})
     done = deadletters.requeue(app, list(job_ids) or None, by=by, **options)
     missing = sorted(set(job_ids) - set(done))
     if as_json:
         print_json({"requeued": done, "not_found": missing})
     else:
         click.echo(f"requeued {len(done)} job(s)" + "".join(f"\n  {j}" for j in done))
-    if missing:
-        raise click.ClickException(f"not dead letters: {', '.join(missing)}")
+    _refuse_missing(missing)
 
 
 @dlq.command()
-@click.argument("job_ids", nargs=-1, metavar="[JOB]...")
-@filters
-@yes_option
-@by_option
-@json_option
-@reports_errors
+@acting
 def purge(job_ids: tuple[str, ...], task: str | None, user: str | None, project: str | None,
           priority: str | None, since: str | None, yes: bool, by: str, as_json: bool) -> None:
     """Delete dead letters for good (the job store keeps their rows).
 
     Names JOBs, or every dead letter the filters choose (asks first).
     """
-    app = operator_app()
-    options = chosen(task, user, project, priority, since)
-    _act("Purge", job_ids, {"task": task, "user": user, "project": project,
-                            "priority": priority, "since": since}, yes)
+    app, options = _prepare("Purge", job_ids, yes, {
+        "task": task, "user": user, "project": project, "priority": priority, "since": since})
     known = {job_id for job_id in job_ids if deadletters.get(app, job_id) is not None}
     count = deadletters.purge(app, list(job_ids) or None, by=by, **options)
-    missing = sorted(set(job_ids) - known)
     if as_json:
-        print_json({"purged": count, "not_found": missing})
+        print_json({"purged": count, "not_found": sorted(set(job_ids) - known)})
     else:
         click.echo(f"purged {count} dead letter(s)")
-    if missing:
-        raise click.ClickException(f"not dead letters: {', '.join(missing)}")
+    _refuse_missing(sorted(set(job_ids) - known))

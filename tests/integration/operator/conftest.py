@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from pipeline.cli.main import cli
 from pipeline.engine import _ENGINES, engine_for
 from pipeline.store import migrate, session
 from pipeline.store.recorder import recorder_for
+from tests.integration.locks.support import wait_for  # noqa: F401 -- used by the tests
 from tests.integration.store.conftest import (  # noqa: F401 -- fixtures used by the tests
     drain,
     empty_store_url,
@@ -90,13 +90,3 @@ def invoke_json(*args: str) -> Any:
     assert outcome.exit_code == 0, outcome.output
     return json.loads(outcome.stdout)
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    """Poll *predicate* until it returns something true; fail naming *what* after *timeout*."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
