@@ -12,6 +12,7 @@ from pipeline.admission.agents import AgentStatus, publish
 from pipeline.admission.load import LoadReading
 from pipeline.engine import engine_for
 from pipeline.locks.base import Acquired, Blocked
+from tests.integration.locks.support import wait_for
 from tests.integration.operator.support import lock, model, reads, user
 from tests.tasks.probes import record
 
@@ -131,7 +132,9 @@ def test_workers_are_read_from_their_load_records(app: Any) -> None:
 
 def test_workers_without_load_records_are_found_by_a_ping(app: Any, start_worker: Any) -> None:
     with start_worker(perform_ping_check=False):
-        seen = inspection.workers(app, timeout=1.0)
+        # A worker busy starting (or a loaded machine) may answer a ping late.
+        seen = wait_for(lambda: inspection.workers(app, timeout=1.0), timeout=20,
+                        what="the worker to answer a ping")
     assert len(seen) == 1 and seen[0].source == "ping" and "@" in seen[0].name
 
 
