@@ -65,8 +65,11 @@ class Target:
 
 
 _BUILT: dict[str, Target] = {}
-#: Workers never run the recorder as a thread (``pipeline_store_recorder``).
-NO_RECORDER_THREAD = {"PIPELINE_STORE_RECORDER": "false"}
+#: Workers never run the recorder as a thread (``pipeline_store_recorder``), and
+#: their load gate is off: a drain saturates the machine on purpose, and a worker
+#: pausing there would measure the gate doing its job, not the pipeline's cost
+#: (the ``admission`` scenario measures the gate and the load records).
+NO_RECORDER_THREAD = {"PIPELINE_STORE_RECORDER": "false", "PIPELINE_LOAD_GATE": "false"}
 
 
 def declare(target: Target) -> None:

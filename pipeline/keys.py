@@ -19,6 +19,7 @@ PER_ID: dict[str, tuple[str, str]] = {
     "holder": ("hold:", ""),
     "parked": ("park:", ""),
     "dead_letter": ("dlq:", ""),
+    "agent": ("agent:", ""),
 }
 
 #: Keys of the whole system: name -> text after the base.
@@ -32,6 +33,8 @@ FIXED: dict[str, str] = {
     "events": "events",
     "dead_letters": "dlq",
     "rewake": "rewake",
+    "agents": "agents",
+    "imported": "imported",
 }
 
 
@@ -132,6 +135,20 @@ class Keys:
     def broker_queue_prefix(self) -> str:
         """kombu's ``global_keyprefix``: puts the broker's lists under the same tag."""
         return self.base
+
+    @property
+    def agents(self) -> str:
+        """Sorted set worker name -> time of its last load record (ms): the agents' index."""
+        return self.base + FIXED["agents"]
+
+    def agent(self, worker: str) -> str:
+        """String (JSON) of one worker's load record; expires with ``pipeline_agent_timeout``."""
+        return self._of("agent", worker)
+
+    @property
+    def imported(self) -> str:
+        """Hash request id -> when and from which file ``pipeline import`` enqueued it."""
+        return self.base + FIXED["imported"]
 
 
 def _lua_text(text: str) -> str:

@@ -4,7 +4,9 @@ A job whose body raises is retried up to ``max_retries`` times (the task's
 option, else ``pipeline_retry_max``), each retry releasing its locks and
 queueing for them again after ``backoff * 2**n`` seconds (capped, jittered).
 Errors the pipeline raises on purpose (bad input, a workflow that cannot
-run) are never retried. After the last attempt the job is dead-lettered.
+run) are never retried, nor is a job stopped by its soft time limit (it would
+most likely run over again) unless the task lists it in ``retry_for``. After
+the last attempt the job is dead-lettered.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
 
 from pipeline.conf import Settings
 from pipeline.errors import PipelineError
@@ -53,6 +57,8 @@ def policy_for(task: Any, settings: Settings) -> RetryPolicy:
         backoff_max=float(option("backoff_max", settings.retry_backoff_max)),
         jitter=bool(option("jitter", settings.retry_jitter)),
         retry_for=tuple(option("retry_for", (Exception,))),
-        # The pipeline's own errors (bad input, a refused workflow) never get better.
-        dont_retry_for=(PipelineError, *option("dont_retry_for", ())),
+        # The pipeline's own errors (bad input, a refused workflow) never get better;
+        # a job over its time limit would run over again.
+        dont_retry_for=(PipelineError, *option("dont_retry_for", ()),
+                        *(() if getattr(task, "retry_for", None) else (SoftTimeLimitExceeded,))),
     )

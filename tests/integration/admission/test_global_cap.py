@@ -1,0 +1,43 @@
+"""Seed 004's scenario: 8 jobs, a global cap of 5: 5 run, 3 wait at positions 1-3."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from pipeline import control, explain
+from tests.integration.locks.support import wait_for
+from tests.tasks.lockprobes import hold, runs
+
+pytestmark = pytest.mark.timeout(120)
+
+#: How long each of the first five runs: they end one after the other.
+FIRST = [1.0, 1.5, 2.0, 2.5, 3.0]
+
+
+def test_eight_jobs_with_a_global_cap_of_five_five_run_three_wait_each_starts_on_a_free_slot(
+        pipeline_app: Any, start_workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
+    start_workers(concurrency=8, concurrency_global=5)
+    jobs = [hold.apply_async((FIRST[i] if i < 5 else 0.5, f"j{i}")) for i in range(8)]
+
+    def states() -> list[str]:
+        return [explain(j.id, pipeline_app).status for j in jobs]
+
+    wait_for(lambda: sorted(states()) == ["parked"] * 3 + ["running"] * 5, timeout=20,
+             what="5 running and 3 parked")
+    waiting = [j for j in jobs if explain(j.id, pipeline_app).status == "parked"]
+    places = [control.position(pipeline_app, j.id) for j in waiting]
+    assert sorted(p.place for p in places) == [1, 2, 3]
+    assert {p.resource for p in places} == {"global"}
+
+    for job in jobs:
+        job.get(timeout=30)
+    done = {r["id"]: r for r in runs(lock_redis)}
+    waited = sorted((done[j.id] for j in waiting), key=lambda r: r["start"])
+    first = sorted((done[j.id] for j in jobs if j not in waiting), key=lambda r: r["end"])
+    for slot_freed, started in zip(first, waited, strict=False):
+        assert started["start"] >= slot_freed["end"] - 0.01, "ran over the cap"
+        assert started["start"] - slot_freed["end"] < 0.5, "a free slot stayed idle"
