@@ -93,9 +93,10 @@ def cancel(app: Celery, job_id: str, *, terminate: bool = False,
 def reprioritize(app: Celery, job_id: str, priority: Any, queue: str | None = None) -> str:
     """Move a queued or parked job to *priority*; returns where it was found.
 
-    A parked job keeps its submission time, so it goes behind earlier jobs of
-    its new level. A job still in the broker goes to the back of its new
-    level's list (a list cannot be entered in the middle).
+    A parked job takes its project's next turn at its new level (fair share),
+    behind the jobs of its project already waiting there. A job still in the
+    broker goes to the back of its new level's list (a list cannot be entered
+    in the middle).
     """
     new = parse_priority(priority)
     locks = engine_for(app).locks

@@ -20,6 +20,7 @@ PER_ID: dict[str, tuple[str, str]] = {
     "parked": ("park:", ""),
     "dead_letter": ("dlq:", ""),
     "agent": ("agent:", ""),
+    "fair": ("fair:", ""),
 }
 
 #: Keys of the whole system: name -> text after the base.
@@ -149,6 +150,15 @@ class Keys:
     def imported(self) -> str:
         """Hash request id -> when and from which file ``pipeline import`` enqueued it."""
         return self.base + FIXED["imported"]
+
+    def fair(self, priority: int) -> str:
+        """Hash of the fair-share state of one priority level (``fair_rank`` in lib.lua).
+
+        ``V``: the tag of the level's last job handed its locks; each flow (a
+        project id, or "" for jobs without one): the (submitted, tag) pairs of
+        its last parked jobs. Deleted when a job parks at a level with none parked.
+        """
+        return self._of("fair", str(priority))
 
 
 def _lua_text(text: str) -> str:

@@ -43,7 +43,7 @@ class Allocation:
             plus the jobs paused workers still run.
         running: jobs running now.
         waiting: jobs ready in the broker, waiting for a process.
-        utilisation: ``running / capacity`` (1.0 with no capacity).
+        utilisation: ``running / capacity``; None when no process can take jobs.
         least_loaded: the worker to give new work, or None.
         backpressure: True when new jobs will wait: jobs are waiting and no
             accepting worker has a free slot, or no worker takes jobs.
@@ -59,7 +59,7 @@ class Allocation:
     capacity: int
     running: int
     waiting: int
-    utilisation: float
+    utilisation: float | None
     least_loaded: str | None
     backpressure: bool
     backpressure_reason: str
@@ -98,7 +98,7 @@ def recommend(agents: Sequence[AgentStatus], waiting: int,
         where = ("on another host: every worker's host is over its load limit"
                  if agents and not accepting else "")
         reason = (f"{running} running + {waiting} waiting need {wanted} processes to stay at "
-                  f"or below {target:.0%} utilisation; {capacity} can take jobs: add {count}"
+                  f"or below {target:.0%} utilisation; capacity {capacity}: add {count}"
                   + (f" {where}" if where else ""))
     else:
         # A worker keeps at least one process.
@@ -106,12 +106,12 @@ def recommend(agents: Sequence[AgentStatus], waiting: int,
         count = min(capacity - wanted, removable)
         action = REMOVE if count > 0 else HOLD
         reason = (f"{running} running + {waiting} waiting need {wanted} processes to stay at "
-                  f"or below {target:.0%} utilisation; {capacity} can take jobs"
+                  f"or below {target:.0%} utilisation; capacity {capacity}"
                   + (f": remove {count}" if count > 0 else ": keep them"))
     best = least_loaded(agents)
     return Allocation(
         workers=len(agents), accepting=len(accepting), capacity=capacity, running=running,
-        waiting=waiting, utilisation=running / capacity if capacity else 1.0,
+        waiting=waiting, utilisation=running / capacity if capacity else None,
         least_loaded=best.name if best else None, backpressure=bool(pressure),
         backpressure_reason=pressure, action=action, processes=max(count, 0),
         target_processes=wanted, reason=reason,

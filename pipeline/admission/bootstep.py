@@ -35,7 +35,7 @@ from celery.worker import state
 from pipeline import conf
 from pipeline.admission.agents import AgentStatus, publish, withdraw
 from pipeline.admission.gate import Hysteresis, LoadLimits, Transition
-from pipeline.admission.load import HostSampler, LoadReading, queue_depth
+from pipeline.admission.load import HostSampler, LoadReading, host_cpu_average, queue_depth
 from pipeline.engine import engine_for
 from pipeline.events import MAINTENANCE, emit
 
@@ -45,6 +45,8 @@ logger = get_logger(__name__)
 SAMPLE_EVERY = 0.5
 #: Seconds between two checks of the event loop for a decision to apply.
 APPLY_EVERY = 0.25
+#: Seconds a pause or a resume holds at least (or the smoothing time, if longer).
+MIN_DWELL = 2.0
 
 
 class LoadMonitor:
@@ -61,8 +63,9 @@ class LoadMonitor:
         self.queues = queues
         settings = conf.read(app.conf)
         self.settings = settings
-        self.sampler = HostSampler(settings.load_smoothing)
-        self.hysteresis = Hysteresis(LoadLimits.from_settings(settings))
+        self.sampler = HostSampler(settings.load_smoothing, seed=host_cpu_average())
+        self.hysteresis = Hysteresis(LoadLimits.from_settings(settings),
+                                     dwell=max(MIN_DWELL, settings.load_smoothing))
         self.gate = settings.load_gate
         self.started_at = time.time()
         self.paused_since: float | None = None
@@ -125,7 +128,7 @@ class LoadMonitor:
         cpu, memory = self.sampler.sample()
         self.reading = LoadReading(cpu, memory, 0.0)
         if self.gate:
-            self.hysteresis.update(cpu, memory)
+            self.hysteresis.update(cpu, memory, time.monotonic())
         engine = engine_for(self.app)
         changed = False
         while self._applied:

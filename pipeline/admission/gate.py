@@ -2,8 +2,9 @@
 
 A worker pauses while its host is over ``pipeline_load_max_cpu`` (a share of
 all cores, smoothed) or ``pipeline_load_max_memory`` (percent), and resumes
-only once both readings are below ``pipeline_load_resume_at`` of their limits,
-so a host hovering at a limit does not flap between the two.
+only once both readings are below ``pipeline_load_resume_at`` of their limits
+and it has been paused for at least the smoothing time, so a host hovering at
+a limit does not flap between the two.
 """
 
 from __future__ import annotations
@@ -63,27 +64,38 @@ class Transition:
 class Hysteresis:
     """The gate's state from one reading to the next.
 
+    A change of state holds for at least *dwell* seconds: readings hovering
+    around a limit do not pause and resume the worker every second.
+
     Attributes:
         paused: whether the readings keep the worker from taking jobs.
         reason: why, in words, as of the last transition.
     """
 
-    def __init__(self, limits: LoadLimits) -> None:
+    def __init__(self, limits: LoadLimits, dwell: float = 0.0) -> None:
         self.limits = limits
+        self.dwell = dwell
         self.paused = False
         self.reason = ""
+        self._since = float("-inf")
 
-    def update(self, cpu: float, memory: float) -> Transition | None:
-        """Feed one reading; returns the transition it causes, if any."""
+    def update(self, cpu: float, memory: float, now: float = 0.0) -> Transition | None:
+        """Feed one reading taken at *now* (seconds, any monotonic clock).
+
+        Returns:
+            The transition it causes, if any.
+        """
+        if now - self._since < self.dwell:
+            return None
         if not self.paused:
             over = self.limits.over(cpu, memory)
             if not over:
                 return None
-            self.paused, self.reason = True, over
+            self.paused, self.reason, self._since = True, over, now
             return Transition("pause", over)
         if not self.limits.clear(cpu, memory):
             return None
-        self.paused = False
+        self.paused, self._since = False, now
         self.reason = (f"CPU {cpu:.0%}, memory {memory:.0%}: both below "
                        f"{self.limits.resume_at:.0%} of their limits")
         return Transition("resume", self.reason)

@@ -112,6 +112,14 @@ def smooth(previous: float | None, value: float, elapsed: float, smoothing: floa
     return previous + weight * (value - previous)
 
 
+def host_cpu_average() -> float | None:
+    """The host's one-minute load average per core (capped at 1), where the OS has one."""
+    try:
+        return _share(psutil.getloadavg()[0] / (psutil.cpu_count() or 1))
+    except (AttributeError, OSError):
+        return None
+
+
 class HostSampler:
     """Reads the host's CPU (exponentially smoothed) and memory use with psutil.
 
@@ -121,19 +129,23 @@ class HostSampler:
         cpu_times: returns the host's CPU times (psutil's by default).
         memory_percent: returns the host's memory use in percent.
         clock: a monotonic clock.
+        seed: the average to start from (a worker starting up burns CPU
+            itself: its first reading alone would overstate the host's load);
+            None starts from the first reading.
     """
 
     def __init__(self, smoothing: float,
                  cpu_times: Callable[[], Any] = psutil.cpu_times,
                  memory_percent: Callable[[], float] = lambda: psutil.virtual_memory().percent,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 seed: float | None = None) -> None:
         self.smoothing = smoothing
         self._cpu_times = cpu_times
         self._memory_percent = memory_percent
         self._clock = clock
         self._last_times = _busy_and_total(cpu_times())
         self._last_at = clock()
-        self.cpu: float | None = None
+        self.cpu: float | None = seed
         self.memory = memory_percent() / 100.0
 
     def sample(self) -> tuple[float, float]:

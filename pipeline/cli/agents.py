@@ -69,11 +69,13 @@ def status_table(agents: Sequence[AgentStatus], now: float | None = None) -> Tab
 def allocation_lines(found: Allocation) -> list[str]:
     """The recommendation in a few lines."""
     pressure = f"yes: {found.backpressure_reason}" if found.backpressure else "no"
+    used = "-" if found.utilisation is None else f"{found.utilisation:.0%}"
     return [
-        f"workers: {found.workers} live, {found.accepting} taking jobs; "
-        f"{found.capacity} processes can take jobs",
+        f"workers: {found.workers} live, {found.accepting} taking jobs; capacity "
+        f"{found.capacity} processes (the slots of those taking jobs, the jobs paused ones "
+        f"still run)",
         f"jobs: {found.running} running, {found.waiting} waiting in the broker; "
-        f"utilisation {found.utilisation:.0%} (target at most 80%)",
+        f"utilisation {used} (target at most 80%)",
         f"new work goes to: {found.least_loaded or '-'}",
         f"backpressure: {pressure}",
         f"recommendation: {found.action} {found.processes} process(es) "

@@ -27,7 +27,8 @@ class Ticket:
         priority: the Redis priority 0-9 (0 most urgent).
         detail: JSON text carried into the ``started`` event.
         submitted_ms: when the job was published (ms since the epoch), its
-            place in line among jobs of its priority; 0 when unknown.
+            place in line among jobs of its priority and project (fair share
+            takes projects in turn); 0 when unknown.
         step: a later step of a workflow, which takes the workflow's hold over.
         guest: published inside a running job whose hold (``holder``) covers
             it: it runs under that hold while it lasts, else under its own.

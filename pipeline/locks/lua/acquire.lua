@@ -90,21 +90,33 @@ end
 -- A guest whose parent's hold is gone is a job of its own.
 if is_guest then holder = job end
 
--- 2. All or nothing. A job ranks by priority, then by when it was submitted,
+-- 2. All or nothing. A job ranks by priority, then by its fair-share tag:
+--    within a project (and among jobs without one) by when it was submitted,
 --    so jobs delivered to two processes at once still queue in submission
---    order. Where jobs are parked behind a resource whose holder's lease ran
---    out, they are served first.
-local rank = prio * RANK_STEP + submitted
-local blocked = {}
+--    order; between projects in turn (fair_rank). Where jobs are parked
+--    behind a resource whose holder's lease ran out, they are served first.
+local lines = false
 for _, c in ipairs(claims) do
   local rid = c[1]
   if redis.call('EXISTS', lkey(rid)) == 1 then
+    lines = true
     local wk, rk = wkey(rid), rkey(rid)
     local before = redis.call('ZCARD', wk) + redis.call('ZCARD', rk)
     if before > 0 and live_count(wk) + live_count(rk) < before then wake(rid, cfg) end
   end
+end
+-- A second delivery of a parked job keeps its record and its place in line.
+local kept = lines and park_read(job) or nil
+local rank = 0  -- only lines read it
+if kept then
+  rank = kept.rank
+elseif lines then
+  rank = fair_rank(prio, claims, submitted, false)
+end
+local blocked = {}
+for _, c in ipairs(claims) do
   local by = blocker(c, job, rank)
-  if by then blocked[#blocked + 1] = {rid, by} end
+  if by then blocked[#blocked + 1] = {c[1], by} end
 end
 if #blocked == 0 then
   return started(grant(holder, job, claims_text, claims, deadline, 'running', host, pid),
@@ -112,18 +124,23 @@ if #blocked == 0 then
 end
 if msg == '' then return {0, blocked[1][1], blocked[1][2], 0} end
 
--- 3. Park: in the line of everything that blocks it, ranked by priority then
---    submission (ties: by job id, as sorted sets order equal scores). The
---    stored message is pushed back to the queue by the release that hands
---    the job its locks.
+-- 3. Park: in the line of everything that blocks it, by rank (ties: by job
+--    id, as sorted sets order equal scores). The stored message is pushed
+--    back to the queue by the release that hands the job its locks.
+if not lines then kept = park_read(job) end
+if kept then
+  rank = kept.rank
+else
+  rank = fair_rank(prio, claims, submitted, true)
+end
 for _, b in ipairs(blocked) do redis.call('ZADD', lkey(b[1]), num(rank), job) end
-if redis.call('EXISTS', pkey(job)) == 0 then
+if not kept then
   park_write(job, {rank = rank, since = NOW, holder = holder, q = queue, res = blocked[1][1],
                    by = blocked[1][2], claims = claims_text, msg = msg})
   redis.call('HINCRBY', KEY.parked_count, prio, 1)
   count_blocking(blocked[1][1], 1)
   redis.call('RPUSH', KEY.parked_order, num(NOW) .. '|' .. job)
-end -- else a second delivery of a parked job: it keeps its record and its wait
+end
 local position = redis.call('ZRANK', lkey(blocked[1][1]), job) + 1
 -- The reason is left to readers (pipeline.locks.base.blocked_reason): shorter
 -- events, and the stream holds one per parked job until it is recorded.

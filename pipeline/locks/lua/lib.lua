@@ -20,10 +20,11 @@
 --   rewake           set of resource ids whose line still needs serving (a
 --                    wake that ran out of budget, a job expired while being
 --                    served); drained by the next release and by every sweep
+--   fair             hash per priority level: the fair-share state (see fair_rank)
 --
 -- A claim is "<mode>|<capacity>|<rid>", mode x (exclusive) or s (shared);
 -- claims of a job are joined by newlines.
--- A rank is priority * 2^44 + submission time (ms): lower runs first.
+-- A rank is priority * 2^44 + a fair-share tag (see fair_rank): lower runs first.
 local B = ARGV[1]
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
@@ -40,7 +41,7 @@ local function keyer(name)
   return function(id) return before .. id .. after end
 end
 local wkey, rkey, lkey = keyer('writers'), keyer('readers'), keyer('line')
-local hkey, pkey = keyer('holder'), keyer('parked')
+local hkey, pkey, fkey = keyer('holder'), keyer('parked'), keyer('fair')
 local function num(n) return string.format('%.0f', n) end
 local US = '\31'
 
@@ -181,6 +182,80 @@ local function count_blocking(rid, delta)
   if rid ~= '' then redis.call('HINCRBY', KEY.parked_kinds, kind_of(rid), delta) end
 end
 
+-- Fair share: within one priority level, parked jobs of different projects
+-- wake in turn, by start-time fair queueing. A parked job's rank is
+-- priority * 2^44 + its tag. Each flow (a project, or '' for the jobs without
+-- one) keeps the (submitted ms, tag) pairs of its last FAIR_RING parked jobs:
+-- * a job submitted after all of them gets max(V, last tag + FAIR_Q), V being
+--   the tag of the level's last job handed its locks: a flow with a backlog
+--   takes one turn per job, a flow that was idle starts at the current turn
+--   (no credit for the time it was idle);
+-- * a job submitted before some of them (delivered out of order) gets a tag
+--   between its neighbours by submission, so each flow stays FIFO.
+-- The hash of a level is reset when a job parks at a level with no job parked,
+-- so tags stay small: below 2^44 for 2^34 turns of a level that never drains.
+local FAIR_Q, FAIR_RING, FAIR_BASE = 1024, 16, 1048576
+
+local function flow_of(claims)
+  for _, c in ipairs(claims) do
+    if string.sub(c[1], 1, 8) == 'project:' then return c[1] end
+  end
+  return ''
+end
+
+local function ring_read(text)
+  local ring = {}
+  for s, t in string.gmatch(text or '', '(%d+):(%d+)') do
+    ring[#ring + 1] = {tonumber(s), tonumber(t)}
+  end
+  return ring
+end
+
+local function ring_text(ring)
+  local parts = {}
+  for i, e in ipairs(ring) do parts[i] = num(e[1]) .. ':' .. num(e[2]) end
+  return table.concat(parts, ',')
+end
+
+-- The rank of a job of priority <prio> with <claims>, submitted at <submitted>
+-- (ms); with <commit> its flow remembers the tag (the job parks).
+local function fair_rank(prio, claims, submitted, commit)
+  local key, flow = fkey(prio), flow_of(claims)
+  local v, ring = FAIR_BASE, {}
+  if (tonumber(redis.call('HGET', KEY.parked_count, prio)) or 0) <= 0 then
+    if commit then redis.call('DEL', key) end
+  else
+    local got = redis.call('HMGET', key, 'V', flow)
+    v, ring = tonumber(got[1]) or FAIR_BASE, ring_read(got[2])
+  end
+  local n, tag, at = #ring, v, #ring + 1
+  if n > 0 and submitted >= ring[n][1] then
+    tag = math.max(v, ring[n][2] + FAIR_Q)
+  elseif n > 0 then
+    at = 1
+    while ring[at][1] <= submitted do at = at + 1 end
+    if at > 1 then
+      tag = math.floor((ring[at - 1][2] + ring[at][2]) / 2)
+    else
+      tag = math.max(0, ring[1][2] - FAIR_Q / 64)
+    end
+  end
+  if commit then
+    table.insert(ring, at, {submitted, tag})
+    if #ring > FAIR_RING then table.remove(ring, 1) end
+    redis.call('HSET', key, flow, ring_text(ring))
+  end
+  return prio * RANK_STEP + tag
+end
+
+-- A parked job of rank <rank> was handed its locks: the level's turn moves on.
+local function fair_served(rank)
+  local prio = math.floor(rank / RANK_STEP)
+  local key, tag = fkey(prio), rank - prio * RANK_STEP
+  local v = tonumber(redis.call('HGET', key, 'V'))
+  if not v or tag > v then redis.call('HSET', key, 'V', num(tag)) end
+end
+
 -- Forget parked job <job> (record <p>): its lines, its record, the counters.
 local function unpark(job, p, claims)
   for _, c in ipairs(claims) do redis.call('ZREM', lkey(c[1]), job) end
@@ -240,6 +315,7 @@ local function wake(rid, cfg)
       if not first_rid then
         local token = grant(p.holder, job, p.claims, claims, NOW + cfg.grant_ms, 'granted', '', '')
         unpark(job, p, claims)
+        fair_served(p.rank)
         redis.call('RPUSH', p.q, deliverable(p.msg, job, token))
         emit(cfg.maxlen, 'granted', job, cjson.encode({holder = p.holder, resources = rids_of(claims)}))
       else

@@ -55,6 +55,7 @@ def test_every_worker_paused_means_backpressure_and_capacity_on_another_host() -
     assert found.backpressure_reason == "every worker is over its load limit"
     assert found.least_loaded is None
     assert found.capacity == 1                       # only the job it still runs
+    assert found.utilisation == 1.0
     assert found.action == ADD and "another host" in found.reason
 
 
@@ -62,3 +63,4 @@ def test_no_worker_at_all_asks_for_one() -> None:
     found = recommend([], waiting=0)
     assert (found.action, found.processes, found.backpressure) == (ADD, 1, True)
     assert found.backpressure_reason == "no worker is running"
+    assert found.utilisation is None

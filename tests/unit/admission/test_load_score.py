@@ -84,3 +84,12 @@ def test_guest_time_is_not_counted_twice() -> None:
                       Times(1.0, 0, 0, 1.0, 0, 0, 0, 0, 1.0, 0)])  # guest is inside user
     sampler = HostSampler(0.0, cpu_times=lambda: next(snapshots), memory_percent=lambda: 0.0)
     assert sampler.sample()[0] == pytest.approx(0.5)
+
+
+def test_host_sampler_starts_from_its_seed_not_from_a_startup_spike() -> None:
+    snapshots = iter([Times(0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+                      Times(2.0, 0, 0, 0, 0, 0, 0, 0, 0, 0)])   # a busy first second
+    clock = iter([0.0, 1.0])
+    sampler = HostSampler(3.0, cpu_times=lambda: next(snapshots), memory_percent=lambda: 0.0,
+                          clock=lambda: next(clock), seed=0.2)
+    assert sampler.sample()[0] == pytest.approx(0.2 + (1.0 - 0.2) * 0.2835, abs=1e-3)
