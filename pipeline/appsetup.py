@@ -58,10 +58,12 @@ def install(app: Celery, config: Any = None) -> Celery:
     register_blocked_state()
     app.on_after_configure.connect(_on_configure, weak=False)
     from pipeline import maintenance
+    from pipeline.metrics import workers as worker_metrics
     from pipeline.store import recorder
 
     recorder.install(app)
     maintenance.install(app)
+    worker_metrics.install(app)
     if config is not None:
         app.config_from_object(config)
         conf.read(app.conf)

@@ -2,8 +2,8 @@
 
 Commands: ``up``, ``worker``, ``beat`` (:mod:`pipeline.cli.run`), ``demo``
 (:mod:`pipeline.cli.demo`), ``check`` (:mod:`pipeline.cli.check`), ``show JOB``
-``db`` (:mod:`pipeline.cli.db`) and ``recorder`` (:mod:`pipeline.cli.recorder`) when
-installed.
+``db`` (:mod:`pipeline.cli.db`), ``recorder`` (:mod:`pipeline.cli.recorder`), ``api``
+and ``flower`` (:mod:`pipeline.cli.serve`) when installed.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def _add_optional_group(module_name: str, attribute: str) -> None:
 
 _add_optional_group("pipeline.cli.db", "db")
 _add_optional_group("pipeline.cli.recorder", "recorder")
+_add_optional_group("pipeline.cli.serve", "api")
+_add_optional_group("pipeline.cli.serve", "flower")
 
 
 def main() -> None:
