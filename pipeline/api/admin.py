@@ -47,3 +47,21 @@ def purge_dead_letters(body: models.DeadLetterSelection, app: App,
                        _: Admin) -> models.DeadLetterAction:
     """Delete dead letters for good (the job store keeps their rows)."""
     return models.DeadLetterAction(count=deadletters.purge(app, **_selection(body)))
+
+
+@router.post("/maintenance/requeue-expired", response_model=dict[str, Any])
+def requeue_expired(app: App, caller: Admin) -> dict[str, Any]:
+    """Run the maintenance sweep now: free holds whose lease ran out (their resources go
+    to the parked jobs next in line) and expire jobs parked too long.
+
+    The same sweep beat runs every few seconds; this runs it at once.
+    """
+    from pipeline.engine import engine_for
+    from pipeline.events import OPERATOR, emit
+
+    engine = engine_for(app)
+    dropped, expired = engine.locks.sweep(limit=10_000)
+    emit(engine.redis, engine.keys.events, OPERATOR, "",
+         {"action": "sweep", "by": caller.name, "count": dropped + expired},
+         maxlen=engine.settings.events_maxlen)
+    return {"holds_dropped": dropped, "jobs_expired": expired}
