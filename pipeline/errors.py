@@ -13,7 +13,8 @@ backend and the prefork pool's pickling of exceptions::
     ├── StoreError
     │   └── StoreNotMigrated    the job store's schema is not at the current head
     ├── WorkflowError           a workflow cannot be built or run as asked
-    └── ServiceError            Redis or the database is unreachable or unsafe
+    ├── ServiceError            Redis or the database is unreachable or unsafe
+    └── UnknownJobError         no part of the system knows the job id asked about
 """
 
 from __future__ import annotations
@@ -61,3 +62,7 @@ class WorkflowError(PipelineError):
 
 class ServiceError(PipelineError):
     """Redis or the database is unreachable or configured unsafely."""
+
+
+class UnknownJobError(PipelineError, LookupError):
+    """No part of the system (locks, broker lists, job store, results) knows a job id."""

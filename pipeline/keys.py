@@ -97,3 +97,8 @@ class Keys:
     def broker_queue_prefix(self) -> str:
         """kombu's ``global_keyprefix``: puts the broker's lists under the same tag."""
         return self.base
+
+    @property
+    def imported(self) -> str:
+        """Hash request id -> job id of the requests ``pipeline import`` has enqueued."""
+        return f"{self.base}imported"

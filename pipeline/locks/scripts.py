@@ -7,7 +7,8 @@ from importlib import resources
 from typing import Any
 
 LIB = "lib.lua"
-NAMES = ("acquire", "release", "renew", "sweep", "cancel", "reprioritize", "queued")
+NAMES = ("acquire", "release", "renew", "sweep", "cancel", "reprioritize", "queued",
+         "force_release")
 
 
 @cache
