@@ -12,6 +12,8 @@ from pipeline.priority import DEFAULT_PRIORITY
 
 #: The Celery state of a parked job (its result meta holds the reason).
 BLOCKED = "BLOCKED"
+#: The worker bootstep of the load gate and load records (imported by workers only).
+LOAD_GATE_STEP = "pipeline.admission.bootstep:LoadGate"
 
 
 def register_blocked_state() -> None:
@@ -43,7 +45,8 @@ def install(app: Celery, config: Any = None) -> Celery:
     Sets ``task_default_priority`` to normal where the app leaves it unset.
     Also puts the broker's Redis lists under the pipeline's hash tag (kombu's
     ``global_keyprefix``), so the lock scripts can hand a job straight to its
-    queue in the same Lua call that frees its resources.
+    queue in the same Lua call that frees its resources, and adds the worker
+    bootstep of the load gate (:mod:`pipeline.admission.bootstep`).
     """
     def _on_configure(sender: Any = None, **_: Any) -> None:
         settings = conf.read(app.conf)
@@ -57,6 +60,7 @@ def install(app: Celery, config: Any = None) -> Celery:
 
     register_blocked_state()
     app.on_after_configure.connect(_on_configure, weak=False)
+    app.steps["consumer"].add(LOAD_GATE_STEP)
     from pipeline import maintenance
     from pipeline.metrics import workers as worker_metrics
     from pipeline.store import recorder

@@ -24,6 +24,7 @@ class Setting:
     default: Any
     doc: str
     minimum: float | None = None
+    maximum: float | None = None
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -77,6 +78,27 @@ SETTINGS: tuple[Setting, ...] = (
             "Upper bound of a retry delay in seconds.", 0.0),
     Setting("pipeline_retry_jitter", bool, True,
             "Randomise retry delays (equal jitter: half fixed, half random) against stampedes."),
+    # Admission and load (pipeline.admission)
+    Setting("pipeline_load_gate", bool, True,
+            "A worker stops taking new jobs while its host is over `pipeline_load_max_cpu` or "
+            "`pipeline_load_max_memory` and resumes below them (running jobs go on)."),
+    Setting("pipeline_load_max_cpu", (int, float), 0.8,
+            "CPU use above which a worker stops taking jobs: a share of all cores (0.8 = 80 %), "
+            "smoothed over `pipeline_load_smoothing` seconds.", 0.01, 1.0),
+    Setting("pipeline_load_max_memory", (int, float), 85.0,
+            "Memory use of the host, in percent, above which a worker stops taking jobs.",
+            1.0, 100.0),
+    Setting("pipeline_load_resume_at", (int, float), 0.9,
+            "Hysteresis: a paused worker resumes once CPU and memory are both below this share "
+            "of their limits (0.9: CPU below 0.72, memory below 76.5 %).", 0.1, 1.0),
+    Setting("pipeline_load_smoothing", (int, float), 3.0,
+            "Seconds over which CPU readings are smoothed (time constant of an exponential "
+            "average; 0 = the last one-second reading).", 0.0),
+    Setting("pipeline_agent_heartbeat", (int, float), 2.0,
+            "Seconds between two load records of a worker (`pipeline agents status`); 0 = none.",
+            0.0),
+    Setting("pipeline_agent_timeout", (int, float), 15.0,
+            "Seconds after its last load record a worker counts as gone.", 1.0),
     # REST API, metrics and Flower
     Setting("pipeline_api_tokens", (str, type(None)), None,
             "Bearer tokens of the REST API: `SCOPE:TOKEN` entries (scope `read` or `admin`) "
@@ -117,6 +139,10 @@ def check_value(setting: Setting, value: Any) -> None:
     if setting.minimum is not None and isinstance(value, int | float) and value < setting.minimum:
         raise ConfigurationError(
             f"{setting.name}={value!r} is too small: expected at least {setting.minimum}"
+        )
+    if setting.maximum is not None and isinstance(value, int | float) and value > setting.maximum:
+        raise ConfigurationError(
+            f"{setting.name}={value!r} is too large: expected at most {setting.maximum}"
         )
 
 
@@ -206,6 +232,14 @@ class Settings:
     store_recorder: bool
     log_retention: float
     data_dir: str
+    serialized: bool
+    load_gate: bool
+    load_max_cpu: float
+    load_max_memory: float
+    load_resume_at: float
+    load_smoothing: float
+    agent_heartbeat: float
+    agent_timeout: float
     # Secrets: kept out of the repr, so a logged Settings never shows them.
     api_tokens: str | None = field(default=None, repr=False)
     api_token_file: str | None = None
@@ -267,6 +301,14 @@ def read(conf: Mapping[str, Any]) -> Settings:
         store_recorder=bool(get("pipeline_store_recorder")),
         log_retention=float(get("pipeline_log_retention")),
         data_dir=get("pipeline_data_dir"),
+        serialized=serialized,
+        load_gate=bool(get("pipeline_load_gate")),
+        load_max_cpu=float(get("pipeline_load_max_cpu")),
+        load_max_memory=float(get("pipeline_load_max_memory")),
+        load_resume_at=float(get("pipeline_load_resume_at")),
+        load_smoothing=float(get("pipeline_load_smoothing")),
+        agent_heartbeat=float(get("pipeline_agent_heartbeat")),
+        agent_timeout=float(get("pipeline_agent_timeout")),
         api_tokens=conf.get("pipeline_api_tokens"),
         api_token_file=conf.get("pipeline_api_token_file"),
         api_host=get("pipeline_api_host"),

@@ -68,7 +68,8 @@ DETAIL_FIELDS: Mapping[str, tuple[str, ...]] = {
     LOCK_LOST: ("holder", "resources"),
     RELEASED: ("holder", "resources", "handed_to"),
     OPERATOR: ("action", "by", "target", "reason", "count"),
-    MAINTENANCE: ("action", "worker", "reason", "count"),
+    MAINTENANCE: ("action", "worker", "reason", "count", "holds_dropped", "jobs_expired",
+                  "lines_served", "jobs_rescued"),
 }
 
 #: Celery event type sent to Flower for pipeline states Celery has no event for.

@@ -102,3 +102,12 @@ class Keys:
     def imported(self) -> str:
         """Hash request id -> job id of the requests ``pipeline import`` has enqueued."""
         return f"{self.base}imported"
+
+    @property
+    def agents(self) -> str:
+        """Sorted set worker name -> time of its last load record (ms): the agents' index."""
+        return f"{self.base}agents"
+
+    def agent(self, worker: str) -> str:
+        """String (JSON) of one worker's load record; expires with ``pipeline_agent_timeout``."""
+        return f"{self.base}agent:{worker}"

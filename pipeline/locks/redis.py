@@ -174,8 +174,8 @@ class RedisLocks(LockBackend):
 
     def sweep(self, limit: int = 100) -> tuple[int, int]:
         """Drop holds whose lease ran out and expire jobs parked too long."""
-        dropped, expired = self._run("sweep", self._grant_ms, self._wait_ms, self._maxlen, limit)
-        return int(dropped), int(expired)
+        dropped, expired, _ = self.sweep_counts(limit)
+        return dropped, expired
 
     def cancel_parked(self, job_id: str, reason: str, *, event: str = "cancelled") -> bool:
         """Take a parked job out of every line; the caller records it."""
@@ -363,6 +363,11 @@ class RedisLocks(LockBackend):
             for job_id, record in zip(ids, pipe.execute(raise_on_error=False), strict=True):
                 if isinstance(record, bytes | str) and record:
                     found.append((job_id, ParkRecord.parse(job_id, _text(record))))
+
+    def sweep_counts(self, limit: int = 100) -> tuple[int, int, int]:
+        """:meth:`sweep`, also counting the lines left for later that it served."""
+        reply = self._run("sweep", self._grant_ms, self._wait_ms, self._maxlen, limit)
+        return int(reply[0]), int(reply[1]), int(reply[2])
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 -- and hand their resources on; expire jobs parked longer than the wait timeout.
 -- Never touches a live lease. Safe to run from many processes at once.
 -- ARGV: base, grant_ms, wait_ms, maxlen, limit
--- Returns {holds dropped, parked jobs expired}.
+-- Returns {holds dropped, parked jobs expired, lines served from the rewake set}.
 local cfg = {grant_ms = tonumber(ARGV[2]), wait_ms = tonumber(ARGV[3]), maxlen = ARGV[4]}
 local limit = tonumber(ARGV[5])
 local dead = redis.call('ZRANGEBYSCORE', B .. 'holders', '-inf', NOW, 'LIMIT', 0, limit)
@@ -57,7 +57,7 @@ if cfg.wait_ms > 0 and redis.call('EXISTS', legacy) == 1 then
     if p then expire(job, p) end
   end
 end
-drain_rewake(limit, cfg)
+local served = drain_rewake(limit, cfg)
 -- Cancel marks only matter while a message may still arrive: keep a day.
 redis.call('ZREMRANGEBYSCORE', B .. 'cancelled', '-inf', NOW - 86400000)
-return {#dead, expired}
+return {#dead, expired, served}

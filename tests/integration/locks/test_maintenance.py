@@ -24,8 +24,64 @@ def test_beat_sweep_hands_a_dead_holders_model_to_the_parked_job(
                       park_message="msg", queue_key="{pipeline}:pipeline")
         time.sleep(1.1)
         outcome = pipeline_app.tasks[SWEEP].apply().get()
-        assert outcome == {"holds_dropped": 1, "jobs_expired": 0}
+        assert outcome == {"holds_dropped": 1, "jobs_expired": 0, "lines_served": 0,
+                           "jobs_rescued": 0}
         assert locks.explain("waiting").status == "granted"
         assert "pipeline.sweep" in pipeline_app.conf.beat_schedule
     finally:
         pipeline_app.conf.changes.pop("pipeline_lock_lease", None)
+
+
+def _maintenance_events(client: redis.Redis) -> list[dict[str, Any]]:
+    from pipeline.events import MAINTENANCE, decode
+
+    found = [decode(i, f) for i, f in client.xrange("{pipeline}:events")]
+    return [e.detail for e in found if e.type == MAINTENANCE]
+
+
+def test_sweep_records_what_it_did_and_an_idle_sweep_records_nothing(
+        pipeline_app: Any, lock_redis: redis.Redis) -> None:
+    from pipeline.maintenance import SweepReport, sweep_once
+
+    pipeline_app.conf.pipeline_lock_lease = 1.0
+    pipeline_app.conf.pipeline_wait_timeout = 1.0
+    try:
+        locks = engine_for(pipeline_app).locks
+        claims = (Claim("model:m", EXCLUSIVE, 1),)
+        locks.acquire(Ticket("dead", "dead", claims, 6), host="h", pid=1)
+        locks.acquire(Ticket("waiting", "waiting", (Claim("model:n", EXCLUSIVE, 1),), 6),
+                      host="h", pid=1)
+        locks.acquire(Ticket("parked", "parked", (Claim("model:n", EXCLUSIVE, 1),), 6),
+                      host="h", pid=1, park_message="msg", queue_key="{pipeline}:pipeline")
+        locks.renew(["waiting"])
+        assert sweep_once(pipeline_app) == SweepReport()
+        assert _maintenance_events(lock_redis) == []        # idle: nothing written
+        for _ in range(2):                                  # "waiting" stays alive
+            time.sleep(0.55)
+            locks.renew(["waiting"])
+        report = sweep_once(pipeline_app)
+        assert report == SweepReport(holds_dropped=1, jobs_expired=1)
+        assert _maintenance_events(lock_redis) == [{
+            "action": "sweep", "count": 2, "holds_dropped": 1, "jobs_expired": 1,
+            "lines_served": 0, "jobs_rescued": 0}]
+        assert sweep_once(pipeline_app) == SweepReport()
+        assert len(_maintenance_events(lock_redis)) == 1
+    finally:
+        pipeline_app.conf.changes.pop("pipeline_lock_lease", None)
+        pipeline_app.conf.changes.pop("pipeline_wait_timeout", None)
+
+
+def test_sweep_counts_the_lines_left_for_later_that_it_served(
+        make_locks: Any, lock_redis: redis.Redis) -> None:
+    locks = make_locks()
+    claims = (Claim("model:m", EXCLUSIVE, 1),)
+    locks.acquire(Ticket("H", "H", claims, 6), host="h", pid=1)
+    locks.acquire(Ticket("parked", "parked", claims, 6), host="h", pid=1,
+                  park_message="m", queue_key="{pipeline}:q")
+    # H's entry dropped without serving the line, which a hand-off that ran out of
+    # budget left in the rewake set.
+    lock_redis.zrem("{pipeline}:res:model:m:w", "H")
+    lock_redis.sadd("{pipeline}:rewake", "model:m", "model:idle")
+    assert locks.sweep_counts() == (0, 0, 2)
+    assert locks.explain("parked").status == "granted"
+    assert locks.sweep_counts() == (0, 0, 0)
