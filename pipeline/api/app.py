@@ -21,7 +21,7 @@ from pipeline import conf
 from pipeline.api import admin, dashboard, jobs, system
 from pipeline.api.auth import TokenSet
 from pipeline.api.deps import Reader
-from pipeline.errors import PipelineError, ServiceError, StoreError
+from pipeline.errors import PipelineError, ServiceError, StoreError, UnknownJobError
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,11 @@ def create_app(celery: Celery, *, tokens: TokenSet | None = None,
 def _add_error_handlers(api: FastAPI) -> None:
     @api.exception_handler(PipelineError)
     async def pipeline_error(_: Request, exc: PipelineError) -> JSONResponse:
-        status = 503 if isinstance(exc, (ServiceError, StoreError)) else 422
+        status = 422
+        if isinstance(exc, (ServiceError, StoreError)):
+            status = 503
+        elif isinstance(exc, UnknownJobError):
+            status = 404
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @api.exception_handler(redis.RedisError)

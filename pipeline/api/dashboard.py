@@ -20,7 +20,6 @@ from pydantic import BaseModel
 from pipeline import deadletters, inspection
 from pipeline.api import models
 from pipeline.api.deps import App, Reader, store_enabled, store_session
-from pipeline.api.jobs import job_out
 from pipeline.store import queries
 
 router = APIRouter(tags=["dashboard"])
@@ -75,12 +74,20 @@ class DashboardOut(BaseModel):
     notes: list[str]
 
 
-def _workers(request: Request) -> list[WorkerOut]:
+def workers(request: Request, app: Any) -> list[WorkerOut]:
+    """Workers with their load (their load records), and those only Celery's broadcast saw."""
+    from pipeline.admission.agents import list_agents
+
+    found = {a.name: WorkerOut(hostname=a.name, up=True, active=a.running, load_score=a.score,
+                               level=a.level.value) for a in list_agents(app)}
     view = getattr(request.app.state.metrics, "workers", None)
     if view is None:
-        return []
-    return [WorkerOut(hostname=host, up=host in view.active, active=view.active.get(host, 0))
-            for host in sorted(view.seen)]
+        return [found[name] for name in sorted(found)]
+    for host in sorted(view.seen):
+        if host not in found:
+            found[host] = WorkerOut(hostname=host, up=host in view.active,
+                                    active=view.active.get(host, 0))
+    return [found[name] for name in sorted(found)]
 
 
 def _failures(app: Any, notes: list[str]) -> list[models.JobOut]:
@@ -89,7 +96,7 @@ def _failures(app: Any, notes: list[str]) -> list[models.JobOut]:
         return []
     with store_session(app) as session:
         rows = queries.list_jobs(session, states=["FAILED", "DEAD_LETTERED"], limit=10)
-        return [job_out(row) for row in rows]
+        return [models.JobOut.of(queries.job_dict(row)) for row in rows]
 
 
 @router.get("/api/dashboard", response_model=DashboardOut, tags=["system"])
@@ -99,11 +106,12 @@ def dashboard_data(request: Request, app: App, caller: Reader) -> DashboardOut:
     status = inspection.status(app, with_workers=False)
     return DashboardOut(
         scope=caller.scope.name.lower(), generated_at=time.time(),
-        levels=list(inspection.LEVELS), depth=status.depth, parked_counts=status.parked,
+        levels=list(inspection.LEVELS), depth=status.depth,
+        parked_counts=status.parked_by_priority,
         running=[r.as_dict() for r in inspection.running_jobs(app, limit=ROWS * 4)],
         parked=[p.as_dict() for p in inspection.parked_jobs(app, limit=ROWS)],
         locks=[lock.as_dict() for lock in inspection.locks(app, limit=ROWS * 4)],
-        workers=_workers(request), failures=_failures(app, notes),
+        workers=workers(request, app), failures=_failures(app, notes),
         dead_letters=[models.DeadLetterOut(**deadletters.as_dict(d))
                       for d in deadletters.list_dead(app, limit=ROWS)],
         notes=notes,

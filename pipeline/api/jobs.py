@@ -3,34 +3,31 @@
 Every route calls the library: ``apply_async`` and
 :func:`pipeline.batch.enqueue_many` (so the API validates exactly as a Python
 caller does, and publishes nothing when something is rejected),
-:mod:`pipeline.control`, :func:`pipeline.explain` and
-:mod:`pipeline.store.queries`.
+:mod:`pipeline.control`, :func:`pipeline.inspection.job_detail` (what ``pipeline
+show`` prints) and :mod:`pipeline.store.queries`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 from celery import Celery
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 
-from pipeline import control, explain
+from pipeline import control, inspection
 from pipeline.api import models
 from pipeline.api.deps import (
     Admin,
     App,
     Reader,
     not_found,
-    store_enabled,
     store_session,
     unprocessable,
 )
 from pipeline.batch import enqueue_many
-from pipeline.errors import PipelineError
-from pipeline.priority import parse_priority
+from pipeline.errors import PipelineError, UnknownJobError
 from pipeline.store import queries
-from pipeline.store.models import Job
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -74,27 +71,6 @@ def enqueue_batch(body: models.EnqueueBatch, app: App, _: Admin) -> models.Enque
                                       for r, item in zip(results, body.jobs, strict=True)])
 
 
-def job_out(job: Job) -> models.JobOut:
-    """A store row as the API shows it."""
-    return models.JobOut(
-        id=job.id, task=job.task, state=job.state, priority=job.priority,
-        priority_name=models.priority_name(job.priority), user=job.user, project=job.project,
-        models=job.models, attempts=job.attempts, args=job.args, queued_at=job.queued_at,
-        blocked_at=job.blocked_at, started_at=job.started_at, finished_at=job.finished_at,
-        runtime=job.runtime, worker_host=job.worker_host, result=job.result, error=job.error,
-        blocked_by_job_id=job.blocked_by_job_id, conflict_reason=job.conflict_reason,
-        workflow_id=job.workflow_id)
-
-
-def _priority_filter(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_priority(int(value) if value.isdigit() else value)
-    except PipelineError as exc:
-        unprocessable(exc, "query")
-
-
 @router.get("", response_model=models.JobPage)
 def list_jobs(
     app: App, _: Reader,
@@ -108,60 +84,43 @@ def list_jobs(
 ) -> models.JobPage:
     """Jobs matching every filter, most recently queued first, one page at a time."""
     filters: dict[str, Any] = {"states": state, "user": user, "project": project,
-                               "model": model, "priority": _priority_filter(priority),
-                               "since": since, "until": until}
+                               "model": model, "since": since, "until": until}
     with store_session(app) as session:
         try:
+            filters["priority"] = models.query_priority(priority)
             rows = queries.list_jobs(session, limit=limit, offset=offset, **filters)
             total = queries.count_jobs(session, **filters)
         except PipelineError as exc:
             unprocessable(exc, "query")
         return models.JobPage(total=total, limit=limit, offset=offset,
-                              jobs=[job_out(row) for row in rows])
+                              jobs=[models.JobOut.of(queries.job_dict(row)) for row in rows])
 
 
-def _why(position: control.Position, locks: Any, job: Job | None) -> str | None:
-    if position.where == "parked":
-        return str(locks.describe())
-    if position.where == "queued":
-        return (f"queued in the broker at priority {position.priority}: "
-                f"{position.place - 1} jobs ahead of it")
-    if position.where == "unknown" and job is not None and job.state in ("QUEUED", "BLOCKED"):
-        return job.conflict_reason or "published; no worker has taken it yet"
-    return None
+def view(detail: inspection.JobDetail) -> models.JobView:
+    """A library :class:`~pipeline.inspection.JobDetail` as the API shows it."""
+    record = detail.record
+    state = LIVE_STATES.get(detail.where) or (record["state"] if record else None) \
+        or detail.result_state
+    return models.JobView(
+        id=detail.job_id, state=state, where=detail.where, why_not_running=detail.why,
+        place=detail.place, priority=detail.priority, holder=detail.holder,
+        resources=list(detail.resources), waiting_for=detail.waiting_for,
+        blocked_by=detail.blocked_by, host=detail.host, pid=detail.pid,
+        expires=detail.expires, result_state=detail.result_state,
+        job=None if record is None else models.JobOut.of(record),
+        history=[models.HistoryEntry(**row) for row in detail.history],
+        dead_letter=detail.dead_letter)
 
 
-@router.get("/{job_id}", response_model=models.JobDetail)
+@router.get("/{job_id}", response_model=models.JobView)
 def get_job(job_id: str, app: App, _: Reader,
             history: Annotated[int, Query(ge=0, le=queries.MAX_LIMIT)] = 100,
-            ) -> models.JobDetail:
-    """A job: its record, where it is, why it is not running, its history."""
-    position = control.position(app, job_id)
-    locks = explain(job_id, app)
-    found = None
-    if store_enabled(app):
-        with store_session(app) as session:
-            found = queries.get_job(session, job_id, history_limit=history)
-    live = LIVE_STATES.get(position.where)
-    if found is None and live is None:
+            ) -> models.JobView:
+    """A job wherever it is: its record, where it waits, why it is not running, history."""
+    try:
+        return view(inspection.job_detail(app, job_id, history=history))
+    except UnknownJobError:
         not_found(f"job {job_id}")
-    job = found.job if found is not None else None
-    state = live or (job.state if job is not None else "UNKNOWN")
-    if job is not None and job.state not in ("QUEUED", "BLOCKED", "RUNNING") and not live:
-        state = job.state
-    return models.JobDetail(
-        id=job_id, state=state, job=job_out(job) if job is not None else None,
-        position=models.PositionOut(**vars(position)),
-        locks=models.LockView(
-            status=locks.status, description=locks.describe(), holder=locks.holder,
-            resources=list(locks.resources), waiting_for=locks.waiting_for,
-            blocked_by=locks.blocked_by, position=locks.position, priority=locks.priority,
-            parked_at=locks.parked_at, host=locks.host, pid=locks.pid,
-            expires_at=locks.expires_at),
-        why_not_running=_why(position, locks, job),
-        history=[models.HistoryEntry(at=row.created_at, event=row.event, detail=row.detail)
-                 for row in (found.events if found is not None else [])[-history:]],
-    )
 
 
 @router.get("/{job_id}/position", response_model=models.PositionOut)
@@ -170,17 +129,13 @@ def get_position(job_id: str, app: App, _: Reader) -> models.PositionOut:
     return models.PositionOut(**vars(control.position(app, job_id)))
 
 
-def _finished_or_unknown(app: Celery, job_id: str) -> None:
-    """404 for a job nobody knows; 409 for one that is no longer waiting or running."""
-    from fastapi import HTTPException
-
-    if store_enabled(app):
-        with store_session(app) as session:
-            found = queries.get_job(session, job_id, history_limit=0)
-        if found is not None:
-            raise HTTPException(409, f"job {job_id} is {found.job.state}: it no longer waits "
-                                     "or runs")
-    not_found(f"job {job_id}")
+def _not_waiting(app: Celery, job_id: str, action: str) -> NoReturn:
+    """404 for a job nobody knows; 409 saying where a job is that *action* cannot touch."""
+    try:
+        detail = inspection.job_detail(app, job_id, history=0)
+    except UnknownJobError:
+        not_found(f"job {job_id}")
+    raise HTTPException(409, f"job {job_id} cannot be {action}: {detail.why or detail.where}")
 
 
 @router.post("/{job_id}/cancel", response_model=models.ActionResult)
@@ -191,7 +146,7 @@ def cancel(job_id: str, app: App, caller: Admin,
     where = control.cancel(app, job_id, terminate=options.terminate,
                            reason=f"{options.reason} ({caller.name})")
     if where == "unknown":
-        _finished_or_unknown(app, job_id)
+        _not_waiting(app, job_id, "cancelled")
     return models.ActionResult(id=job_id, found=where, done=True)
 
 
@@ -204,5 +159,5 @@ def reprioritize(job_id: str, body: models.Reprioritize, app: App,
     except PipelineError as exc:
         unprocessable(exc, "body")
     if where == "unknown":
-        _finished_or_unknown(app, job_id)
+        _not_waiting(app, job_id, "reprioritized (only a queued or parked job can)")
     return models.ActionResult(id=job_id, found=where, done=True)

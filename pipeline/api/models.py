@@ -115,33 +115,17 @@ class PositionOut(BaseModel):
     priority: int | None = None
 
 
-class LockView(BaseModel):
-    """What the lock engine says of a job (``pipeline.explain``)."""
-
-    status: str
-    description: str
-    holder: str = ""
-    resources: list[str] = []
-    waiting_for: str = ""
-    blocked_by: str = ""
-    position: int = 0
-    priority: int | None = None
-    parked_at: float | None = None
-    host: str = ""
-    pid: str = ""
-    expires_at: float | None = None
-
-
 class HistoryEntry(BaseModel):
     """One audit row."""
 
-    at: datetime
     event: str
-    detail: dict[str, Any] | None = None
+    job_id: str | None = None
+    at: datetime | None = None
+    detail: dict[str, Any] = {}
 
 
 class JobOut(BaseModel):
-    """A job as the store recorded it."""
+    """A job as the store recorded it (``pipeline.store.queries.job_dict``)."""
 
     id: str
     task: str | None = None
@@ -150,7 +134,7 @@ class JobOut(BaseModel):
     priority_name: str | None = None
     user: str | None = None
     project: str | None = None
-    models: list[str] | None = None
+    models: list[str] = []
     attempts: int = 0
     args: str | None = None
     queued_at: datetime | None = None
@@ -159,24 +143,42 @@ class JobOut(BaseModel):
     finished_at: datetime | None = None
     runtime: float | None = None
     worker_host: str | None = None
+    worker_pid: int | None = None
     result: str | None = None
     error: str | None = None
     blocked_by_job_id: str | None = None
     conflict_reason: str | None = None
     workflow_id: str | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> JobOut:
+        """From ``job_dict`` (with the priority's level name)."""
+        return cls(**row, priority_name=priority_name(row.get("priority")))
 
 
-class JobDetail(BaseModel):
-    """One job: its record, where it is now, why it is not running, its history."""
+class JobView(BaseModel):
+    """One job wherever it is (``pipeline.inspection.job_detail``), with its state."""
 
     id: str
-    state: str = Field(description="The store's state, or what the locks and broker say "
-                                   "when the store has no row yet.")
+    state: str = Field(description="QUEUED, BLOCKED or RUNNING from where it is now; else "
+                                   "the store's state, else the result backend's.")
+    where: str = Field(description="running, granted, between, parked, queued, dead_letter, "
+                                   "finished or elsewhere")
+    why_not_running: str = Field(description="One line; empty while it runs.")
+    place: int = 0
+    priority: str = ""
+    holder: str = ""
+    resources: list[str] = []
+    waiting_for: str = ""
+    blocked_by: str = ""
+    host: str = ""
+    pid: str = ""
+    expires: float | None = None
+    result_state: str = "PENDING"
     job: JobOut | None = None
-    position: PositionOut
-    locks: LockView
-    why_not_running: str | None = None
     history: list[HistoryEntry] = []
+    dead_letter: dict[str, Any] | None = None
 
 
 class JobPage(BaseModel):
@@ -210,6 +212,8 @@ class DeadLetterSelection(BaseModel):
     ids: list[str] | None = Field(default=None, max_length=10_000)
     task: str | None = None
     user: str | None = None
+    project: str | None = None
+    priority: PriorityIn | None = None
     all: bool = Field(default=False, description="Every dead letter (required when no id "
                                                  "or filter is given).")
 
@@ -230,6 +234,23 @@ class Clear(BaseModel):
     state: Literal["queued", "parked", "all"] = "all"
     dry_run: bool = False
     confirm: bool = False
+
+
+class ReleaseLock(BaseModel):
+    """A resource to free by hand (its holder died, or holds it too long)."""
+
+    model_config = _STRICT
+
+    resource: str = Field(min_length=1, max_length=255,
+                          description="user:NAME, project:NAME, model:NAME or global")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def query_priority(value: str | None) -> int | None:
+    """A priority given in a query string (a name, or digits 0-9), checked."""
+    if value is None:
+        return None
+    return parse_priority(int(value) if value.isdigit() else value)
 
 
 def priority_name(value: int | None) -> str | None:

@@ -2,9 +2,9 @@
 
 One pipelined round trip reads the queue lists' lengths, the parked-job
 counters (``parked_counts`` / ``parked_by_kind``: hashes the lock scripts keep
-current), the live holds (one entry per running job or workflow), the
-dead-letter index and the stream's length; a second reads the claims of each
-live hold; the recorder's lag is read from its consumer group; and the single
+current), the dead-letter index and the stream's length; ``RedisLocks.holds``
+reads the live holds (one per running job or workflow, bounded by the global
+capacity); the recorder's lag is read from its consumer group; and the single
 longest-parked job is read for its age. No scan of parked jobs.
 """
 
@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from pipeline.engine import engine_for
-from pipeline.locks.redis import parse_claims_text
+from pipeline.locks.redis import HoldRecord
 from pipeline.parking import queue_lists
 from pipeline.priority import Priority, level_of
 from pipeline.store.recorder import GROUP as RECORDER_GROUP
@@ -67,12 +67,11 @@ class StateCollector(Collector):
                 pipe.llen(name)
         pipe.hgetall(keys.parked_count)
         pipe.hgetall(keys.parked_kinds)
-        pipe.zrange(keys.holders, 0, -1, withscores=True)
         pipe.zcard(keys.dead_letters)
         pipe.xlen(keys.events)
         replies = pipe.execute()
         lengths = replies[: sum(len(n) for n in lists.values())]
-        counts, kinds, holders, dead, stream_length = replies[len(lengths):]
+        counts, kinds, dead, stream_length = replies[len(lengths):]
 
         queue_length = GaugeMetricFamily(
             "celery_queue_length", "The number of messages in the broker queue.",
@@ -92,7 +91,7 @@ class StateCollector(Collector):
         yield queue_length
         yield depth
         yield self._parked(counts, kinds)
-        yield from self._locks(client, keys, holders, now_ms)
+        yield from self._locks(engine.locks.holds(), now_ms)
         yield GaugeMetricFamily("pipeline_dead_letters", "Dead-lettered jobs kept in Redis.",
                                 value=int(dead))
         yield GaugeMetricFamily("pipeline_events_stream_length",
@@ -118,14 +117,10 @@ class StateCollector(Collector):
             family.add_metric(["", text(raw)], int(text(value)))
         return family
 
-    def _locks(self, client: redis.Redis, keys: Any, holders: list[tuple[Any, float]],
-               now_ms: float) -> Iterator[GaugeMetricFamily]:
-        pipe = client.pipeline(transaction=False)
-        for holder, _ in holders:
-            pipe.hget(keys.holder(text(holder)), "claims")
+    def _locks(self, holds: list[HoldRecord], now_ms: float) -> Iterator[GaugeMetricFamily]:
         per_kind: collections.Counter[str] = collections.Counter()
-        for claims in pipe.execute() if holders else []:
-            for claim in parse_claims_text(text(claims or "")):
+        for hold in holds:
+            for claim in hold.claims:
                 per_kind[kind_of(claim.resource)] += 1
         held = GaugeMetricFamily("pipeline_locks_held",
                                  "Resources held by running jobs, per resource kind.",
@@ -134,8 +129,9 @@ class StateCollector(Collector):
             held.add_metric([kind], value)
         yield held
         yield GaugeMetricFamily("pipeline_holds", "Live holds (running jobs and workflows).",
-                                value=len(holders))
-        overdue = [now_ms - deadline for _, deadline in holders if deadline < now_ms]
+                                value=len(holds))
+        now = now_ms / 1000
+        overdue = [now - hold.expires for hold in holds if hold.expires < now]
         yield GaugeMetricFamily(
             "pipeline_holds_past_lease",
             "Holds whose lease deadline has passed and that no sweep has dropped yet.",
@@ -143,7 +139,7 @@ class StateCollector(Collector):
         yield GaugeMetricFamily(
             "pipeline_hold_past_lease_seconds",
             "How long the most overdue hold has been past its lease (0 if none).",
-            value=max(overdue, default=0.0) / 1000)
+            value=max(overdue, default=0.0))
 
     def _recorder(self, client: redis.Redis, stream: str,
                   now_ms: float) -> Iterator[GaugeMetricFamily]:

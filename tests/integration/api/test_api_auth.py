@@ -32,7 +32,7 @@ def _url(path: str) -> str:
 
 def test_every_route_but_the_open_ones_is_401_without_a_valid_token(client: TestClient) -> None:
     routes = _routes(client)
-    assert len(routes) >= 14
+    assert len(routes) >= 20
     for method, path in routes:
         for headers in ({}, {"Authorization": "Bearer not-a-token"},
                         {"Authorization": f"Basic {READ_TOKEN}"}):

@@ -35,7 +35,8 @@ def test_enqueued_job_runs_and_its_record_shows_completed_with_history(
     assert body["job"]["priority_name"] == "high"
     assert [e["event"] for e in body["history"]][:1] == ["queued"]
     assert "completed" in [e["event"] for e in body["history"]]
-    assert body["why_not_running"] is None
+    assert body["where"] == "finished"
+    assert body["why_not_running"] == "finished: COMPLETED"
 
 
 def test_parked_job_shows_why_it_waits_and_its_position(
@@ -47,10 +48,10 @@ def test_parked_job_shows_why_it_waits_and_its_position(
     wait_for(lambda: explain(second).status == "parked", what="the second job to park")
     body = client.get(f"/api/jobs/{second}", headers=READ).json()
     assert body["state"] == "BLOCKED"
-    assert body["position"] == {"where": "parked", "place": 1, "resource": f"user:{user}",
-                                "priority": 6}
+    assert (body["where"], body["place"], body["waiting_for"], body["priority"]) == \
+        ("parked", 1, f"user:{user}", "normal")
     assert f"waiting for user:{user}" in body["why_not_running"]
-    assert body["locks"]["blocked_by"] == first
+    assert body["blocked_by"] == first
     position = client.get(f"/api/jobs/{second}/position", headers=READ).json()
     assert position["where"] == "parked" and position["place"] == 1
 
@@ -68,7 +69,7 @@ def test_cancel_takes_a_parked_job_out_and_the_store_records_it_cancelled(
     record()
     assert _state(client, second) == "CANCELLED"
     again = client.post(f"/api/jobs/{second}/cancel", headers=ADMIN)
-    assert again.status_code == 409 and "CANCELLED" in again.json()["detail"]
+    assert again.status_code == 409 and "finished: CANCELLED" in again.json()["detail"]
 
 
 def test_list_filters_by_user_state_and_priority_and_pages(

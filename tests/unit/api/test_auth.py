@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import conf
 from pipeline.api.auth import (
     Scope,
     TokenSet,
@@ -21,13 +22,8 @@ ADMIN = "a" * 24
 
 
 def settings(**values: object) -> Settings:
-    base = dict(redis_prefix="p", lease=30.0, heartbeat=10.0, grant_ttl=30.0, capacity_user=1,
-                capacity_model=1, capacity_project=2, capacity_global=5, wait_timeout=60.0,
-                workflow_gap=1.0, events_maxlen=1000, retry_max=0, retry_backoff=1.0,
-                retry_backoff_max=1.0, retry_jitter=False, store_url="sqlite://",
-                store_enabled=False, store_recorder=False, log_retention=60.0, data_dir=".")
-    base.update(values)
-    return Settings(**base)  # type: ignore[arg-type]
+    """The settings of a config that sets only *values* (``pipeline_`` prefixed)."""
+    return conf.read({f"pipeline_{name}": value for name, value in values.items()})
 
 
 def test_tokens_of_both_scopes_are_read_from_the_setting_and_the_file(tmp_path: Path) -> None:
