@@ -86,3 +86,22 @@ def test_batch_publishes_all_or_nothing(client: TestClient, app: Any) -> None:
     assert control.json()["detail"][0]["loc"][:3] == ["body", "jobs", 1]
     assert broker_messages(app) == 2
     assert queued_events(app) == 2
+
+
+def test_clear_needs_confirmation_shows_a_dry_run_and_records_who_flushed(
+        client: TestClient, app: Any) -> None:
+    for level in ("low", "low", "high"):
+        client.post("/api/jobs", json=_hold(priority=level), headers=ADMIN)
+    refused = client.post("/api/admin/clear", json={"priority": "low"}, headers=ADMIN)
+    assert refused.status_code == 422 and "confirm" in refused.json()["detail"][0]["msg"]
+    dry = client.post("/api/admin/clear", json={"priority": "low", "dry_run": True},
+                      headers=ADMIN).json()
+    assert dry["count"] == 2 and dry["dry_run"] is True
+    assert broker_messages(app) == 3
+    done = client.post("/api/admin/clear", json={"priority": "low", "confirm": True},
+                       headers=ADMIN).json()
+    assert done["count"] == 2 and done["by"].startswith("api:admin:")
+    assert broker_messages(app) == 1
+    bad = client.post("/api/admin/clear", json={"priority": "asap", "confirm": True},
+                      headers=ADMIN)
+    assert bad.status_code == 422 and broker_messages(app) == 1
