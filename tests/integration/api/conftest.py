@@ -24,6 +24,7 @@ from pipeline.metrics import Metrics
 from pipeline.parking import queue_lists
 from pipeline.store import migrate
 from pipeline.store.recorder import recorder_for
+from tests.helpers.browser import launched_browser
 from tests.helpers.workers import SubprocessWorker
 
 READ_TOKEN = "read-token-0123456789abcdef"
@@ -66,6 +67,12 @@ def workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
     with SubprocessWorker(redis_url, Path(tmp_path_factory.mktemp("api-worker")),
                           name="api-worker", concurrency=3) as worker:
         yield worker
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A headless chromium (Debian's, installed with apt when missing) driven by Playwright."""
+    yield from launched_browser()
 
 
 @pytest.fixture
