@@ -18,7 +18,7 @@ from typing import Any
 from celery.events.state import Task
 
 from pipeline.api.auth import is_loopback
-from pipeline.appsetup import BLOCKED
+from pipeline.blocked_state import BLOCKED
 from pipeline.errors import ConfigurationError
 
 #: Fields of the ``task-blocked`` event shown by Flower.
