@@ -18,11 +18,12 @@ from typing import Any
 from celery.events.state import Task
 
 from pipeline.api.auth import is_loopback
-from pipeline.blocked_state import BLOCKED
 from pipeline.errors import ConfigurationError
 
 #: Fields of the ``task-blocked`` event shown by Flower.
 BLOCKED_FIELDS = ("reason", "resource", "blocked_by", "position")
+#: The state Celery's event state gives a task on ``task-blocked`` (the event's action).
+BLOCKED = "BLOCKED"
 
 
 class ParkedAwareTask(Task):  # type: ignore[misc]
