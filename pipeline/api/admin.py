@@ -19,18 +19,18 @@ from pipeline.errors import PipelineError
 router = APIRouter(prefix="/api", tags=["operator"])
 
 
-@router.get("/dead-letters", response_model=list[models.DeadLetterOut])
+@router.get("/dead-letters", response_model=list[deadletters.DeadLetter])
 def list_dead_letters(app: App, _: Reader, task: str | None = None, user: str | None = None,
                       project: str | None = None, priority: str | None = None,
                       limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-                      ) -> list[models.DeadLetterOut]:
+                      ) -> list[deadletters.DeadLetter]:
     """Dead-lettered jobs, oldest first, filtered by task, user, project or level."""
     try:
         found = deadletters.list_dead(app, task=task, user=user, project=project,
                                       priority=models.query_priority(priority), limit=limit)
     except PipelineError as exc:
         unprocessable(exc, "query")
-    return [models.DeadLetterOut(**deadletters.as_dict(entry)) for entry in found]
+    return found
 
 
 def _selection(body: models.DeadLetterSelection, by: str) -> dict[str, Any]:

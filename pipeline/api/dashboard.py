@@ -70,7 +70,7 @@ class DashboardOut(BaseModel):
     locks: list[dict[str, Any]]
     workers: list[WorkerOut]
     failures: list[models.JobOut]
-    dead_letters: list[models.DeadLetterOut]
+    dead_letters: list[deadletters.DeadLetter]
     notes: list[str]
 
 
@@ -112,7 +112,6 @@ def dashboard_data(request: Request, app: App, caller: Reader) -> DashboardOut:
         parked=[p.as_dict() for p in inspection.parked_jobs(app, limit=ROWS)],
         locks=[lock.as_dict() for lock in inspection.locks(app, limit=ROWS * 4)],
         workers=workers(request, app), failures=_failures(app, notes),
-        dead_letters=[models.DeadLetterOut(**deadletters.as_dict(d))
-                      for d in deadletters.list_dead(app, limit=ROWS)],
+        dead_letters=deadletters.list_dead(app, limit=ROWS),
         notes=notes,
     )

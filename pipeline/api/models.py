@@ -190,20 +190,6 @@ class JobPage(BaseModel):
     jobs: list[JobOut]
 
 
-class DeadLetterOut(BaseModel):
-    """A dead-lettered job."""
-
-    job_id: str
-    task: str
-    error: str
-    dead_at: float
-    priority: int
-    queue: str
-    user: str = ""
-    project: str = ""
-    attempts: int = 0
-
-
 class DeadLetterSelection(BaseModel):
     """Which dead letters to requeue or purge: ids, or a filter, or ``all``."""
 

@@ -14,6 +14,15 @@ _user = new_user
 _hold = hold_job
 
 
+def park_behind(client: TestClient, user: str, seconds: float) -> tuple[str, str]:
+    """Two jobs of *user*: the first runs *seconds*, the second parks behind it."""
+    first = client.post("/api/jobs", json=_hold(seconds, user), headers=ADMIN).json()["id"]
+    wait_for(lambda: explain(first).status == "running", what="the first job to run")
+    second = client.post("/api/jobs", json=_hold(0.0, user), headers=ADMIN).json()["id"]
+    wait_for(lambda: explain(second).status == "parked", what="the second job to park")
+    return first, second
+
+
 def _state(client: TestClient, job_id: str) -> str:
     response = client.get(f"/api/jobs/{job_id}", headers=READ)
     return str(response.json()["state"]) if response.status_code == 200 else ""
@@ -42,10 +51,7 @@ def test_enqueued_job_runs_and_its_record_shows_completed_with_history(
 def test_parked_job_shows_why_it_waits_and_its_position(
         client: TestClient, workers: Any, record: Callable[[], None]) -> None:
     user = _user()
-    first = client.post("/api/jobs", json=_hold(3.0, user), headers=ADMIN).json()["id"]
-    wait_for(lambda: explain(first).status == "running", what="the first job to run")
-    second = client.post("/api/jobs", json=_hold(0.0, user), headers=ADMIN).json()["id"]
-    wait_for(lambda: explain(second).status == "parked", what="the second job to park")
+    first, second = park_behind(client, user, 3.0)
     body = client.get(f"/api/jobs/{second}", headers=READ).json()
     assert body["state"] == "BLOCKED"
     assert (body["where"], body["place"], body["waiting_for"], body["priority"]) == \
@@ -59,10 +65,7 @@ def test_parked_job_shows_why_it_waits_and_its_position(
 def test_cancel_takes_a_parked_job_out_and_the_store_records_it_cancelled(
         client: TestClient, workers: Any, record: Callable[[], None]) -> None:
     user = _user()
-    first = client.post("/api/jobs", json=_hold(2.0, user), headers=ADMIN).json()["id"]
-    wait_for(lambda: explain(first).status == "running", what="the first job to run")
-    second = client.post("/api/jobs", json=_hold(0.0, user), headers=ADMIN).json()["id"]
-    wait_for(lambda: explain(second).status == "parked", what="the second job to park")
+    _, second = park_behind(client, user, 2.0)
     response = client.post(f"/api/jobs/{second}/cancel", headers=ADMIN)
     assert response.json() == {"id": second, "found": "parked", "done": True}
     assert explain(second).status == "unknown"
