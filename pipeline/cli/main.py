@@ -12,6 +12,8 @@ Operating it: ``submit`` (:mod:`pipeline.cli.submit`), ``status``
 (:mod:`pipeline.cli.locks`), ``dlq`` (:mod:`pipeline.cli.dlq`), ``stats``
 (:mod:`pipeline.cli.stats`), ``monitor`` (:mod:`pipeline.cli.monitor`) and
 ``import`` (:mod:`pipeline.cli.importer`).
+
+Serving it: ``api`` and ``flower`` (:mod:`pipeline.cli.serve`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pipeline.cli.locks import locks
 from pipeline.cli.monitor import monitor
 from pipeline.cli.recorder import recorder
 from pipeline.cli.run import beat, up, worker
+from pipeline.cli.serve import api, flower
 from pipeline.cli.show import show
 from pipeline.cli.stats import stats
 from pipeline.cli.status import status
@@ -56,7 +59,7 @@ def cli(ctx: click.Context, app_name: str) -> None:
 
 for command in (up, worker, beat, demo, check, db, recorder, agents,
                 submit, status, jobs, show, cancel, reprioritize, flush, locks, dlq, stats,
-                monitor, import_requests):
+                monitor, import_requests, api, flower):
     cli.add_command(command)
 
 
