@@ -11,9 +11,10 @@ from pipeline.blocked_state import BLOCKED
 from pipeline.keys import Keys
 from pipeline.priority import DEFAULT_PRIORITY
 
-#: Worker bootsteps (imported by workers only): the load gate and load records, and
-#: the default time limits of pipeline jobs.
-WORKER_STEPS = ("pipeline.admission.bootstep:LoadGate", "pipeline.limits:DefaultTimeLimits")
+#: Worker bootsteps (imported by workers only): the load gate and load records,
+#: the default time limits of pipeline jobs, the worker's own metrics.
+WORKER_STEPS = ("pipeline.admission.bootstep:LoadGate", "pipeline.limits:DefaultTimeLimits",
+                "pipeline.metrics.workers:WorkerMetrics")
 #: Guarded transport and consumer (:mod:`pipeline.broker`), named so workers import them.
 #: The transport is registered with kombu under this name (it shows in Celery's logs).
 TRANSPORT = "redis-pipeline"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import ConfigurationError
@@ -110,6 +110,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pipeline_time_limit_grace", (int, float), 30.0,
             "Seconds after the soft limit before the job's process is killed (the hard limit).",
             1.0),
+    # REST API, metrics and Flower
+    Setting("pipeline_api_tokens", (str, type(None)), None,
+            "Bearer tokens of the REST API: `SCOPE:TOKEN` entries (scope `read` or `admin`) "
+            "separated by commas or spaces. Prefer the token file: it keeps tokens out of the "
+            "environment."),
+    Setting("pipeline_api_token_file", (str, type(None)), None,
+            "File of REST API tokens, one `SCOPE:TOKEN` a line (`#` starts a comment)."),
+    Setting("pipeline_api_host", str, "127.0.0.1",
+            "Address the REST API binds; one off loopback needs a token."),
+    Setting("pipeline_api_port", int, 8000, "Port of the REST API.", 0),
+    Setting("pipeline_metrics_worker_port", int, 0,
+            "Port on which each worker serves its own Prometheus `/metrics`; 0 = off. A "
+            "second worker on the host takes the next free port of the ten after it.", 0),
+    Setting("pipeline_metrics_worker_host", str, "127.0.0.1",
+            "Address a worker's `/metrics` binds."),
+    Setting("pipeline_flower_basic_auth", (str, type(None)), None,
+            "Flower's basic-auth credentials for `pipeline flower`: `USER:PASSWORD` entries "
+            "separated by commas."),
     # Crash safety (pipeline.broker)
     Setting("pipeline_set_aside_max", int, 10_000,
             "Broker items no worker could decode or accept kept in the set-aside list "
@@ -243,6 +261,14 @@ class Settings:
     agent_timeout: float
     time_limit: float
     time_limit_grace: float
+    # Secrets: kept out of the repr, so a logged Settings never shows them.
+    api_tokens: str | None = field(default=None, repr=False)
+    api_token_file: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    metrics_worker_port: int = 0
+    metrics_worker_host: str = "127.0.0.1"
+    flower_basic_auth: str | None = field(default=None, repr=False)
     set_aside_max: int = 10_000
     max_deliveries: int = 3
 
@@ -309,6 +335,13 @@ def read(conf: Mapping[str, Any]) -> Settings:
         agent_timeout=float(get("pipeline_agent_timeout")),
         time_limit=float(get("pipeline_time_limit")),
         time_limit_grace=float(get("pipeline_time_limit_grace")),
+        api_tokens=conf.get("pipeline_api_tokens"),
+        api_token_file=conf.get("pipeline_api_token_file"),
+        api_host=get("pipeline_api_host"),
+        api_port=get("pipeline_api_port"),
+        metrics_worker_port=get("pipeline_metrics_worker_port"),
+        metrics_worker_host=get("pipeline_metrics_worker_host"),
+        flower_basic_auth=conf.get("pipeline_flower_basic_auth"),
         set_aside_max=get("pipeline_set_aside_max"),
         max_deliveries=get("pipeline_max_deliveries"),
     )

@@ -39,9 +39,10 @@ class BufferedEmitter:
         self._pid = os.getpid()
         atexit.register(self.flush)
 
-    def add(self, event_type: str, job_id: str, detail: dict[str, Any]) -> None:
-        """Queue one event; it reaches the stream within a few milliseconds."""
-        self._pending.append(encode(event_type, job_id, detail))
+    def add(self, event_type: str, job_id: str, detail: dict[str, Any],
+            time_ms: int | None = None) -> None:
+        """Queue one event (of *time_ms*, default now); it reaches the stream within ms."""
+        self._pending.append(encode(event_type, job_id, detail, time_ms))
         if self._thread is None:
             self._start()
         self._wake.set()

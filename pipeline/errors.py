@@ -14,6 +14,7 @@ backend and the prefork pool's pickling of exceptions::
     │   └── StoreNotMigrated    the job store's schema is not at the current head
     ├── WorkflowError           a workflow cannot be built or run as asked
     ├── ServiceError            Redis or the database is unreachable or unsafe
+    ├── UnknownJobError         no part of the system knows the job id asked about
     └── JobLost                 the job's process died on each of its deliveries
 """
 
@@ -62,6 +63,10 @@ class WorkflowError(PipelineError):
 
 class ServiceError(PipelineError):
     """Redis or the database is unreachable or configured unsafely."""
+
+
+class UnknownJobError(PipelineError, LookupError):
+    """No part of the system (locks, broker lists, job store, results) knows a job id."""
 
 
 class JobLost(PipelineError):

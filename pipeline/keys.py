@@ -36,6 +36,7 @@ FIXED: dict[str, str] = {
     "dead_letters": "dlq",
     "rewake": "rewake",
     "agents": "agents",
+    "imported": "imported",
     "set_aside": "set_aside",
     "set_aside_count": "set_aside:count",
 }
@@ -147,6 +148,11 @@ class Keys:
     def agent(self, worker: str) -> str:
         """String (JSON) of one worker's load record; expires with ``pipeline_agent_timeout``."""
         return self._of("agent", worker)
+
+    @property
+    def imported(self) -> str:
+        """Hash request id -> when and from which file ``pipeline import`` enqueued it."""
+        return self.base + FIXED["imported"]
 
     def fair(self, priority: int) -> str:
         """Hash of the fair-share state of one priority level (``fair_rank`` in lib.lua).

@@ -51,6 +51,8 @@ def message_for(app: Celery, request: Any, priority: int, *, retries: int | None
     """
     delivery = request.delivery_info or {}
     time_limit, soft_limit = (request.timelimit or (None, None))
+    stamped = list(getattr(request, "stamped_headers", None) or ())
+    stamps = getattr(request, "stamps", None) or {}
     message = app.amqp.as_task_v2(
         request.id, request.task, request.args, request.kwargs,
         eta=request.eta, expires=request.expires, group_id=request.group,
@@ -62,6 +64,7 @@ def message_for(app: Celery, request: Any, priority: int, *, retries: int | None
         origin=request.origin, ignore_result=bool(request.ignore_result),
         argsrepr="", kwargsrepr="",
         replaced_task_nesting=request.replaced_task_nesting or 0,
+        stamped_headers=stamped or None, **{name: stamps.get(name) for name in stamped},
     )
     return envelope(without_task_defaults(app, message.headers), message.body, priority,
                     delivery.get("routing_key") or app.conf.task_default_queue,

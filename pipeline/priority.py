@@ -83,3 +83,13 @@ def from_seed_scale(value: int) -> int:
     if value <= 3:
         return int(Priority.HIGH)
     return int(Priority.NORMAL) if value <= 7 else int(Priority.LOW)
+
+
+def priorities_at(value: Any) -> tuple[int, ...]:
+    """Every int priority 0-9 that runs at the level of *value* (``"high"``: 3, 4, 5).
+
+    Raises:
+        InvalidJobError: *value* is not a priority (see :func:`parse_priority`).
+    """
+    level = level_of(parse_priority(value))
+    return tuple(p for p in range(10) if level_of(p) == level)

@@ -108,8 +108,13 @@ def not_published(task: Any, task_id: str, exc: Exception) -> Exception:
         f" ({str(cause).strip()}); nothing was published")
 
 
-def record_queued(task: Any, task_id: str, args: Any, options: dict[str, Any]) -> None:
-    """Record the ``queued`` event of a job just published (buffered, off the publish path)."""
+def record_queued(task: Any, task_id: str, args: Any, options: dict[str, Any],
+                  sent_at: float) -> None:
+    """Record the ``queued`` event of a job just published (buffered, off the publish path).
+
+    *sent_at* is when the publish began: a worker may park the job within
+    milliseconds, and its ``blocked`` event must come after this one.
+    """
     engine = engine_for(task.app)
     if task.app.conf.task_always_eager or not engine.settings.store_enabled:
         return
@@ -122,7 +127,7 @@ def record_queued(task: Any, task_id: str, args: Any, options: dict[str, Any]) -
         "workflow": header.workflow, "workflow_name": header.workflow_name,
         "workflow_steps": header.steps, "step": header.step,
         "args": summary(args), "attempt": int(options.get("retries") or 0) + 1,
-    })
+    }, time_ms=int(sent_at * 1000))
 
 
 def _running_parent(task: Any, demand: Demand) -> str | None:

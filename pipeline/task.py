@@ -9,6 +9,7 @@ by the lease running out.
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 from celery import Task
@@ -80,12 +81,13 @@ class PipelineTask(Task):  # type: ignore[misc]
                 nothing was published.
         """
         task_id = publishing.prepare(self, options, task_id)
+        sent_at = time.time()
         try:
             result = super().apply_async(args, kwargs, task_id, producer, link, link_error,
                                          shadow, **options)
         except Exception as exc:
             raise publishing.not_published(self, task_id, exc) from exc
-        publishing.record_queued(self, result.id, args, options)
+        publishing.record_queued(self, result.id, args, options, sent_at)
         return result
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:

@@ -16,6 +16,7 @@ from pipeline.appsetup import install
 CONFIG = "celeryconfig" if find_spec("celeryconfig") is not None else "pipeline.celery_config"
 
 app = install(Celery("tasks"), config=CONFIG)
-# The demo jobs (the README's examples) run on any worker of this app. Test-only
-# tasks live under tests/ and are loaded only by the workers the tests start.
-app.conf.include = ["tasks.demo"]
+# The demo jobs (the README's examples) and the handler of imported requests
+# (`pipeline import`) run on any worker of this app. Test-only tasks live under
+# tests/ and are loaded only by the workers the tests start.
+app.conf.include = ["tasks.demo", "tasks.requests"]

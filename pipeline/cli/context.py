@@ -13,9 +13,12 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import click
+import redis
 
+from pipeline.conf import broker_redis_url
 from pipeline.errors import PipelineError, ServiceError
 from pipeline.runtime.embedded import (
     EmbeddedRedis,
@@ -45,7 +48,11 @@ def get_context() -> CliContext:
 
 
 def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn a ``PipelineError`` into a one-line ``Error: ...`` and exit code 1."""
+    """Turn an error into a one-line ``Error: ...`` and exit code 1.
+
+    A ``PipelineError`` says what is wrong itself; Redis or the database
+    failing in the middle of a command is named as such.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -53,6 +60,16 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except PipelineError as exc:
             raise click.ClickException(str(exc)) from exc
+        except redis.RedisError as exc:
+            raise click.ClickException(f"Redis failed: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            from sqlalchemy.exc import SQLAlchemyError
+
+            if isinstance(exc, SQLAlchemyError):
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise click.ClickException(
+                    f"the job store failed: {type(exc).__name__}: {first}") from exc
+            raise
 
     return wrapper
 
@@ -131,4 +148,28 @@ def load_app(name: str, broker_url: str | None = None) -> Any:
         app.conf.broker_url = broker_url
         if not os.environ.get("PIPELINE_RESULT_BACKEND"):
             app.conf.result_backend = broker_url
+    return app
+
+
+def redacted(url: str) -> str:
+    """*url* with its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def operator_app(timeout: float = 2.0) -> Any:
+    """The app of the running command, once its Redis answers.
+
+    Raises:
+        ServiceError: Redis does not answer within *timeout* seconds, naming it.
+    """
+    app = load_app(get_context().app_name)
+    url = broker_redis_url(app)
+    if not answers(url, timeout=timeout):
+        raise ServiceError(f"Redis at {redacted(url)} does not answer: start it (`pipeline up` "
+                           "runs one), or point PIPELINE_BROKER_URL at the one in use")
     return app

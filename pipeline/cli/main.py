@@ -1,25 +1,46 @@
 """The ``pipeline`` command (also ``celery pipeline``): one module per command group.
 
-Commands: ``up``, ``worker``, ``beat`` (:mod:`pipeline.cli.run`), ``demo``
-(:mod:`pipeline.cli.demo`), ``check`` (:mod:`pipeline.cli.check`), ``show JOB``,
-``agents status|allocate`` (:mod:`pipeline.cli.agents`),
-``db`` (:mod:`pipeline.cli.db`) and ``recorder`` (:mod:`pipeline.cli.recorder`) when
-installed.
+Running it: ``up``, ``worker``, ``beat`` (:mod:`pipeline.cli.run`), ``demo``
+(:mod:`pipeline.cli.demo`), ``check`` (:mod:`pipeline.cli.check`), ``db``
+(:mod:`pipeline.cli.db`), ``recorder`` (:mod:`pipeline.cli.recorder`), ``agents
+status|allocate`` (:mod:`pipeline.cli.agents`).
+
+Operating it: ``submit`` (:mod:`pipeline.cli.submit`), ``status``
+(:mod:`pipeline.cli.status`), ``jobs`` (:mod:`pipeline.cli.jobs`), ``show``
+(:mod:`pipeline.cli.show`), ``cancel`` and ``reprioritize``
+(:mod:`pipeline.cli.actions`), ``flush`` (:mod:`pipeline.cli.flush`), ``locks``
+(:mod:`pipeline.cli.locks`), ``dlq`` (:mod:`pipeline.cli.dlq`), ``stats``
+(:mod:`pipeline.cli.stats`), ``monitor`` (:mod:`pipeline.cli.monitor`) and
+``import`` (:mod:`pipeline.cli.importer`).
+
+Serving it: ``api`` and ``flower`` (:mod:`pipeline.cli.serve`).
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
+from pipeline.cli.actions import cancel, reprioritize
 from pipeline.cli.agents import agents
 from pipeline.cli.check import check
 from pipeline.cli.context import CliContext
+from pipeline.cli.db import db
 from pipeline.cli.demo import demo
+from pipeline.cli.dlq import dlq
+from pipeline.cli.flush import flush
+from pipeline.cli.importer import import_requests
+from pipeline.cli.jobs import jobs
+from pipeline.cli.locks import locks
+from pipeline.cli.monitor import monitor
+from pipeline.cli.recorder import recorder
 from pipeline.cli.run import beat, up, worker
+from pipeline.cli.serve import api, flower
 from pipeline.cli.show import show
+from pipeline.cli.stats import stats
+from pipeline.cli.status import status
+from pipeline.cli.submit import submit
 from pipeline.runtime.launch import DEFAULT_APP
 
 
@@ -36,23 +57,10 @@ def cli(ctx: click.Context, app_name: str) -> None:
     ctx.obj = CliContext(app_name=app_name)
 
 
-for command in (up, worker, beat, demo, check, show, agents):
+for command in (up, worker, beat, demo, check, db, recorder, agents,
+                submit, status, jobs, show, cancel, reprioritize, flush, locks, dlq, stats,
+                monitor, import_requests, api, flower):
     cli.add_command(command)
-
-
-def _add_optional_group(module_name: str, attribute: str) -> None:
-    """Add a command group whose module may not be installed yet."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return
-        raise
-    cli.add_command(getattr(module, attribute))
-
-
-_add_optional_group("pipeline.cli.db", "db")
-_add_optional_group("pipeline.cli.recorder", "recorder")
 
 
 def main() -> None:

@@ -73,6 +73,13 @@ def _recorder_spec() -> ChildSpec:
     return ChildSpec("recorder", argv, RECORDER_READY)
 
 
+def _api_spec() -> ChildSpec:
+    from pipeline.cli.serve import API_READY
+
+    argv = [sys.executable, "-m", "pipeline", "-A", get_context().app_name, "api"]
+    return ChildSpec("api", argv, API_READY)
+
+
 def _beat_spec(loglevel: str) -> ChildSpec:
     argv = beat_argv(get_context().app_name, data_dir(), loglevel=loglevel.upper())
     return ChildSpec("beat", argv, BEAT_READY)
@@ -84,13 +91,19 @@ def _beat_spec(loglevel: str) -> ChildSpec:
 @_include
 @_loglevel
 @_stop_timeout
+@click.option("--api", "with_api", is_flag=True,
+              help="Also serve the REST API, dashboard and metrics (pipeline_api_host:port).")
 @reports_errors
 def up(concurrency: int | None, queues: str, include: tuple[str, ...], loglevel: str,
-       stop_timeout: float) -> None:
+       stop_timeout: float, with_api: bool) -> None:
     """Run the whole system: (embedded) Redis, a worker, beat and the recorder, until Ctrl-C."""
     specs = [_worker_spec(concurrency, queues, loglevel, include, ()), _beat_spec(loglevel),
              _recorder_spec()]
-    _run(specs, exclusive=True, stop_timeout=stop_timeout, what="worker, beat and recorder")
+    what = "worker, beat and recorder"
+    if with_api:
+        specs.append(_api_spec())
+        what += " and API"
+    _run(specs, exclusive=True, stop_timeout=stop_timeout, what=what)
 
 
 @click.command(context_settings=_PASS_THROUGH)

@@ -1,75 +1,117 @@
-"""``pipeline show JOB``: where a job is and why, and what the job store recorded of it."""
+"""``pipeline show JOB``: where a job is, why it is not running, and its history."""
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 from typing import Any
 
 import click
 
-from pipeline.cli.context import get_context, load_app, reports_errors
-from pipeline.errors import StoreError
+from pipeline import inspection
+from pipeline.cli.context import operator_app, reports_errors
+from pipeline.cli.output import clock, json_option, print_json, span
+from pipeline.inspection import JobDetail
+from pipeline.inspection.live import label
 
 
-def _when(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    return str(value)
+def _headline(found: JobDetail) -> str:
+    if found.where == "running":
+        where = f" on {found.host} pid {found.pid}" if found.host else ""
+        under = f" under workflow {found.holder}" if found.holder != found.job_id else ""
+        lease = f" (lease until {clock(found.expires)[11:]})" if found.expires else ""
+        return (f"{found.job_id} is running{where}{under}, holding "
+                f"{', '.join(found.resources)}{lease}")
+    if found.where in ("finished", "dead_letter"):
+        return f"{found.job_id}: {found.why}"
+    place = f", position {found.place} in line" if found.place else ""
+    priority = f", priority {found.priority}" if found.priority else ""
+    return f"{found.job_id} is {found.where.replace('_', ' ')}{priority}{place}"
 
 
-def _store_lines(app: Any, job_id: str, history: int) -> list[str]:
-    """The job's row and its last *history* audit rows, or why they cannot be read."""
-    from sqlalchemy.exc import SQLAlchemyError
+def _record_lines(record: dict[str, Any]) -> list[str]:
+    lines = [
+        f"job store: {record['state']}  task {record['task'] or '-'}  "
+        f"priority {label(record['priority']) or '-'}  user {record['user'] or '-'}  "
+        f"project {record['project'] or '-'}  attempts {record['attempts']}",
+        f"  queued {clock(record['queued_at'])}  started {clock(record['started_at'])}  "
+        f"finished {clock(record['finished_at'])}"
+        + (f"  ran {span(record['runtime'])}" if record["runtime"] is not None else ""),
+    ]
+    if record["blocked_by_job_id"] or record["conflict_reason"]:
+        lines.append(f"  blocked by {record['blocked_by_job_id']}: {record['conflict_reason']}")
+    if record["error"]:
+        lines.append(f"  error: {record['error']}")
+    return lines
 
-    from pipeline import conf
-    from pipeline.store import queries
-    from pipeline.store.session import session_scope
 
-    settings = conf.read(app.conf)
-    if not settings.store_enabled:
-        return ["job store: disabled (pipeline_store_enabled = False)"]
-    try:
-        with session_scope(settings.store_url) as session:
-            found = queries.get_job(session, job_id)
-            if found is None:
-                return ["job store: no record of this job (not recorded yet, or unknown)"]
-            job = found.job
-            lines = [
-                f"job store: {job.state}  task {job.task}  priority {job.priority}  "
-                f"user {job.user or '-'}  project {job.project or '-'}  attempts {job.attempts}",
-                f"  queued {_when(job.queued_at)}  started {_when(job.started_at)}  "
-                f"finished {_when(job.finished_at)}",
-            ]
-            if job.blocked_by_job_id or job.conflict_reason:
-                lines.append(f"  blocked by {job.blocked_by_job_id}: {job.conflict_reason}")
-            if job.error:
-                lines.append(f"  error: {job.error}")
-            lines.append("history:")
-            lines += [f"  {_when(row.created_at)}  {row.event:<14} {row.detail or ''}"
-                      for row in found.events[-history:]]
-            return lines
-    except (StoreError, SQLAlchemyError) as exc:
-        return [f"job store: not readable ({exc})"]
+#: Fields of an event's detail the job store's row already shows.
+_SHOWN_ABOVE = {"task", "priority", "user", "project", "models", "args", "workflow",
+                "workflow_name", "workflow_steps", "step", "queued_at"}
+
+
+def _summary(event: str, detail: dict[str, Any]) -> str:
+    """What one audit row says, in a few words (``--json`` has every field)."""
+    if event in ("blocked", "conflict", "cancelled", "expired") and detail.get("reason"):
+        return str(detail["reason"])
+    if event == "started":
+        return (f"on {detail.get('host', '?')} pid {detail.get('pid', '?')}, "
+                f"attempt {detail.get('attempt', 1)}, token {detail.get('token', '?')}")
+    if event in ("granted", "lock_lost") and detail.get("resources"):
+        return f"{', '.join(detail['resources'])} (hold {detail.get('holder', '?')})"
+    if event in ("retried", "failed", "dead_lettered") and detail.get("error"):
+        return str(detail["error"])
+    if event == "completed":
+        ran = f" after {span(detail['runtime'])}" if detail.get("runtime") else ""
+        return f"returned {detail.get('result')}{ran}"
+    if event == "operator":
+        said = [f"{detail.get('action')} by {detail.get('by')}"]
+        said += [str(detail[k]) for k in ("target", "reason") if detail.get(k)]
+        return ": ".join(said)
+    if event == "queued":
+        attempt = detail.get("attempt")
+        return ("requeued" if detail.get("requeued") else
+                f"attempt {attempt}" if isinstance(attempt, int) and attempt > 1 else "")
+    if event == "reprioritized":
+        return f"priority {detail.get('previous')} -> {detail.get('priority')}"
+    rest = {k: v for k, v in detail.items()
+            if k not in _SHOWN_ABOVE and v is not None and v != []}
+    return json.dumps(rest, separators=(", ", ": "), default=str) if rest else ""
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 @click.command()
 @click.argument("job_id")
-@click.option("--history", default=20, show_default=True, help="Audit rows to show.")
+@click.option("--history", default=20, show_default=True,
+              help="How many of the latest audit rows to show.")
+@json_option
 @reports_errors
-def show(job_id: str, history: int) -> None:
-    """Show a job: running, parked (behind what, at which position) or queued, and its history."""
-    from pipeline import control, explain
+def show(job_id: str, history: int, as_json: bool) -> None:
+    """Show a job: where it is, why it is not running, its record and history.
 
-    app = load_app(get_context().app_name)
-    where = control.position(app, job_id)
-    explanation = explain(job_id, app)
-    if where.where == "queued":
-        click.echo(f"{job_id} is queued in the broker at priority {where.priority}, "
-                   f"position {where.place} (jobs ahead of it: {where.place - 1})")
+    Exits 1 when no part of the system knows JOB_ID.
+    """
+    app = operator_app()
+    found = inspection.job_detail(app, job_id, history=history)
+    if as_json:
+        print_json(found.as_dict())
+        return
+    click.echo(_headline(found))
+    if found.why and found.where not in ("finished", "dead_letter"):
+        click.echo(f"why it is not running: {found.why}")
+    click.echo(f"result backend state: {found.result_state}")
+    if found.record is not None:
+        for line in _record_lines(found.record):
+            click.echo(line)
+    elif app.conf.get("pipeline_store_enabled") is False:
+        click.echo("job store: disabled (pipeline_store_enabled = False)")
     else:
-        click.echo(explanation.describe())
-    click.echo(f"result backend state: {app.AsyncResult(job_id).state}")
-    for line in _store_lines(app, job_id, history):
-        click.echo(line)
+        click.echo("job store: no row yet (the recorder has not written it)")
+    if found.history:
+        click.echo("history:")
+        for row in found.history:
+            at = clock(row["at"], ms=True)[11:]
+            said = _cut(_summary(row["event"], row["detail"]), 120)
+            click.echo(f"  {at}  {row['event']:<13} {said}".rstrip())

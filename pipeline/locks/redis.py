@@ -314,7 +314,105 @@ class RedisLocks(LockBackend):
         return ([(_text(h), "x", s / 1000) for h, s in writers]
                 + [(_text(h), "s", s / 1000) for h, s in readers])
 
+    def holds(self, limit: int = 1000) -> list[HoldRecord]:
+        """Every live hold (at most *limit*), soonest lease deadline first.
+
+        Reads the ``holders`` index and each hold's record in one round trip:
+        O(holds), which the global capacity bounds, never the parked jobs.
+        """
+        entries: list[Any] = self.client.zrange(self.keys.holders, 0, max(limit, 1) - 1,
+                                                withscores=True)
+        pipe = self.client.pipeline(transaction=False)
+        for holder, _ in entries:
+            pipe.hgetall(self.keys.holder(_text(holder)))
+        found = []
+        for (holder, deadline), raw in zip(entries, pipe.execute(), strict=True):
+            fields = {_text(k): _text(v) for k, v in raw.items()}
+            if not fields:
+                continue  # released between the two reads
+            found.append(HoldRecord(
+                holder=_text(holder), job=fields.get("job", ""),
+                state=fields.get("state", "running"),
+                claims=tuple(parse_claims_text(fields.get("claims", ""))),
+                token=int(fields.get("token") or 0), host=fields.get("host", ""),
+                pid=fields.get("pid", ""), since=float(fields.get("since") or 0) / 1000,
+                expires=float(fields.get("expires") or deadline) / 1000))
+        return found
+
+    def force_release(self, resource: str, *, by: str, reason: str
+                      ) -> tuple[list[HoldRecord], list[str]]:
+        """End every hold on *resource* and hand it on (``force_release.lua``).
+
+        Returns:
+            The holds ended (holder, job, token and claims; ``since``, ``expires``,
+            ``host`` and ``pid`` are not read) and the holders of *resource*
+            afterwards: the parked jobs it was handed to.
+        """
+        ended, handed = self._run("force_release", resource, by, reason, self._grant_ms,
+                                  self._wait_ms, self._maxlen)
+        flat = [_text(v) for v in ended]
+        holds = [HoldRecord(holder=flat[i], job=flat[i + 1], state="ended",
+                            claims=tuple(parse_claims_text(flat[i + 3])),
+                            token=int(flat[i + 2] or 0))
+                 for i in range(0, len(flat), 4)]
+        return holds, [_text(h) for h in handed]
+
+    def parked_records(self, chunk: int = 1000) -> list[tuple[str, ParkRecord]]:
+        """Every parked job with its record, oldest parked first (an operator's flush).
+
+        O(parked jobs): reads the whole expiry list and each record, in chunks
+        of *chunk* per round trip. Not for anything that runs routinely.
+        """
+        found: list[tuple[str, ParkRecord]] = []
+        seen: set[str] = set()
+        start = 0
+        while True:
+            entries = self.client.lrange(self.keys.parked_order, start, start + chunk - 1)
+            if not entries:
+                return found
+            start += len(entries)
+            ids = []
+            for entry in entries:
+                job_id = _text(entry).partition("|")[2]
+                if job_id not in seen:
+                    seen.add(job_id)
+                    ids.append(job_id)
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.get(self.keys.parked(job_id))
+            for job_id, record in zip(ids, pipe.execute(raise_on_error=False), strict=True):
+                if isinstance(record, bytes | str) and record:
+                    found.append((job_id, ParkRecord.parse(job_id, _text(record))))
+
     def sweep_counts(self, limit: int = 100) -> tuple[int, int, int]:
         """:meth:`sweep`, also counting the lines left for later that it served."""
         reply = self._run("sweep", self._grant_ms, self._wait_ms, self._maxlen, limit)
         return int(reply[0]), int(reply[1]), int(reply[2])
+
+
+@dataclass(frozen=True)
+class HoldRecord:
+    """One hold as its record in Redis has it (see ``grant`` in lib.lua).
+
+    Attributes:
+        holder: the id the locks are held under (the job, or its workflow).
+        job: the job running (or granted, or last run) under the hold.
+        state: ``running``, ``granted`` (handed its locks, not started yet) or
+            ``between`` (a workflow between two steps).
+        claims: every resource of the hold with its mode and capacity.
+        token: the grant's fencing token.
+        host: worker host of a running hold.
+        pid: worker process of a running hold.
+        since: when the hold was granted (seconds since the epoch).
+        expires: its lease deadline (seconds since the epoch).
+    """
+
+    holder: str
+    job: str
+    state: str
+    claims: tuple[Claim, ...]
+    token: int
+    host: str = ""
+    pid: str = ""
+    since: float = 0.0
+    expires: float = 0.0

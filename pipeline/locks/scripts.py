@@ -9,7 +9,8 @@ from typing import Any
 from pipeline.keys import lua_table
 
 LIB = "lib.lua"
-NAMES = ("acquire", "release", "renew", "sweep", "cancel", "reprioritize", "queued")
+NAMES = ("acquire", "release", "renew", "sweep", "cancel", "reprioritize", "queued",
+         "force_release")
 
 
 @cache

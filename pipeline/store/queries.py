@@ -142,3 +142,37 @@ def queue_depth(session: Session) -> dict[int | None, dict[str, int]]:
     for priority, state, count in rows:
         depth.setdefault(priority, dict.fromkeys(sorted(states.WAITING), 0))[state] = count
     return dict(sorted(depth.items(), key=lambda item: (item[0] is None, item[0] or 0)))
+
+
+def recent_events(session: Session, job_id: str, limit: int = 20) -> list[QueueLog]:
+    """The job's latest *limit* audit rows, oldest of them first."""
+    rows = list(session.scalars(
+        select(QueueLog).where(QueueLog.job_id == job_id)
+        .order_by(QueueLog.created_at.desc(), QueueLog.id.desc())
+        .limit(max(0, min(limit, MAX_LIMIT)))))
+    return rows[::-1]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    """A ``jobs`` row as JSON-ready data (times as ISO 8601 text in UTC)."""
+    return {
+        "id": job.id, "task": job.task, "args": job.args, "user": job.user,
+        "project": job.project, "models": list(job.models or []), "priority": job.priority,
+        "state": job.state, "attempts": job.attempts, "queued_at": _iso(job.queued_at),
+        "blocked_at": _iso(job.blocked_at), "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at), "runtime": job.runtime,
+        "worker_host": job.worker_host, "worker_pid": job.worker_pid, "result": job.result,
+        "error": job.error, "blocked_by_job_id": job.blocked_by_job_id,
+        "conflict_reason": job.conflict_reason, "workflow_id": job.workflow_id,
+        "updated_at": _iso(job.updated_at),
+    }
+
+
+def event_dict(row: QueueLog) -> dict[str, Any]:
+    """A ``queue_log`` row as JSON-ready data."""
+    return {"event": row.event, "job_id": row.job_id, "at": _iso(row.created_at),
+            "detail": dict(row.detail or {})}

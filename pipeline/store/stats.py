@@ -17,6 +17,7 @@ Python whatever the size of the store. Every function covers a time window
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -32,6 +33,7 @@ from pipeline import events
 from pipeline.errors import InvalidJobError
 from pipeline.store import states
 from pipeline.store.models import Job, QueueLog
+from pipeline.store.queries import queue_depth
 
 MAX_BUCKETS = 10_000
 
@@ -210,3 +212,52 @@ def contention(session: Session, since: datetime, until: datetime,
         .group_by(resource).order_by(func.count().desc(), resource).limit(limit))
     return [Contention(str(r), int(n), int(j), None if a is None else float(a))
             for r, n, j, a in rows]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Every statistic of one window, for ``pipeline stats`` and the API.
+
+    Attributes:
+        since: start of the window; ``until`` its end.
+        depth: jobs waiting now per priority 0-9 (None: not known yet), split
+            into QUEUED and BLOCKED (the store's view; Redis has the live one).
+        wait: queued -> first start; ``execution``: runtime; ``lock_wait``:
+            first parked -> first start.
+        rates: completion and failure rates of the jobs that finished.
+        contention: the resources jobs were parked behind most.
+    """
+
+    since: datetime
+    until: datetime
+    depth: dict[int | None, dict[str, int]]
+    wait: Durations
+    execution: Durations
+    lock_wait: Durations
+    rates: Rates
+    contention: list[Contention]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready data (times as ISO 8601 text; depth keyed by priority as text)."""
+        return {
+            "since": self.since.isoformat(), "until": self.until.isoformat(),
+            "depth": {("unknown" if p is None else str(p)): counts
+                      for p, counts in self.depth.items()},
+            "wait": dataclasses.asdict(self.wait),
+            "execution": dataclasses.asdict(self.execution),
+            "lock_wait": dataclasses.asdict(self.lock_wait),
+            "rates": dataclasses.asdict(self.rates),
+            "contention": [dataclasses.asdict(c) for c in self.contention],
+        }
+
+
+def summary(session: Session, since: datetime, until: datetime,
+            contention_limit: int = 10) -> Summary:
+    """Depth now, and wait, execution, lock wait, rates and contention of ``[since, until)``."""
+    return Summary(
+        since=since, until=until, depth=queue_depth(session),
+        wait=wait_times(session, since, until),
+        execution=execution_times(session, since, until),
+        lock_wait=lock_wait_times(session, since, until),
+        rates=rates(session, since, until),
+        contention=contention(session, since, until, contention_limit))

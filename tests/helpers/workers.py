@@ -55,8 +55,9 @@ class SubprocessWorker:
                      "--pool", pool, "-c", str(concurrency), "-Q", ",".join(queues),
                      "-n", f"{name}-{os.getpid()}@%h", "--loglevel", "INFO",
                      "--without-gossip", "--without-mingle", "--without-heartbeat"]
-        for module in include:
-            self.argv += ["-I", module]
+        if include:
+            # One -I with every module: Celery keeps only the last of several.
+            self.argv += ["-I", ",".join(include)]
         self.argv += list(extra)
         self.process: subprocess.Popen[bytes] | None = None
 

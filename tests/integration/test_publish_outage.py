@@ -22,7 +22,7 @@ from pipeline.runtime.embedded import find_server_binary, free_port
 def outage_app() -> Iterator[tuple[Celery, Any, str]]:
     """An app whose broker and result backend point at a port nothing listens on yet."""
     url = f"redis://127.0.0.1:{free_port()}/0"
-    app = install(Celery("outage", broker=url, backend=url))
+    app = install(Celery("outage", broker=url, backend=url, set_as_current=False))
     app.conf.pipeline_publish_timeout = 2.0
 
     @app.task(base=PipelineTask, name="outage.noop")

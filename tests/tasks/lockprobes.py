@@ -19,15 +19,17 @@ from pipeline.conf import broker_redis_url
 from tasks.app import app
 
 RUNS_KEY = "lockprobe:runs"
-_clients: dict[int, redis.Redis] = {}
+_clients: dict[tuple[int, str], redis.Redis] = {}
 
 
 def _client() -> redis.Redis:
-    pid = os.getpid()
-    if pid not in _clients:
-        _clients.clear()
-        _clients[pid] = redis.Redis.from_url(broker_redis_url(app))
-    return _clients[pid]
+    """A client on the app's broker Redis, one per process and URL (tests repoint the app)."""
+    key = (os.getpid(), broker_redis_url(app))
+    if key not in _clients:
+        if any(pid != key[0] for pid, _ in _clients):
+            _clients.clear()  # a forked child: those clients were its parent's
+        _clients[key] = redis.Redis.from_url(key[1])
+    return _clients[key]
 
 
 def _record(task: Any, tag: str, started: float) -> dict[str, Any]:

@@ -18,20 +18,19 @@ import redis
 from pipeline import PipelineTask
 from tasks.app import app
 
-_CLIENTS: dict[int, redis.Redis] = {}
+_CLIENTS: dict[tuple[int, str], redis.Redis] = {}
 
 
 def _client() -> redis.Redis:
-    """A client on the broker's Redis, one per process (none crosses a fork)."""
-    pid = os.getpid()
-    client = _CLIENTS.get(pid)
-    if client is None:
-        from pipeline.conf import broker_redis_url
+    """A client on the app's broker Redis, one per process and URL (tests repoint the app)."""
+    from pipeline.conf import broker_redis_url
 
-        client = redis.Redis.from_url(broker_redis_url(app))
-        _CLIENTS.clear()
-        _CLIENTS[pid] = client
-    return client
+    key = (os.getpid(), broker_redis_url(app))
+    if key not in _CLIENTS:
+        if any(pid != key[0] for pid, _ in _CLIENTS):
+            _CLIENTS.clear()  # a forked child: those clients were its parent's
+        _CLIENTS[key] = redis.Redis.from_url(key[1])
+    return _CLIENTS[key]
 
 
 def push(key: str, label: str) -> None:

@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "pipeline.errors": 0, "pipeline.events": 0, "pipeline.keys": 0, "pipeline.running": 0,
     "pipeline.locks.fastcall": 0, "pipeline.locks": 0,
     "pipeline.priority": 1, "pipeline.conf": 1, "pipeline.checks": 5,
+    "pipeline.timewindow": 1,
     # what a job needs, its header, its stored message, its retry policy
     "pipeline.resources": 2, "pipeline.header": 3, "pipeline.parking": 2, "pipeline.retries": 2,
     # the lock engine, the store (Redis and SQL; no Celery task, no screen)
@@ -32,6 +33,8 @@ LAYERS: dict[str, int] = {
     "pipeline.canvas": 3, "pipeline.revoked": 6, "pipeline.outage": 1,
     # load, the load gate, worker agents and allocation (read by the CLI and the API)
     "pipeline.admission": 6,
+    # read-only views of the running system (CLI, monitor, API)
+    "pipeline.inspection": 7,
     # the worker's side of the broker: kombu's transport and Celery's consumer, guarded
     "pipeline.broker": 6,
     # the job's path, one phase a module
@@ -42,6 +45,8 @@ LAYERS: dict[str, int] = {
     "pipeline.task": 9, "pipeline.request": 9, "pipeline.batch": 10,
     # the worker's default time limits of pipeline tasks
     "pipeline.limits": 10,
+    # importing a pending-requests file (validated, then published as a batch)
+    "pipeline.importer": 11,
     # wiring an app, its default config, the package's public API
     "pipeline.appsetup": 11, "pipeline.celery_config": 11, "pipeline": 12,
     # processes and people

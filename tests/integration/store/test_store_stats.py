@@ -121,3 +121,29 @@ def test_contention_per_resource(recorded: Session) -> None:
         stats.Contention("model:bert", blocked=2, jobs=2, average_wait=20.0),
         stats.Contention("user:carol", blocked=1, jobs=1, average_wait=None),
     ]
+
+
+def test_summary_gathers_every_statistic_of_the_window(recorded: Session) -> None:
+    found = stats.summary(recorded, SINCE, UNTIL)
+    assert found.wait == stats.wait_times(recorded, SINCE, UNTIL)
+    assert found.execution == stats.execution_times(recorded, SINCE, UNTIL)
+    assert found.lock_wait == stats.lock_wait_times(recorded, SINCE, UNTIL)
+    assert found.rates == stats.rates(recorded, SINCE, UNTIL)
+    assert found.contention == stats.contention(recorded, SINCE, UNTIL, 10)
+    assert found.depth == queries.queue_depth(recorded)
+    data = found.as_dict()
+    assert data["since"] == SINCE.isoformat()
+    assert data["rates"]["finished"] == found.rates.finished
+    assert data["depth"] == {str(p): counts for p, counts in found.depth.items()}
+    assert data["contention"][0]["resource"] == found.contention[0].resource
+
+
+def test_recent_events_are_the_latest_oldest_first(recorded: Session) -> None:
+    assert [e.event for e in queries.recent_events(recorded, "B", 2)] == [
+        "started", "completed"]
+    row = queries.get_job(recorded, "B")
+    assert row is not None
+    data = queries.job_dict(row.job)
+    assert data["state"] == "COMPLETED" and data["models"] == ["bert", "gpt"]
+    assert data["queued_at"] == SINCE.isoformat()
+    assert queries.event_dict(row.events[1])["detail"]["resource"] == "model:bert"

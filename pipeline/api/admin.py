@@ -1,0 +1,99 @@
+"""Operator actions: dead letters, clearing a queue, maintenance.
+
+Each calls the library function the CLI calls (:mod:`pipeline.deadletters`,
+:func:`pipeline.control.flush`, the maintenance sweep), which writes the
+``operator`` audit event naming the token that asked.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from pipeline import control, deadletters, maintenance
+from pipeline.api import models
+from pipeline.api.deps import Admin, App, Reader, unprocessable
+from pipeline.errors import PipelineError
+
+router = APIRouter(prefix="/api", tags=["operator"])
+
+
+@router.get("/dead-letters", response_model=list[deadletters.DeadLetter])
+def list_dead_letters(app: App, _: Reader, task: str | None = None, user: str | None = None,
+                      project: str | None = None, priority: str | None = None,
+                      limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+                      ) -> list[deadletters.DeadLetter]:
+    """Dead-lettered jobs, oldest first, filtered by task, user, project or level."""
+    try:
+        found = deadletters.list_dead(app, task=task, user=user, project=project,
+                                      priority=models.query_priority(priority), limit=limit)
+    except PipelineError as exc:
+        unprocessable(exc, "query")
+    return found
+
+
+def _selection(body: models.DeadLetterSelection, by: str) -> dict[str, Any]:
+    given = (body.ids, body.task, body.user, body.project, body.priority)
+    if all(value is None for value in given) and not body.all:
+        unprocessable("all=False is not accepted: give ids, task, user, project or priority, "
+                      "or all: true to act on every dead letter", "body")
+    return {"job_ids": body.ids, "task": body.task, "user": body.user,
+            "project": body.project, "priority": body.priority, "by": by}
+
+
+@router.post("/dead-letters/requeue", response_model=models.DeadLetterAction)
+def requeue_dead_letters(body: models.DeadLetterSelection, app: App,
+                         caller: Admin) -> models.DeadLetterAction:
+    """Publish dead letters again (same ids, fresh attempts)."""
+    done = deadletters.requeue(app, **_selection(body, caller.name))
+    return models.DeadLetterAction(count=len(done), ids=done)
+
+
+@router.post("/dead-letters/purge", response_model=models.DeadLetterAction)
+def purge_dead_letters(body: models.DeadLetterSelection, app: App,
+                       caller: Admin) -> models.DeadLetterAction:
+    """Delete dead letters for good (the job store keeps their rows)."""
+    return models.DeadLetterAction(count=deadletters.purge(app, **_selection(body,
+                                                                              caller.name)))
+
+
+@router.post("/maintenance/requeue-expired", response_model=dict[str, int])
+def requeue_expired(app: App, _: Admin) -> dict[str, int]:
+    """Run the maintenance sweep now (``pipeline.maintenance.sweep_once``): holds whose
+    lease ran out are dropped and their resources handed to the parked jobs next in line,
+    jobs parked too long expire, lines left for later are served.
+
+    The same sweep beat runs every few seconds; this runs it at once. A sweep that did
+    something is recorded as a ``maintenance`` event.
+    """
+    return maintenance.sweep_once(app, limit=10_000).as_dict()
+
+
+@router.post("/admin/clear", response_model=dict[str, Any])
+def clear(body: models.Clear, app: App, caller: Admin) -> dict[str, Any]:
+    """Flush waiting jobs (``pipeline flush``): queued messages and/or parked jobs, of one
+    level or all. Each is recorded CANCELLED, the flush as an ``operator`` event naming
+    the token. ``confirm: true`` is required unless ``dry_run``."""
+    if not body.dry_run and not body.confirm:
+        unprocessable("confirm=False is not accepted: a flush deletes waiting jobs; send "
+                      "confirm: true, or dry_run: true to see what it would take", "body")
+    state = None if body.state == "all" else body.state
+    try:
+        report = control.flush(app, priority=body.priority, state=state, dry_run=body.dry_run,
+                               by=caller.name)
+    except PipelineError as exc:
+        unprocessable(exc, "body")
+    return report.as_dict()
+
+
+@router.post("/locks/release", response_model=dict[str, Any])
+def release_lock(body: models.ReleaseLock, app: App, caller: Admin) -> dict[str, Any]:
+    """End every hold on a resource and hand it to the parked jobs next in line
+    (``pipeline locks release``); recorded as an ``operator`` event."""
+    try:
+        report = control.release_resource(app, body.resource, reason=body.reason,
+                                          by=caller.name)
+    except PipelineError as exc:
+        unprocessable(exc, "body")
+    return report.as_dict()

@@ -1,0 +1,248 @@
+"""The REST API's request and response bodies (pydantic): what the OpenAPI schema shows.
+
+Requests forbid unknown fields, so a misspelt option (``model`` for ``models``)
+is a 422 naming it instead of a job published without it. Priorities are
+checked by :func:`pipeline.priority.parse_priority`, the same check as
+``apply_async``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+
+from pipeline.priority import ACCEPTED, Priority, parse_priority
+
+
+def _accepted_priority(value: str | int) -> str | int:
+    parse_priority(value)  # the check apply_async makes: raises naming the value
+    return value
+
+
+#: A priority as a request may give it (checked as ``apply_async`` checks it).
+PriorityIn = Annotated[str | int, AfterValidator(_accepted_priority),
+                       Field(description=ACCEPTED, examples=["high", 3])]
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class Enqueue(BaseModel):
+    """One job to publish, with the options of ``apply_async``."""
+
+    model_config = _STRICT
+
+    task: str = Field(min_length=1, max_length=255,
+                      description="Name of a registered task, e.g. tasks.demo.train.")
+    args: list[JsonValue] = Field(default_factory=list, max_length=1000)
+    kwargs: dict[str, JsonValue] = Field(default_factory=dict)
+    priority: PriorityIn | None = Field(
+        default=None, description="critical, high, normal, low or 0-9 (0 most urgent); "
+                                  "the task's default when omitted.")
+    user: str | None = Field(default=None, max_length=255)
+    project: str | None = Field(default=None, max_length=255)
+    models: list[str] | None = Field(default=None, max_length=100,
+                                     description="Models the job writes (or reads, shared).")
+    shared: bool = Field(default=False, description="The call's models are only read.")
+    countdown: float | None = Field(default=None, ge=0, le=7 * 24 * 3600)
+    task_id: str | None = Field(default=None, min_length=1, max_length=255,
+                                description="The job id to use; a new UUID when omitted.")
+
+    def options(self) -> dict[str, Any]:
+        """The ``apply_async`` options this request sets."""
+        given = {"priority": self.priority, "user": self.user, "project": self.project,
+                 "models": self.models, "countdown": self.countdown, "task_id": self.task_id}
+        options = {k: v for k, v in given.items() if v is not None}
+        if self.shared:
+            options["shared"] = True
+        return options
+
+
+class EnqueueBatch(BaseModel):
+    """Jobs published together: all valid, or none published."""
+
+    model_config = _STRICT
+
+    jobs: list[Enqueue] = Field(min_length=1, max_length=10_000)
+
+
+class Enqueued(BaseModel):
+    """A published job."""
+
+    id: str
+    task: str
+    state: str = "QUEUED"
+
+
+class EnqueuedBatch(BaseModel):
+    """The jobs of a batch, in order."""
+
+    jobs: list[Enqueued]
+
+
+class Reprioritize(BaseModel):
+    """The new priority of a waiting job."""
+
+    model_config = _STRICT
+
+    priority: PriorityIn
+
+
+class Cancel(BaseModel):
+    """How to cancel: a running job is only revoked unless *terminate*."""
+
+    model_config = _STRICT
+
+    terminate: bool = False
+    reason: str = Field(default="cancelled by request", max_length=500)
+
+
+class ActionResult(BaseModel):
+    """What an action on a job found and did."""
+
+    id: str
+    found: str = Field(description="queued, parked, running, between, granted or unknown")
+    done: bool
+
+
+class PositionOut(BaseModel):
+    """Where a job waits (see ``pipeline.control.Position``)."""
+
+    where: str
+    place: int = 0
+    resource: str = ""
+    priority: int | None = None
+
+
+class HistoryEntry(BaseModel):
+    """One audit row."""
+
+    event: str
+    job_id: str | None = None
+    at: datetime | None = None
+    detail: dict[str, Any] = {}
+
+
+class JobOut(BaseModel):
+    """A job as the store recorded it (``pipeline.store.queries.job_dict``)."""
+
+    id: str
+    task: str | None = None
+    state: str
+    priority: int | None = None
+    priority_name: str | None = None
+    user: str | None = None
+    project: str | None = None
+    models: list[str] = []
+    attempts: int = 0
+    args: str | None = None
+    queued_at: datetime | None = None
+    blocked_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    runtime: float | None = None
+    worker_host: str | None = None
+    worker_pid: int | None = None
+    result: str | None = None
+    error: str | None = None
+    blocked_by_job_id: str | None = None
+    conflict_reason: str | None = None
+    workflow_id: str | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> JobOut:
+        """From ``job_dict`` (with the priority's level name)."""
+        return cls(**row, priority_name=priority_name(row.get("priority")))
+
+
+class JobView(BaseModel):
+    """One job wherever it is (``pipeline.inspection.job_detail``), with its state."""
+
+    id: str
+    state: str = Field(description="QUEUED, BLOCKED or RUNNING from where it is now; else "
+                                   "the store's state, else the result backend's.")
+    where: str = Field(description="running, granted, between, parked, queued, dead_letter, "
+                                   "finished or elsewhere")
+    why_not_running: str = Field(description="One line; empty while it runs.")
+    place: int = 0
+    priority: str = ""
+    holder: str = ""
+    resources: list[str] = []
+    waiting_for: str = ""
+    blocked_by: str = ""
+    host: str = ""
+    pid: str = ""
+    expires: float | None = None
+    result_state: str = "PENDING"
+    job: JobOut | None = None
+    history: list[HistoryEntry] = []
+    dead_letter: dict[str, Any] | None = None
+
+
+class JobPage(BaseModel):
+    """One page of a filtered job list."""
+
+    total: int
+    limit: int
+    offset: int
+    jobs: list[JobOut]
+
+
+class DeadLetterSelection(BaseModel):
+    """Which dead letters to requeue or purge: ids, or a filter, or ``all``."""
+
+    model_config = _STRICT
+
+    ids: list[str] | None = Field(default=None, max_length=10_000)
+    task: str | None = None
+    user: str | None = None
+    project: str | None = None
+    priority: PriorityIn | None = None
+    all: bool = Field(default=False, description="Every dead letter (required when no id "
+                                                 "or filter is given).")
+
+
+class DeadLetterAction(BaseModel):
+    """The dead letters an action took."""
+
+    count: int
+    ids: list[str] = []
+
+
+class Clear(BaseModel):
+    """Flush waiting jobs; ``confirm`` must be true unless ``dry_run``."""
+
+    model_config = _STRICT
+
+    priority: PriorityIn | None = None
+    state: Literal["queued", "parked", "all"] = "all"
+    dry_run: bool = False
+    confirm: bool = False
+
+
+class ReleaseLock(BaseModel):
+    """A resource to free by hand (its holder died, or holds it too long)."""
+
+    model_config = _STRICT
+
+    resource: str = Field(min_length=1, max_length=255,
+                          description="user:NAME, project:NAME, model:NAME or global")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def query_priority(value: str | None) -> int | None:
+    """A priority given in a query string (a name, or digits 0-9), checked."""
+    if value is None:
+        return None
+    return parse_priority(int(value) if value.isdigit() else value)
+
+
+def priority_name(value: int | None) -> str | None:
+    """``high`` for 3, ``normal`` for 4-6... (the level a priority runs at)."""
+    if value is None or not 0 <= value <= 9:
+        return None
+    from pipeline.priority import level_of
+
+    return Priority(level_of(value)).label

@@ -1,0 +1,72 @@
+"""Property-based fuzzing of the OpenAPI schema (schemathesis): no 500, nothing queued lost.
+
+Every operation gets generated requests with an admin token, while jobs wait
+queued in the broker and parked behind a hold. Operations that exist to
+remove waiting jobs (clear, dead-letter purge and requeue of ``all``, a forced
+lock release) are left out: whatever they take, they take on purpose.
+``PIPELINE_FUZZ_EXAMPLES`` sets the examples per operation (default 10; a
+long run: ``PIPELINE_FUZZ_EXAMPLES=500 pytest tests/integration/api/test_api_fuzz.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from pipeline import control, explain
+from pipeline.api.app import create_app
+from pipeline.engine import engine_for
+from pipeline.locks.base import Acquired, Blocked, Ticket
+from pipeline.metrics import Metrics
+from pipeline.resources import Demand, claims
+from tests.integration.api.conftest import ADMIN, TOKENS
+
+EXAMPLES = int(os.environ.get("PIPELINE_FUZZ_EXAMPLES", "10"))
+DESTRUCTIVE = ("/api/admin/clear", "/api/dead-letters/purge", "/api/dead-letters/requeue",
+               "/api/locks/release")
+
+
+@pytest.fixture
+def waiting(app: Any, store: str) -> dict[str, list[str]]:
+    """Two jobs queued in the broker and one parked behind a live hold."""
+    from tests.tasks.lockprobes import hold
+
+    queued = [hold.apply_async((0.0,), priority=p).id for p in ("low", "high")]
+    engine = engine_for(app)
+    needed = claims(Demand(user="fuzz"), engine.settings)
+    assert isinstance(engine.locks.acquire(Ticket("fuzz-holder", "fuzz-holder", needed, 6),
+                                           host="fuzz", pid=1), Acquired)
+    parked = str(uuid.uuid4())
+    assert isinstance(engine.locks.acquire(Ticket(parked, parked, needed, 6), host="fuzz",
+                                           pid=1, park_message='{"body":"[]"}',
+                                           queue_key="q"), Blocked)
+    return {"queued": queued, "parked": [parked]}
+
+
+def _schema() -> Any:
+    """The API's schema, loaded from the app itself (the Celery app is the tests')."""
+    from tasks.app import app
+
+    api = create_app(app, tokens=TOKENS, metrics=Metrics(app, worker_refresh=0))
+    return schemathesis.openapi.from_asgi("/openapi.json", api).exclude(path=list(DESTRUCTIVE))
+
+
+schema = _schema()
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+def test_no_request_is_a_server_error_or_loses_a_waiting_job(
+        case: Any, app: Any, waiting: dict[str, list[str]]) -> None:
+    response = case.call(headers=ADMIN)
+    assert response.status_code < 500, (case.method, case.path, response.text)
+    for job in waiting["queued"]:
+        assert control.position(app, job).where == "queued", job
+    for job in waiting["parked"]:
+        assert explain(job, app).status == "parked", job

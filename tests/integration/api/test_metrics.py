@@ -1,0 +1,158 @@
+"""``/metrics`` parsed with prometheus-client's parser: its numbers match Redis and the store."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+
+from pipeline import explain
+from pipeline.engine import engine_for
+from pipeline.locks.base import Acquired, Blocked, Duplicate, Ticket
+from pipeline.resources import Demand, claims
+from pipeline.store.models import QueueLog
+from pipeline.store.session import session_scope
+from tests.integration.api.conftest import ADMIN, READ, hold_job, new_user, wait_for
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(client: TestClient) -> Samples:
+    """Every sample of ``/metrics``, keyed by name and labels."""
+    response = client.get("/metrics", headers=READ)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(response.text)
+            for s in family.samples}
+
+
+def value(samples: Samples, metric: str, /, **labels: str) -> float:
+    """The sum of *metric* over the samples carrying *labels*."""
+    wanted = set(labels.items())
+    return sum(v for (n, found), v in samples.items() if n == metric and wanted <= found)
+
+
+def store_count(url: str, event: str, job_ids: list[str]) -> int:
+    with session_scope(url) as session:
+        return int(session.scalar(select(func.count()).select_from(QueueLog).where(
+            QueueLog.event == event, QueueLog.job_id.in_(job_ids))) or 0)
+
+
+def test_metrics_match_redis_and_the_store(client: TestClient, workers: Any, app: Any,
+                                           store: str, record: Callable[[], None]) -> None:
+    time.sleep(0.3)  # the event reader starts at the stream's end
+    user = new_user()
+    first = client.post("/api/jobs", json=hold_job(1.5, user), headers=ADMIN).json()["id"]
+    wait_for(lambda: explain(first, app).status == "running", what="the first job to run")
+    second = client.post("/api/jobs", json=hold_job(0.0, user), headers=ADMIN).json()["id"]
+    wait_for(lambda: explain(second, app).status == "parked", what="the second job to park")
+    flaky = client.post("/api/jobs", json={"task": "lockprobes.flaky", "args": [100]},
+                        headers=ADMIN).json()["id"]
+
+    parked = scrape(client)
+    counts = engine_for(app).locks.parked_counts()
+    assert value(parked, "pipeline_parked_jobs", priority="normal") == counts[6] == 1
+    assert value(parked, "pipeline_parked_jobs", resource_kind="user") == 1
+    assert value(parked, "pipeline_locks_held", kind="user") >= 1
+    assert value(parked, "pipeline_parked_oldest_seconds") > 0
+
+    ids = [first, second, flaky]
+
+    def settled() -> bool:
+        record()
+        return store_count(store, "completed", ids) == 2 and \
+            store_count(store, "dead_lettered", ids) == 1
+
+    wait_for(settled, timeout=30, what="both holds completed and the flaky job dead-lettered")
+
+    def counted() -> Samples | None:
+        samples = scrape(client)
+        done = value(samples, "celery_task_succeeded_total", name="lockprobes.hold") == 2
+        return samples if done and value(samples, "celery_task_failed_total") == 1 else None
+
+    samples = wait_for(counted, what="the metrics to count every event")
+    # three published, and the flaky job's two retries published again
+    assert value(samples, "celery_task_sent_total") == store_count(store, "queued", ids) == 5
+    assert value(samples, "celery_task_started_total") == store_count(store, "started", ids)
+    assert value(samples, "celery_task_retried_total", name="lockprobes.flaky") == \
+        store_count(store, "retried", ids) == 2
+    assert value(samples, "celery_task_failed_total", name="lockprobes.flaky",
+                 exception="RuntimeError") == 1
+    assert value(samples, "celery_task_received_total") == \
+        store_count(store, "started", ids) + store_count(store, "blocked", ids)
+    assert value(samples, "celery_task_runtime_count", name="lockprobes.hold") == 2
+    assert value(samples, "pipeline_lock_wait_seconds_count") == 1
+    assert value(samples, "pipeline_handoff_latency_seconds_count") == 1
+    assert value(samples, "pipeline_dead_letters") == \
+        engine_for(app).redis.zcard(engine_for(app).keys.dead_letters) == 1
+    assert value(samples, "pipeline_dead_lettered_total", name="lockprobes.flaky") == 1
+    assert value(samples, "pipeline_parked_jobs") == 0
+    assert value(samples, "pipeline_metrics_events_missed_total") == 0
+    assert value(samples, "celery_queue_length", queue_name="pipeline") == 0
+
+
+def _park(app: Any, count: int) -> None:
+    """Park *count* jobs behind a hold on one user (straight through the lock engine)."""
+    engine = engine_for(app)
+    needed = claims(Demand(user="crowd"), engine.settings)
+    taken = engine.locks.acquire(Ticket("holder", "holder", needed, 6), host="test",
+                                 pid=os.getpid())
+    assert isinstance(taken, (Acquired, Duplicate))
+    for _ in range(count):
+        job = str(uuid.uuid4())
+        result = engine.locks.acquire(Ticket(job, job, needed, 9), host="test", pid=os.getpid(),
+                                      park_message='{"body":"[]"}', queue_key="q")
+        assert isinstance(result, Blocked)
+
+
+def _commands_during(app: Any, action: Callable[[], Any]) -> list[str]:
+    """The commands this test's Redis database received while *action* ran (MONITOR)."""
+    url = engine_for(app).redis.connection_pool.connection_kwargs
+    database = url.get("db", 0)
+    monitor_client = redis.Redis(host=url.get("host"), port=url.get("port"), db=database)
+    seen: list[str] = []
+    marker = f"end-{uuid.uuid4().hex}"
+    ready = threading.Event()
+
+    def watch() -> None:
+        with monitor_client.monitor() as monitor:
+            ready.set()
+            while True:
+                command = monitor.next_command()
+                if marker in command["command"]:
+                    return
+                if command.get("db") == database:
+                    seen.append(command["command"])
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    ready.wait(5)
+    time.sleep(0.2)
+    action()
+    engine_for(app).redis.echo(marker)
+    thread.join(10)
+    return seen
+
+
+def test_a_scrape_reads_a_fixed_number_of_keys_however_many_jobs_are_parked(
+        app: Any, store: str) -> None:
+    from pipeline.metrics import StateCollector
+
+    collector = StateCollector(app)
+    _park(app, 20)
+    few = _commands_during(app, lambda: list(collector.collect()))
+    _park(app, 1500)
+    assert engine_for(app).locks.parked_counts()[9] == 1520
+    many = _commands_during(app, lambda: list(collector.collect()))
+    parked_reads = [c for c in many if ":park:" in c]
+    assert len(parked_reads) <= 2, parked_reads
+    assert len(many) == len(few), (few, many)
