@@ -99,6 +99,7 @@ def _drive_every_script(locks: RedisLocks) -> None:
     locks.find_queued([QUEUE], "q", remove=True)
     locks.acquire(Ticket("d", "d", model, 6), host="h", pid=1, park_message=message,
                   queue_key=QUEUE)
+    locks.force_release("model:m", by="test", reason="an operator's release")
     time.sleep(1.1)  # b's grant and every lease run out
     locks.sweep(100)
 
