@@ -61,7 +61,7 @@ def unusual_endings(rig: Rig, rounds: int = 1) -> Figure:
             results.append(end.apply_async((kind, f"{how}{n}"), **options))
     started = {r.id for r in results}
     wait_until(lambda: started <= set(rig.ledger.by_job()) and _settled(rig), 60.0 + 10 * rounds,
-               "every unusual ending to be over (nothing queued, nothing taken)", every=0.2)
+               "every unusual ending to be over (nothing queued, nothing taken)")
     leaked = rig.settle_locks(3.0)
     ran = rig.ledger.by_job()
     figure = Figure(6, "unusual endings",

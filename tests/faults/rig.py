@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 
@@ -24,8 +24,10 @@ from tests.faults.ledger import Ledger, Verdict, verdict
 from tests.faults.netns import Hosts
 from tests.faults.redisserver import PrivateRedis
 from tests.helpers.apps import point_app_at
+from tests.integration.locks.support import wait_for as wait_until
 
-T = TypeVar("T")
+__all__ = ["Figure", "Rig", "rig", "wait_until"]
+
 LOCK_PATTERNS = ("{pipeline}:res:*", "{pipeline}:hold:*", "{pipeline}:park:*")
 
 
@@ -83,19 +85,6 @@ class Figure:
         return asdict(self)
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, what: str,
-               every: float = 0.05) -> T:
-    """Poll *predicate* until it returns something true; fail naming *what* after *timeout*."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
-
-
 @dataclass
 class Rig:
     """A private Redis, the app pointed at it, the workers and their fault log."""
@@ -123,7 +112,7 @@ class Rig:
         wanted = set(ids)
         try:
             wait_until(lambda: wanted <= self.ledger.finished_ids(), timeout,
-                       f"{len(wanted)} jobs to finish", every=0.2)
+                       f"{len(wanted)} jobs to finish")
         except AssertionError as exc:
             missing = sorted(wanted - self.ledger.finished_ids())
             raise AssertionError(f"{exc}: {len(missing)} never finished, e.g. {missing[:3]}\n"
@@ -136,7 +125,7 @@ class Rig:
     def settle_locks(self, timeout: float) -> int:
         """Wait (up to *timeout*) until no lock key is left; returns how many are left."""
         with contextlib.suppress(AssertionError):
-            wait_until(lambda: not self.lock_keys(), timeout, "lock keys to go", every=0.2)
+            wait_until(lambda: not self.lock_keys(), timeout, "lock keys to go")
         return len(self.lock_keys())
 
 

@@ -9,13 +9,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from pipeline.errors import ServiceError
 from pipeline.runtime.launch import ChildSpec, Supervisor
 from pipeline.runtime.restart import RestartPolicy
+from tests.integration.locks.support import wait_for
 
 SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(120)"]
 QUICK = RestartPolicy(first_delay=0.2, max_delay=1.0, fast=5.0, give_up_after=3)
@@ -44,13 +45,6 @@ def run_in_thread(supervisor: Supervisor) -> tuple[threading.Thread, list[BaseEx
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread, errors
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_a_killed_child_is_started_again_after_a_delay_that_grows(
