@@ -107,9 +107,13 @@ def _record_lock_lost(engine: Engine, task_id: str, running: RunningJob) -> None
     Another job may have held its resources meanwhile; its release (fenced by
     its token) frees nothing of theirs, and its outcome carries ``lock_lost``.
     """
-    emit(engine.redis, engine.keys.events, LOCK_LOST, task_id,
-         {"holder": running.holder, "resources": sorted(running.tokens),
-          "reason": "the lease ran out while the job ran"}, maxlen=engine.settings.events_maxlen)
+    try:
+        emit(engine.redis, engine.keys.events, LOCK_LOST, task_id,
+             {"holder": running.holder, "resources": sorted(running.tokens),
+              "reason": "the lease ran out while the job ran"},
+             maxlen=engine.settings.events_maxlen)
+    except (redis.ConnectionError, redis.TimeoutError, OSError):  # its outcome still says so
+        logger.warning("could not record that job %s lost its lease", task_id)
 
 
 def _out_of_attempts(task: Any, exc: Any, engine: Engine) -> bool:

@@ -12,6 +12,7 @@ of leaving the resources blocked until the lease runs out.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from billiard.einfo import ExceptionInfo, ExceptionWithTraceback
@@ -21,6 +22,7 @@ from celery.worker.request import Request
 from pipeline.deliveries import worker_lost
 from pipeline.finishing import release_orphan
 
+logger = logging.getLogger(__name__)
 #: Exceptions meaning the pool process running the job is gone.
 CHILD_GONE = (WorkerLostError, Terminated, TimeLimitExceeded, SystemExit, KeyboardInterrupt)
 
@@ -45,7 +47,11 @@ class PipelineRequest(Request):  # type: ignore[misc]
             release_orphan(self.task, self.id, self.request_dict,
                                      f"pool process lost: {exc!r}")
             if self._process_died(exc):
-                lost = worker_lost(self, exc)
+                try:
+                    lost = worker_lost(self, exc)
+                except Exception:  # Redis unreachable: requeue as usual, count next time
+                    logger.exception("could not count the lost delivery of job %s", self.id)
+                    lost = None
                 if lost is not None:  # dead-lettered: fail it instead of requeueing it again
                     exc_info = _info_of(lost, exc)
         return super().on_failure(exc_info, send_failed_event, return_ok)
