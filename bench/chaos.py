@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -133,6 +134,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     """Run the scenarios; exit 1 if any broke a promise or did not run."""
     args = parse_args(argv)
+    # Background runs ignore SIGINT: SIGTERM unwinds too, so every worker and Redis is stopped.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     # The app reads its broker from the environment when first imported; each
     # scenario points it at a private Redis of its own.
     os.environ.setdefault("PIPELINE_BROKER_URL", "redis://127.0.0.1:6379/15")
@@ -173,6 +176,10 @@ def main(argv: list[str]) -> int:
         return 1
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _machine() -> dict[str, Any]:
