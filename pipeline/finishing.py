@@ -9,9 +9,12 @@ resources to parked jobs in the same Redis call.
 
 from __future__ import annotations
 
+<<<<<<< HEAD
 import json
 import logging
 import time
+=======
+>>>>>>> main
 from typing import Any
 
 import redis
@@ -23,10 +26,16 @@ from pipeline.events import (
     COMPLETED,
     DEAD_LETTERED,
     FAILED,
+<<<<<<< HEAD
     LOCK_LOST,
     RELEASED,
     RETRIED,
     emit,
+=======
+    RELEASED,
+    RETRIED,
+    compact_json,
+>>>>>>> main
     summary,
 )
 from pipeline.header import NAME, JobHeader, of_request
@@ -61,11 +70,15 @@ def finish(task: Any, task_id: str, status: str, retval: Any,
         header = of_request(request)
         deadletters.record(task.app, request, task.name, priority_of(request),
                            summary(retval), header, guest=running.guest)
+<<<<<<< HEAD
     outcome: dict[str, Any] = {key: summary(retval), "attempt": (request.retries or 0) + 1}
     if lost:
         outcome["lock_lost"] = True
         _record_lock_lost(engine, task_id, running)
     detail = json.dumps(outcome, separators=(",", ":"), default=str)
+=======
+    detail = compact_json({key: summary(retval), "attempt": (request.retries or 0) + 1})
+>>>>>>> main
     keep = 0.0
     if running.workflow and not running.guest:
         if status == states.SUCCESS and running.has_next_step:
@@ -127,7 +140,7 @@ def release_orphan(task: Any, task_id: str, request_dict: dict[str, Any], reason
     """Release the hold of a job whose pool process died (called by the worker's main process)."""
     raw = request_dict.get(NAME) or (request_dict.get("headers") or {}).get(NAME)
     holder = JobHeader.decode(raw).workflow or task_id
-    detail = json.dumps({"reason": reason}, separators=(",", ":"))
+    detail = compact_json({"reason": reason})
     engine_for(task.app).locks.release(holder, task_id, event=RELEASED, detail=detail)
 
 
