@@ -9,12 +9,8 @@ resources to parked jobs in the same Redis call.
 
 from __future__ import annotations
 
-<<<<<<< HEAD
-import json
 import logging
 import time
-=======
->>>>>>> main
 from typing import Any
 
 import redis
@@ -26,16 +22,11 @@ from pipeline.events import (
     COMPLETED,
     DEAD_LETTERED,
     FAILED,
-<<<<<<< HEAD
     LOCK_LOST,
     RELEASED,
     RETRIED,
-    emit,
-=======
-    RELEASED,
-    RETRIED,
     compact_json,
->>>>>>> main
+    emit,
     summary,
 )
 from pipeline.header import NAME, JobHeader, of_request
@@ -70,15 +61,11 @@ def finish(task: Any, task_id: str, status: str, retval: Any,
         header = of_request(request)
         deadletters.record(task.app, request, task.name, priority_of(request),
                            summary(retval), header, guest=running.guest)
-<<<<<<< HEAD
     outcome: dict[str, Any] = {key: summary(retval), "attempt": (request.retries or 0) + 1}
     if lost:
         outcome["lock_lost"] = True
         _record_lock_lost(engine, task_id, running)
-    detail = json.dumps(outcome, separators=(",", ":"), default=str)
-=======
-    detail = compact_json({key: summary(retval), "attempt": (request.retries or 0) + 1})
->>>>>>> main
+    detail = compact_json(outcome)
     keep = 0.0
     if running.workflow and not running.guest:
         if status == states.SUCCESS and running.has_next_step:
