@@ -128,21 +128,22 @@ def test_the_sweep_gives_back_the_jobs_of_a_worker_that_died(
     from tests.faults.probes import work
     from tests.helpers.workers import SubprocessWorker
 
-    env = {"PIPELINE_VISIBILITY_TIMEOUT": "2", "PIPELINE_LOCK_LEASE": "1",
+    env = {"PIPELINE_VISIBILITY_TIMEOUT": "3", "PIPELINE_LOCK_LEASE": "1",
            "PIPELINE_STORE_ENABLED": "false"}
-    with SubprocessWorker(redis_url, tmp_path, concurrency=1, include=("tests.faults.probes",),
-                          env=env) as worker:
-        job = work.apply_async((30.0, "long"))
-        deadline = time.monotonic() + 20
-        while not redis_client.hlen("{pipeline}:unacked"):
-            assert time.monotonic() < deadline, worker.log()
-            time.sleep(0.05)
-        worker.signal_group(signal.SIGKILL)
     options = dict(app.conf.broker_transport_options)
-    app.conf.broker_transport_options = {**options, "visibility_timeout": 2}
+    app.conf.broker_transport_options = {**options, "visibility_timeout": 3}
     try:
-        assert sweep_once(app).jobs_rescued == 0, "rescued before the visibility timeout"
-        time.sleep(2.5)
+        with SubprocessWorker(redis_url, tmp_path, concurrency=1,
+                              include=("tests.faults.probes",), env=env) as worker:
+            job = work.apply_async((30.0, "long"))
+            deadline = time.monotonic() + 20
+            while not redis_client.hlen("{pipeline}:unacked"):
+                assert time.monotonic() < deadline, worker.log()
+                time.sleep(0.05)
+            time.sleep(1.0)  # its worker renews the message meanwhile
+            worker.signal_group(signal.SIGKILL)
+            assert sweep_once(app).jobs_rescued == 0, "rescued before the visibility timeout"
+        time.sleep(3.5)
         report = sweep_once(app)
     finally:
         app.conf.broker_transport_options = options
