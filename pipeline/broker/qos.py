@@ -94,7 +94,7 @@ class PipelineQoS(kombu_redis.QoS):
         self._renew_every = float(channel.unacked_renew_interval or 0)
         #: Acks and drops that could not be sent (Redis unreachable).
         self._pending_drops: set[str] = set()
-        #: Messages taken whose unacked entry could not be written (Redis went
+        #: Messages taken whose unacked entry Redis may not have written (it went
         #: down as it handed them over): tag -> entry, written by the keeper.
         self._unwritten: dict[str, str] = {}
         #: Of those, the ones to write as due at once (given back, not held).
@@ -165,14 +165,16 @@ class PipelineQoS(kombu_redis.QoS):
         return True
 
     def _drop(self, delivery_tag: str, what: str) -> None:
-        if not self._settle_unwritten(delivery_tag, give_back=False):
-            try:
-                self._remove_from_indices(delivery_tag).execute()
-            except _BROKER_DOWN as exc:
-                self._pending_drops.add(delivery_tag)
-                keeper().watch(self, self._renew_every or 5.0, owed=True)
-                logger.warning("%s of message %s deferred, the broker is unreachable (%r); "
-                               "retried until it goes through", what, delivery_tag, exc)
+        # A record Redis refused is never written now; it may have been written all
+        # the same (the reply was lost, not the command): it is removed like any other.
+        self._settle_unwritten(delivery_tag, give_back=False)
+        try:
+            self._remove_from_indices(delivery_tag).execute()
+        except _BROKER_DOWN as exc:
+            self._pending_drops.add(delivery_tag)
+            keeper().watch(self, self._renew_every or 5.0, owed=True)
+            logger.warning("%s of message %s deferred, the broker is unreachable (%r); "
+                           "retried until it goes through", what, delivery_tag, exc)
         virtual.QoS.ack(self, delivery_tag)
 
     def _forget(self, delivery_tag: str, why: str) -> None:

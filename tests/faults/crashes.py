@@ -47,8 +47,15 @@ def kill_workers(rig: Rig, kills: int = 20, lease: float = 2.0, visibility: int 
         victim = rig.fleet.add(2)  # started again, as systemd or `pipeline up` would
     rig.wait_finished(ids, timeout=visibility + RESTORE_EVERY + 60.0)
     by_job = rig.ledger.by_job()
-    rescued = [min(r.start for r in by_job[job] if r.start > at) - at for job, at in killed
-               if any(r.start > at for r in by_job[job])]
+    kills = sorted({at for _, at in killed})
+    # A job given back may be taken by the next worker to die before it started there:
+    # its wait is counted from the last kill before it ran again.
+    rescued = []
+    for job, at in killed:
+        starts = [r.start for r in by_job[job] if r.start > at]
+        if starts:
+            rerun = min(starts)
+            rescued.append(rerun - max(k for k in kills if k < rerun))
     bound = visibility + RESTORE_EVERY + 2.0
     figure = Figure(4, "whole worker killed",
                     f"SIGKILL of a whole worker (main process and pool) while it runs jobs; "
