@@ -36,18 +36,21 @@ def kill_workers(rig: Rig, kills: int = 20, lease: float = 2.0, visibility: int 
     ids: list[str] = []
     killed: list[tuple[str, float]] = []
     for round_ in range(kills):
+        # Resources of this round only: a killed holder keeps its locks until its lease
+        # runs out, and the next rounds must not wait for that.
         for i in range(jobs_per_round):
-            options: dict[str, Any] = {"user": f"u{i % 3}"} if i % 2 else {"models": [f"m{i % 2}"]}
+            options: dict[str, Any] = ({"user": f"u{round_}.{i % 3}"} if i % 2
+                                       else {"models": [f"m{round_}.{i % 4}"]})
             ids.append(work.apply_async((seconds, f"w{round_}.{i}", 0.05), **options).id)
         pids = set(rig.fleet.children(victim))
-        jobs = wait_until(lambda p=pids: _open_runs_on(rig, p), 30.0,
+        jobs = wait_until(lambda p=pids: _open_runs_on(rig, p), lease + 30.0,
                           f"round {round_}: a job running on the victim")
         at = rig.fleet.kill(victim)
         killed += [(job, at) for job in jobs]
         victim = rig.fleet.add(2)  # started again, as systemd or `pipeline up` would
     rig.wait_finished(ids, timeout=visibility + RESTORE_EVERY + 60.0)
     by_job = rig.ledger.by_job()
-    kills = sorted({at for _, at in killed})
+    kill_times = sorted({at for _, at in killed})
     # A job given back may be taken by the next worker to die before it started there:
     # its wait is counted from the last kill before it ran again.
     rescued = []
@@ -55,7 +58,7 @@ def kill_workers(rig: Rig, kills: int = 20, lease: float = 2.0, visibility: int 
         starts = [r.start for r in by_job[job] if r.start > at]
         if starts:
             rerun = min(starts)
-            rescued.append(rerun - max(k for k in kills if k < rerun))
+            rescued.append(rerun - max(k for k in kill_times if k < rerun))
     bound = visibility + RESTORE_EVERY + 2.0
     figure = Figure(4, "whole worker killed",
                     f"SIGKILL of a whole worker (main process and pool) while it runs jobs; "
