@@ -66,7 +66,7 @@ def ticket_for(task: Any, request: Any, engine: Engine) -> Ticket:
         claims=job_claims,
         priority=priority,
         detail=compact_json(detail),
-        submitted_ms=int((header.submitted_at or 0) * 1000),
+        submitted_ms=(header.submitted_at or 0.0) * 1000,
         step=header.is_later_step,
         guest=holder != request.id and not header.is_later_step,
     )
