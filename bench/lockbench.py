@@ -27,11 +27,13 @@ import redis
 from bench import targets
 from bench.harness import BenchError, Context, JobTiming, Worker, collect
 from bench.stats import percentile, rounded
-from bench.targets import NO_RECORDER_THREAD, Sender, Target
+from bench.targets import NO_RECORDER_THREAD, MarkSender, Sender, Target
 from pipeline.priority import Priority
 
 PLAIN = "plain"
 PIPELINE = "pipeline"
+PLAIN_AS_SHIPS = targets.PLAIN_AS_SHIPS
+PIPELINE_AS_SHIPS = targets.PIPELINE_AS_SHIPS
 #: One -I option: Celery keeps only the last of several.
 PIPELINE_INCLUDES = ("tasks.bench,tasks.benchlocks",)
 PLAIN_INCLUDES = ("bench.plainlocks",)
@@ -56,20 +58,28 @@ class Span:
 
 
 def pipeline_target(name: str = PIPELINE, env: dict[str, str] | None = None,
-                    send: Sender | None = None) -> Target:
-    """The pipeline app with the lock benchmark jobs; store off unless *env* says otherwise."""
-    base = targets.pipeline()
+                    send: Sender | None = None, *, as_ships: bool = False,
+                    send_mark: MarkSender | None = None) -> Target:
+    """The pipeline app with the lock benchmark jobs; store off unless *env* says otherwise.
+
+    With *as_ships*, the pipeline configured as Celery ships (no task events,
+    results ignored: ``bench.targets.pipeline_as_ships``); its *send* and
+    *send_mark* must publish with ``ignore_result=True`` to its queue (see
+    :func:`distinct_senders`).
+    """
+    base = targets.pipeline_as_ships() if as_ships else targets.pipeline()
     import tasks.benchlocks  # noqa: F401  (registers the jobs in this process)
 
     # No recorder beside the worker: the store-on scenarios run their own.
     return replace(base, name=name, includes=PIPELINE_INCLUDES,
                    env={**NO_RECORDER_THREAD, **(STORE_OFF if env is None else env)},
-                   idle=None, send=send or base.send, companions=())
+                   idle=None, send=send or base.send, companions=(),
+                   send_mark=send_mark or base.send_mark)
 
 
-def plain_target(name: str = PLAIN) -> Target:
-    """Plain Celery with the lock benchmark jobs."""
-    base = targets.plain()
+def plain_target(name: str = PLAIN, *, as_ships: bool = False) -> Target:
+    """Plain Celery with the lock benchmark jobs (configured as Celery ships with *as_ships*)."""
+    base = targets.plain_as_ships() if as_ships else targets.plain()
     from bench import plainlocks
 
     plainlocks.register(base.app)
@@ -105,19 +115,38 @@ def set_publisher_store(app: Any, enabled: bool) -> None:
     engine.settings = replace(engine.settings, store_enabled=enabled)
 
 
-def distinct_sender(app: Any) -> Sender:
-    """Publish the trivial pipeline job with its own user, project and model (job i: u<i>...)."""
-    task = app.tasks["bench.pipeline.noop"]
-    counter = itertools.count()
+#: Job numbers of :func:`distinct_senders`, shared by every sender of this process:
+#: no two jobs of a run share a user, project or model.
+_DISTINCT = itertools.count()
+
+
+def distinct_senders(app: Any, target: Target | None = None) -> tuple[Sender, MarkSender]:
+    """Publishers of the trivial job and of the marker job, each with its own user, project
+    and model (job i: ``u<i>``, ``p<i>``, ``m<i>``; the global slot besides).
+
+    With *target* the pipeline as it ships (``bench.targets.pipeline_as_ships``),
+    they publish to its queue with ``ignore_result=True``.
+    """
+    noop = app.tasks["bench.pipeline.noop"]
+    mark = app.tasks["bench.pipeline.mark"]
+    extra: dict[str, Any] = {}
+    if target is not None and not target.results:
+        extra = {"queue": target.queues[0], "ignore_result": True}
+
+    def options(level: Priority | None) -> dict[str, Any]:
+        i = next(_DISTINCT)
+        out: dict[str, Any] = {"user": f"u{i}", "project": f"p{i}", "models": [f"m{i}"], **extra}
+        if level is not None:
+            out["priority"] = level.label
+        return out
 
     def send(level: Priority | None) -> str:
-        i = next(counter)
-        options: dict[str, Any] = {"user": f"u{i}", "project": f"p{i}", "models": [f"m{i}"]}
-        if level is not None:
-            options["priority"] = level.label
-        return str(task.apply_async(**options).id)
+        return str(noop.apply_async(**options(level)).id)
 
-    return send
+    def send_mark(key: str, label: str) -> str:
+        return str(mark.apply_async((key, label), **options(None)).id)
+
+    return send, send_mark
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
