@@ -55,6 +55,8 @@ class Span:
     #: Its stored result said BLOCKED after it had run: the span was read from its
     #: ``completed`` event (see :func:`collect_spans`).
     from_event: bool = False
+    #: The pool process that ran it, for jobs that say (0 otherwise).
+    pid: int = 0
 
 
 def pipeline_target(name: str = PIPELINE, env: dict[str, str] | None = None,
@@ -87,17 +89,19 @@ def plain_target(name: str = PLAIN, *, as_ships: bool = False) -> Target:
 
 
 @contextlib.contextmanager
-def store_off_workers(ctx: Context, sides: dict[str, Target]) -> Iterator[dict[str, Worker]]:
+def store_off_workers(ctx: Context, sides: dict[str, Target], pool: str = "prefork"
+                      ) -> Iterator[dict[str, Worker]]:
     """A worker per side (not started) on a flushed database, this process publishing with
     the store off (the ``PIPELINE`` side's app); every worker stopped and the store on again
     after."""
-    set_publisher_store(sides[PIPELINE].app, False)
+    app = sides[PIPELINE].app
+    set_publisher_store(app, False)
     try:
         ctx.flush()
-        yield {name: ctx.worker(target) for name, target in sides.items()}
+        yield {name: ctx.worker(target, pool) for name, target in sides.items()}
     finally:
         ctx.stop_workers()
-        set_publisher_store(sides[PIPELINE].app, True)
+        set_publisher_store(app, True)
 
 
 def set_publisher_store(app: Any, enabled: bool) -> None:
@@ -212,7 +216,8 @@ def _span(meta: dict[str, Any], stored: float | None = None) -> Span:
         stored = datetime.fromisoformat(meta["date_done"]).timestamp()
     if isinstance(result, list):
         retries = int(result[2]) if len(result) > 2 else 0
-        return Span(float(result[0]), float(result[1]), stored, retries)
+        pid = int(result[3]) if len(result) > 3 else 0
+        return Span(float(result[0]), float(result[1]), stored, retries, pid=pid)
     return Span(float(result), stored, stored)
 
 
@@ -305,6 +310,31 @@ def handoff_gaps(spans: Sequence[Span]) -> list[float]:
     """Milliseconds from each job's end to the next job's start, in start order."""
     ordered = sorted(spans, key=lambda s: s.started)
     return [(b.started - a.ended) * 1000.0 for a, b in itertools.pairwise(ordered)]
+
+
+def process_gaps(spans: Sequence[Span]) -> list[float]:
+    """Milliseconds from each job's end to the start of the next job of the same pool process.
+
+    The gap a busy worker leaves between two jobs of one process: storing the
+    result, acknowledging, fetching the next message and handing it over.
+    """
+    by_process: dict[int, list[Span]] = {}
+    for span in spans:
+        by_process.setdefault(span.pid, []).append(span)
+    return [gap for ran in by_process.values() for gap in handoff_gaps(ran)]
+
+
+def started_before_earlier(spans: Sequence[Span]) -> int:
+    """Jobs that started before a job submitted earlier (*spans* in submission order).
+
+    0 means the jobs started in the order they were submitted (FIFO).
+    """
+    overtook, latest = 0, float("-inf")
+    for span in spans:
+        if span.started < latest:
+            overtook += 1
+        latest = max(latest, span.started)
+    return overtook
 
 
 def overlaps(spans: Sequence[Span]) -> int:
