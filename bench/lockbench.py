@@ -25,7 +25,8 @@ from typing import Any
 import redis
 
 from bench import targets
-from bench.harness import BenchError, Context, JobTiming, Worker, collect
+from bench.errors import BenchError
+from bench.harness import Context, JobTiming, Worker, collect
 from bench.stats import percentile, rounded
 from bench.targets import NO_RECORDER_THREAD, MarkSender, Sender, Target
 from pipeline.priority import Priority

@@ -22,7 +22,7 @@ from bench import lockbench, plainlocks
 from bench.harness import Context, Worker
 from bench.lockbench import PIPELINE, PLAIN, Span
 from bench.scenarios import Scenario
-from bench.stats import ratio
+from bench.stats import paired_ratios, ratio
 from bench.targets import Target
 
 MODEL = "one"
@@ -115,6 +115,7 @@ def run(ctx: Context) -> dict[str, Any]:
     out[PLAIN]["retries_per_job"] = lockbench.median_of([r / jobs for r in retries])
     out[PIPELINE].update(lockbench.goal(out[PIPELINE]["wall_ratio"], GOAL, at_least=False))
     out["pipeline_vs_plain"] = ratio(out[PIPELINE]["wall_ratio"], out[PLAIN]["wall_ratio"])
+    out.update(paired_ratios(samples[PIPELINE], samples[PLAIN]))
     return out
 
 

@@ -25,7 +25,8 @@ from collections import Counter
 from typing import Any
 
 from bench import lockbench
-from bench.harness import BenchError, Context, purge
+from bench.errors import BenchError
+from bench.harness import Context, purge
 from bench.lockbench import PLAIN
 from bench.parker import Parker
 from bench.scenarios import Scenario

@@ -14,7 +14,8 @@ import time
 from typing import Any
 
 from bench import lockbench
-from bench.harness import BenchError, Context, publish, purge
+from bench.errors import BenchError
+from bench.harness import Context, publish, purge
 from bench.scenarios import Scenario
 from bench.stats import compare
 from bench.targets import (
