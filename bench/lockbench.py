@@ -313,16 +313,26 @@ def handoff_gaps(spans: Sequence[Span]) -> list[float]:
     return [(b.started - a.ended) * 1000.0 for a, b in itertools.pairwise(ordered)]
 
 
-def process_gaps(spans: Sequence[Span]) -> list[float]:
-    """Milliseconds from each job's end to the start of the next job of the same pool process.
+def waiting_gaps(jobs: list[tuple[Span, float]], *, per_process: bool,
+                 until: float | None = None) -> list[float]:
+    """Milliseconds from each job's end to the next job's start, where the next job was
+    already published when the previous one ended (it was waiting: a hand-off, or a busy
+    worker's step) and, with *until*, started by then.
 
-    The gap a busy worker leaves between two jobs of one process: storing the
-    result, acknowledging, fetching the next message and handing it over.
+    *jobs* are (span, publish time). In start order over all jobs (the model's
+    sequence), or per pool process with *per_process*. A job that arrives at an
+    idle model or worker starts after a wait that is no hand-off: not counted.
     """
-    by_process: dict[int, list[Span]] = {}
-    for span in spans:
-        by_process.setdefault(span.pid, []).append(span)
-    return [gap for ran in by_process.values() for gap in handoff_gaps(ran)]
+    groups: dict[int, list[tuple[Span, float]]] = {}
+    for span, published in jobs:
+        groups.setdefault(span.pid if per_process else 0, []).append((span, published))
+    gaps: list[float] = []
+    for group in groups.values():
+        group.sort(key=lambda job: job[0].started)
+        for (previous, _), (after, published) in itertools.pairwise(group):
+            if published < previous.ended and (until is None or after.started <= until):
+                gaps.append((after.started - previous.ended) * 1000.0)
+    return gaps
 
 
 def started_before_earlier(spans: Sequence[Span]) -> int:

@@ -36,7 +36,6 @@ All four sides alternate round by round; each round's p50 ratio is paired.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -98,28 +97,6 @@ def _timed(publish_one: Callable[[], str]) -> tuple[float, str]:
     return time.time(), publish_one()
 
 
-def waiting_gaps(jobs: list[tuple[Span, float]], *, per_process: bool,
-                 until: float | None = None) -> list[float]:
-    """Milliseconds from each job's end to the next job's start, where the next job was
-    already published when the previous one ended (it was waiting: a hand-off, or a busy
-    worker's step) and, with *until*, started by then.
-
-    *jobs* are (span, publish time). In start order over all jobs (the model's
-    sequence), or per pool process with *per_process*. A job that arrives at an
-    idle model or worker starts after a wait that is no hand-off: not counted.
-    """
-    groups: dict[int, list[tuple[Span, float]]] = {}
-    for span, published in jobs:
-        groups.setdefault(span.pid if per_process else 0, []).append((span, published))
-    gaps: list[float] = []
-    for group in groups.values():
-        group.sort(key=lambda job: job[0].started)
-        for (previous, _), (after, published) in itertools.pairwise(group):
-            if published < previous.ended and (until is None or after.started <= until):
-                gaps.append((after.started - previous.ended) * 1000.0)
-    return gaps
-
-
 def _drain(ctx: Context, target: Target, worker: Worker, measured: list[tuple[float, str]],
            arrivals: Arrivals | None) -> tuple[list[tuple[Span, float]], float | None, int]:
     """Wait for the measured jobs, stop the arrivals, wait for theirs; every (span, publish
@@ -152,7 +129,7 @@ def pipeline_sample(ctx: Context, target: Target, worker: Worker, jobs: int, mod
         arrivals.start()
     every, until, arrived = _drain(ctx, target, worker, measured, arrivals)
     spans = [span for span, _published in every]
-    return {"gaps": waiting_gaps(every, per_process=False, until=until),
+    return {"gaps": lockbench.waiting_gaps(every, per_process=False, until=until),
             "overlaps": lockbench.overlaps(spans), "left_blocked": lockbench.left_blocked(spans),
             "first_start_ms": (min(s.started for s in spans[:jobs]) - released) * 1000.0,
             "arrived": arrived}
@@ -175,7 +152,8 @@ def plain_sample(ctx: Context, target: Target, worker: Worker, jobs: int, mode: 
         arrivals.start()
     every, until, arrived = _drain(ctx, target, worker, measured, arrivals)
     worker.pause()
-    return {"gaps": waiting_gaps(every, per_process=True, until=until), "arrived": arrived}
+    return {"gaps": lockbench.waiting_gaps(every, per_process=True, until=until),
+            "arrived": arrived}
 
 
 def _summary(values: list[dict[str, Any]]) -> dict[str, Any]:
