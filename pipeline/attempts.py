@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timezone
+from functools import partial, wraps
 from typing import Any
 
 from celery import states
@@ -23,6 +24,27 @@ from pipeline.finishing import finish
 from pipeline.running import RunningJob
 
 logger = logging.getLogger(__name__)
+
+
+def with_retries(body: Any) -> Any:
+    """A task's ``run``: *body* (a function, or a staticmethod of one) under
+    :func:`call_with_retries`. A body wrapped already is returned as it is.
+    """
+    if getattr(body, "pipeline_attempts", False):
+        return body
+    if isinstance(body, staticmethod):
+        func = body.__func__
+
+        def run(task: Any, *args: Any, **kwargs: Any) -> Any:
+            return call_with_retries(task, func, args, kwargs)
+    else:
+        func = body
+
+        def run(task: Any, *args: Any, **kwargs: Any) -> Any:
+            return call_with_retries(task, partial(func, task), args, kwargs)
+    run = wraps(func)(run)
+    run.pipeline_attempts = True  # type: ignore[attr-defined]
+    return run
 
 
 def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:

@@ -132,6 +132,9 @@ def _text(value: Any) -> str:
 
 
 SUMMARY_LIMIT = 200
+#: Compact JSON of an event's detail (one encoder: ``json.dumps`` with options
+#: builds a new one on every call, and the job's path encodes a detail per job).
+compact_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def summary(value: Any) -> str:

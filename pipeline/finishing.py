@@ -9,14 +9,21 @@ resources to parked jobs in the same Redis call.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from celery import states
 
 from pipeline import deadletters, retries
 from pipeline.engine import Engine, engine_for
-from pipeline.events import COMPLETED, DEAD_LETTERED, FAILED, RELEASED, RETRIED, summary
+from pipeline.events import (
+    COMPLETED,
+    DEAD_LETTERED,
+    FAILED,
+    RELEASED,
+    RETRIED,
+    compact_json,
+    summary,
+)
 from pipeline.header import NAME, JobHeader, of_request
 from pipeline.priority import of_request as priority_of
 
@@ -44,8 +51,7 @@ def finish(task: Any, task_id: str, status: str, retval: Any,
         header = of_request(request)
         deadletters.record(task.app, request, task.name, priority_of(request),
                            summary(retval), header, guest=running.guest)
-    detail = json.dumps({key: summary(retval), "attempt": (request.retries or 0) + 1},
-                        separators=(",", ":"), default=str)
+    detail = compact_json({key: summary(retval), "attempt": (request.retries or 0) + 1})
     keep = 0.0
     if running.workflow and not running.guest:
         if status == states.SUCCESS and running.has_next_step:
@@ -69,7 +75,7 @@ def release_orphan(task: Any, task_id: str, request_dict: dict[str, Any], reason
     """Release the hold of a job whose pool process died (called by the worker's main process)."""
     raw = request_dict.get(NAME) or (request_dict.get("headers") or {}).get(NAME)
     holder = JobHeader.decode(raw).workflow or task_id
-    detail = json.dumps({"reason": reason}, separators=(",", ":"))
+    detail = compact_json({"reason": reason})
     engine_for(task.app).locks.release(holder, task_id, event=RELEASED, detail=detail)
 
 

@@ -25,6 +25,9 @@ VERSION = 1
 _LISTS = ("models", "shared_models")
 _TEXTS = ("user", "project", "workflow", "workflow_name")
 _INTS = ("steps", "step", "priority")
+#: The type each field is read as.
+_TYPES: dict[str, type] = {**dict.fromkeys(_TEXTS, str), **dict.fromkeys(_INTS, int),
+                           **dict.fromkeys(_LISTS, tuple), "submitted_at": float}
 
 
 @dataclass(frozen=True)
@@ -118,32 +121,27 @@ class JobHeader:
                 f"header {NAME}.version={version} is newer than this worker reads (up to "
                 f"{VERSION}): the job was published by a newer release; upgrade this worker")
         fields: dict[str, Any] = {"version": version}
-        for name in _TEXTS:
-            fields[name] = _typed(raw, name, str)
-        for name in _INTS:
-            fields[name] = _typed(raw, name, int)
-        for name in _LISTS:
-            value = raw.get(name) or ()
-            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-                raise InvalidJobError(
-                    f"header {NAME}.{name}={value!r} is not accepted: expected a list of names")
-            fields[name] = tuple(value)
-        submitted = raw.get("submitted_at")
-        if submitted is not None and (isinstance(submitted, bool)
-                                      or not isinstance(submitted, int | float)):
-            raise InvalidJobError(
-                f"header {NAME}.submitted_at={submitted!r} is not accepted: expected seconds "
-                "since the epoch")
-        fields["submitted_at"] = None if submitted is None else float(submitted)
+        for name, value in raw.items():
+            kind = _TYPES.get(name)
+            if kind is None or value is None:
+                continue  # the version, or a field a later minor release added
+            if kind is tuple:
+                if not isinstance(value, list | tuple) or not all(
+                        isinstance(v, str) for v in value):
+                    raise InvalidJobError(f"header {NAME}.{name}={value!r} is not accepted: "
+                                          "expected a list of names")
+                fields[name] = tuple(value)
+            elif kind is float:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise InvalidJobError(f"header {NAME}.{name}={value!r} is not accepted: "
+                                          "expected seconds since the epoch")
+                fields[name] = float(value)
+            elif isinstance(value, kind) and not isinstance(value, bool):
+                fields[name] = value
+            else:
+                raise InvalidJobError(f"header {NAME}.{name}={value!r} is not accepted: "
+                                      f"expected {kind.__name__} or nothing")
         return cls(**fields)
-
-
-def _typed(raw: Mapping[str, Any], name: str, kind: type) -> Any:
-    value = raw.get(name)
-    if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
-        return value
-    raise InvalidJobError(
-        f"header {NAME}.{name}={value!r} is not accepted: expected {kind.__name__} or nothing")
 
 
 #: The header of a job published without one (``send_task``, another client).

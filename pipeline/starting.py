@@ -7,7 +7,6 @@ call cannot be parked and raises instead.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -20,7 +19,7 @@ from pipeline import parking, workflows
 from pipeline.blocked_state import store_blocked
 from pipeline.engine import Engine, engine_for
 from pipeline.errors import LockNotAcquired, WorkflowError
-from pipeline.events import RELEASED
+from pipeline.events import RELEASED, compact_json
 from pipeline.header import EMPTY, of_request
 from pipeline.locks.base import Acquired, Blocked, Cancelled, Duplicate, Ticket, Uncovered
 from pipeline.priority import of_request as priority_of
@@ -66,7 +65,7 @@ def ticket_for(task: Any, request: Any, engine: Engine) -> Ticket:
         holder=holder,
         claims=job_claims,
         priority=priority,
-        detail=json.dumps(detail, separators=(",", ":")),
+        detail=compact_json(detail),
         submitted_ms=int((header.submitted_at or 0) * 1000),
         step=header.is_later_step,
         guest=holder != request.id and not header.is_later_step,

@@ -57,15 +57,16 @@ class PipelineTask(Task):  # type: ignore[misc]
             if not hasattr(raw, "__get__"):
                 name = cls.__dict__.get("name") or cls.__name__
                 setattr(cls, option, check_models(f"{name}: {option}", raw))
+        body = cls.__dict__.get("run")
+        if body is not None:
+            # The body is wrapped, not __call__: Celery's tracer calls run()
+            # directly when __call__ is not overridden (no second request context).
+            cls.run = attempts.with_retries(body)
 
     @property
     def max_retries(self) -> int:
         """Retries after the first attempt: the task's option, else ``pipeline_retry_max``."""
         return engine_for(self.app).settings.retry_max
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the body, retrying retriable errors with backoff (see :mod:`pipeline.retries`)."""
-        return attempts.call_with_retries(self, super().__call__, args, kwargs)
 
     def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None,
                     producer: Any = None, link: Any = None, link_error: Any = None,

@@ -113,7 +113,7 @@ class RedisLocks(LockBackend):
         self.settings = settings
         self._scripts = scripts.register_all(client)
         self._fast = ScriptCaller(client, {n: scripts.source(n) for n in ("acquire", "release")},
-                                  keys.events)
+                                  keys.events, scripts.library())
         self._key = [keys.events]
         self._base = keys.base
         self._lease_ms = int(settings.lease * 1000)

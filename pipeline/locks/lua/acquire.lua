@@ -95,10 +95,11 @@ if is_guest then holder = job end
 --    so jobs delivered to two processes at once still queue in submission
 --    order; between projects in turn (fair_rank). Where jobs are parked
 --    behind a resource whose holder's lease ran out, they are served first.
-local lines = false
-for _, c in ipairs(claims) do
+local lines, has_line = false, {}
+for i, c in ipairs(claims) do
   local rid = c[1]
-  if redis.call('EXISTS', lkey(rid)) == 1 then
+  has_line[i] = redis.call('EXISTS', lkey(rid)) == 1
+  if has_line[i] then
     lines = true
     local wk, rk = wkey(rid), rkey(rid)
     local before = redis.call('ZCARD', wk) + redis.call('ZCARD', rk)
@@ -114,8 +115,8 @@ elseif lines then
   rank = fair_rank(prio, claims, submitted, false)
 end
 local blocked = {}
-for _, c in ipairs(claims) do
-  local by = blocker(c, job, rank)
+for i, c in ipairs(claims) do
+  local by = blocker(c, job, rank, has_line[i])
   if by then blocked[#blocked + 1] = {c[1], by} end
 end
 if #blocked == 0 then

@@ -1,7 +1,8 @@
 -- Shared by every lock script (prepended at load time, after the key table K
 -- generated from pipeline/keys.py: no key name is spelled out here). ARGV[1]
 -- is the key base, "{tag}:"; every key a script touches starts with it, so all
--- of them live in one Redis Cluster slot.
+-- of them live in one Redis Cluster slot. Nothing here runs at load time but
+-- definitions: see begin().
 --
 -- Data layout (K names; see pipeline/keys.py for each key's meaning):
 --   writers/readers  zset holder -> lease deadline (ms) per resource
@@ -25,23 +26,34 @@
 -- A claim is "<mode>|<capacity>|<rid>", mode x (exclusive) or s (shared);
 -- claims of a job are joined by newlines.
 -- A rank is priority * 2^44 + a fair-share tag (see fair_rank): lower runs first.
-local B = ARGV[1]
-local T = redis.call('TIME')
-local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
 local RANK_STEP = 17592186044416
 local WAKE_BUDGET = 256
 
--- KEY.<name>: a key of the whole system; <x>key(id): a key of one thing.
-local KEY = {}
-for name, part in pairs(K) do
-  if type(part) == 'string' then KEY[name] = B .. part end
-end
+-- Per call: B, the key base ("{tag}:", ARGV[1]); NOW, the server's time in
+-- ms; KEY.<name>, a key of the whole system; <x>key(id), a key of one thing.
+-- Set by begin(ARGV), the first thing every script does: as a script (EVAL)
+-- the whole file runs per call anyway; as a Redis function the library is
+-- loaded once and only begin() runs per call.
+local B, NOW, KEY
+local wkey, rkey, lkey, hkey, pkey, fkey
 local function keyer(name)
   local before, after = B .. K[name][1], K[name][2]
   return function(id) return before .. id .. after end
 end
-local wkey, rkey, lkey = keyer('writers'), keyer('readers'), keyer('line')
-local hkey, pkey, fkey = keyer('holder'), keyer('parked'), keyer('fair')
+local function begin(argv)
+  if argv[1] ~= B then
+    B = argv[1]
+    KEY = setmetatable({}, {__index = function(known, name)
+      local key = B .. K[name]
+      known[name] = key
+      return key
+    end})
+    wkey, rkey, lkey = keyer('writers'), keyer('readers'), keyer('line')
+    hkey, pkey, fkey = keyer('holder'), keyer('parked'), keyer('fair')
+  end
+  local T = redis.call('TIME')
+  NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+end
 local function num(n) return string.format('%.0f', n) end
 local US = '\31'
 
@@ -118,7 +130,9 @@ end
 -- Can claim c be granted now to job <job> of rank <rank>? Capacity first,
 -- then order: nobody ranked ahead of the job may wait in the resource's line.
 -- Returns nil when it can, else the id blocking it (a holder or a waiter).
-local function blocker(c, job, rank)
+-- <has_line>: whether the resource's line exists (nil: look). Only models
+-- have readers (shared claims), so only their readers are looked at.
+local function blocker(c, job, rank, has_line)
   local rid, mode, cap = c[1], c[2], c[3]
   local wk = wkey(rid)
   local nw = redis.call('ZCARD', wk)
@@ -129,13 +143,16 @@ local function blocker(c, job, rank)
     if nw > 0 then return first_member(wk) end
   else
     if nw >= cap then return first_member(wk) end
-    local rk = rkey(rid)
-    if redis.call('EXISTS', rk) == 1 and live_count(rk) > 0 then
-      return first_member(rk)
+    if string.sub(rid, 1, 6) == 'model:' then
+      local rk = rkey(rid)
+      if redis.call('EXISTS', rk) == 1 and live_count(rk) > 0 then
+        return first_member(rk)
+      end
     end
   end
   local lk = lkey(rid)
-  if redis.call('EXISTS', lk) == 1 then
+  if has_line == nil then has_line = redis.call('EXISTS', lk) == 1 end
+  if has_line then
     local ahead = redis.call('ZRANGEBYSCORE', lk, '-inf', '(' .. num(rank), 'LIMIT', 0, 1)
     if ahead[1] and ahead[1] ~= job then return ahead[1] end
   end

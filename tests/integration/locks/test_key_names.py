@@ -23,7 +23,8 @@ def test_every_key_the_scripts_build_is_the_one_keys_py_names(lock_redis: redis.
               "parked": "pkey"}
     body = "return {" + ", ".join(
         [f"{fn}(ARGV[2])" for fn in per_id.values()] + [f"KEY.{name}" for name in FIXED]) + "}"
-    source = lua_table() + LIB.joinpath("lib.lua").read_text(encoding="utf-8") + "\n" + body
+    source = (lua_table() + LIB.joinpath("lib.lua").read_text(encoding="utf-8")
+              + "\nbegin(ARGV)\n" + body)
     built = [b.decode() for b in lock_redis.eval(source, 0, keys.base, ident)]
     expected = [getattr(keys, name)(ident) for name in per_id]
     expected += [getattr(keys, name) for name in FIXED]
