@@ -77,11 +77,11 @@ def _handoff(result: Mapping[str, Any]) -> Reading:
     parking, quiet = (result[m]["pipeline_handoff"] for m in ("parking", "quiet"))
     busy = result["quiet"]["plain_busy_gap"]
     met = all(h.get("p50", 1e9) < 2.0 and h.get("p99", 1e9) < 5.0 for h in (parking, quiet))
-    checks = [_quotable(result[m]) for m in ("parking", "quiet")]
-    notes = "; ".join(dict.fromkeys(c["note"] for c in checks if c["note"]))
+    checks = {m: _quotable(result[m]) for m in ("parking", "quiet")}
+    notes = "; ".join(f"{m}: {c['note']}" for m, c in checks.items() if c["note"])
     return {"now": f"{parking.get('p50')} / {parking.get('p99')} ms "
                    f"({quiet.get('p50')} / {quiet.get('p99')} ms when nothing else parks)",
-            "met": met, "quotable": all(c["quotable"] for c in checks),
+            "met": met, "quotable": all(c["quotable"] for c in checks.values()),
             "note": f"busy plain gap {busy.get('p50')} / {busy.get('p99')} ms; {notes}"
                     .rstrip("; ")}
 
