@@ -14,6 +14,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -45,7 +46,8 @@ class BufferedEmitter:
         self._pending.append(encode(event_type, job_id, detail, time_ms))
         if self._thread is None:
             self._start()
-        self._wake.set()
+        if not self._wake.is_set():
+            self._wake.set()
 
     def flush(self) -> int:
         """Write everything buffered now; returns how many events were written."""
@@ -74,8 +76,10 @@ class BufferedEmitter:
     def _run(self) -> None:
         while True:
             self._wake.wait()
+            # Let a burst of publishes share one round trip: not woken early by
+            # each new event, so the events of the burst gather meanwhile.
+            time.sleep(self.delay)
             self._wake.clear()
-            self._wake.wait(self.delay)  # let a burst of publishes share one round trip
             try:
                 self.flush()
             except Exception:  # a Redis blip must not kill the thread; events stay queued

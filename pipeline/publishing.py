@@ -28,7 +28,7 @@ from pipeline.resources import (
 )
 
 
-def prepare(task: Any, options: dict[str, Any], task_id: str | None) -> str:
+def prepare(task: Any, options: dict[str, Any], task_id: str | None) -> tuple[str, JobHeader]:
     """Validate priority and resources of an ``apply_async`` call; put them in its header.
 
     Stamps a whole chain when *task* is its first step (see
@@ -36,7 +36,8 @@ def prepare(task: Any, options: dict[str, Any], task_id: str | None) -> str:
     job a guest of that job's hold when the hold covers it.
 
     Returns:
-        The task id to publish with (the given one, or a new one).
+        The task id to publish with (the given one, or a new one), and the
+        job's header.
 
     Raises:
         InvalidJobError, WorkflowError: before anything is published.
@@ -59,10 +60,10 @@ def prepare(task: Any, options: dict[str, Any], task_id: str | None) -> str:
     if raw and (raw.get("workflow") or not any(n in options for n in RESOURCE_OPTIONS)):
         # A later step of a workflow (its resources are in the stamped union), or
         # a job published again (retry, requeue) with the header it had.
-        JobHeader.decode(raw)  # a header this release cannot read is refused here
+        stamped = JobHeader.decode(raw)  # a header this release cannot read is refused here
         for name in RESOURCE_OPTIONS:
             options.pop(name, None)
-        return task_id
+        return task_id, stamped
     check_option_names(options)
     if any(options.get(field) for field in canvas.LATER):
         canvas.check(task.app, options)
@@ -76,7 +77,7 @@ def prepare(task: Any, options: dict[str, Any], task_id: str | None) -> str:
         header = _own_header(task, demand, task_id, now, workflow_name)
     headers[NAME] = header.encode()
     options["headers"] = headers
-    return task_id
+    return task_id, header
 
 
 def _own_header(task: Any, demand: Demand, task_id: str, now: float,
@@ -109,7 +110,7 @@ def not_published(task: Any, task_id: str, exc: Exception) -> Exception:
 
 
 def record_queued(task: Any, task_id: str, args: Any, options: dict[str, Any],
-                  sent_at: float) -> None:
+                  header: JobHeader, sent_at: float) -> None:
     """Record the ``queued`` event of a job just published (buffered, off the publish path).
 
     *sent_at* is when the publish began: a worker may park the job within
@@ -118,7 +119,6 @@ def record_queued(task: Any, task_id: str, args: Any, options: dict[str, Any],
     engine = engine_for(task.app)
     if task.app.conf.task_always_eager or not engine.settings.store_enabled:
         return
-    header = JobHeader.decode(in_options(options))
     priority = header.priority if header.priority is not None else options.get("priority")
     engine.emitter.add(QUEUED, task_id, {
         "task": task.name, "priority": int(DEFAULT_PRIORITY) if priority is None else priority,
@@ -141,12 +141,14 @@ def _running_parent(task: Any, demand: Demand) -> str | None:
         WorkflowError: the job shares some resources with the running job but
             needs others its hold lacks (it would wait on its own parent).
     """
+    engine = engine_for(task.app)
+    if not engine.running or task.app.conf.task_always_eager:
+        # No job runs here (a client publishing), or an eager call, which runs
+        # inline under its parent's hold (see pipeline.starting).
+        return None
     from celery import current_task
 
-    if task.app.conf.task_always_eager:
-        return None  # run inline under the parent's hold: see pipeline.starting
     request = getattr(current_task, "request", None)
-    engine = engine_for(task.app)
     running = engine.running.in_body(getattr(request, "id", None))
     if running is None:
         return None

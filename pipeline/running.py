@@ -84,6 +84,9 @@ class RunningJobs:
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._jobs
 
+    def __bool__(self) -> bool:
+        return bool(self._jobs)
+
     def blocked(self, claims: tuple[Any, ...]) -> None:
         """Note that a job needing *claims* was just parked."""
         if len(self._blocked_at) >= _RECENT_MAX:

@@ -81,14 +81,14 @@ class PipelineTask(Task):  # type: ignore[misc]
             ServiceError: Redis did not answer within ``pipeline_publish_timeout``;
                 nothing was published.
         """
-        task_id = publishing.prepare(self, options, task_id)
+        task_id, header = publishing.prepare(self, options, task_id)
         sent_at = time.time()
         try:
             result = super().apply_async(args, kwargs, task_id, producer, link, link_error,
                                          shadow, **options)
         except Exception as exc:
             raise publishing.not_published(self, task_id, exc) from exc
-        publishing.record_queued(self, result.id, args, options, sent_at)
+        publishing.record_queued(self, result.id, args, options, header, sent_at)
         return result
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
