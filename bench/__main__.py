@@ -4,6 +4,10 @@ Usage::
 
     python -m bench [--quick] [--scenario NAME ...] [--redis-url URL] [--rounds N] [--out FILE]
     python -m bench chaos [--quick] [--only N ...]     (the fault suite: bench/chaos.py)
+
+``--scenario speed`` runs the group of scenarios behind issue 15's speed table
+(``bench/speed.py``) and prints that table. After every run a table of every
+ratio with the spread of its paired ratios goes to stderr (after the JSON).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from urllib.parse import urlparse
 
 import redis
 
+from bench import speed, summary
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,7 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and one round, for a fast look")
     parser.add_argument("--scenario", action="append", metavar="NAME",
-                        help="run only this scenario (repeatable); default all")
+                        help="run only this scenario, or the group 'speed' (repeatable); "
+                             "default all")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL,
                         help=f"a dedicated Redis database, FLUSHED before each scenario "
                              f"(default {DEFAULT_REDIS_URL})")
@@ -125,16 +132,19 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
         for scenario in scenarios.values():
             print(f"{scenario.name:24} {scenario.summary}")
+        print(f"{speed.GROUP:24} group: {', '.join(speed.SCENARIOS)} (issue 15's speed table)")
         return 0
-    selected = args.scenario or list(scenarios)
+    selected = _expand(args.scenario or list(scenarios))
     unknown = [name for name in selected if name not in scenarios]
     if unknown:
         shutil.rmtree(workdir, ignore_errors=True)
-        print(f"unknown scenario {', '.join(unknown)}: expected {', '.join(scenarios)}",
-              file=sys.stderr)
+        print(f"unknown scenario {', '.join(unknown)}: expected {', '.join(scenarios)} "
+              f"or the group {speed.GROUP}", file=sys.stderr)
         return 2
     rounds = args.rounds or (1 if args.quick else 3)
-    ctx = Context(redis_url=args.redis_url, quick=args.quick, rounds=rounds, workdir=workdir)
+    # The speed group's store-on rows are SQLite; PostgreSQL only in the other runs.
+    ctx = Context(redis_url=args.redis_url, quick=args.quick, rounds=rounds, workdir=workdir,
+                  postgres=speed.GROUP not in (args.scenario or []))
     report: dict[str, Any] = {"machine": machine(args.redis_url),
                               "run": {"quick": args.quick, "rounds": rounds,
                                       "code": code_version()},
@@ -163,12 +173,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: worker logs kept in {ctx.workdir}", file=sys.stderr)
         else:
             shutil.rmtree(ctx.workdir, ignore_errors=True)
+    ratios = summary.ratio_rows(report["scenarios"], quick=args.quick)
+    speed_rows = speed.table(report["scenarios"], quick=args.quick)
+    report["summary"] = {"ratios": ratios, "speed": speed_rows}
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
+    print("\n" + summary.render(ratios), file=sys.stderr)
+    if speed_rows:
+        print("\nissue 15's speed table\n" + speed.render(speed_rows), file=sys.stderr)
     return 1 if failed else 0
+
+
+def _expand(names: list[str]) -> list[str]:
+    """The scenario names with the ``speed`` group replaced by its scenarios, each once."""
+    out: list[str] = []
+    for name in names:
+        for scenario in speed.SCENARIOS if name == speed.GROUP else (name,):
+            if scenario not in out:
+                out.append(scenario)
+    return out
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -27,7 +28,8 @@ from typing import TypeVar
 
 import redis
 
-from bench import targets
+from bench import marks, targets
+from bench.errors import BenchError
 from bench.targets import Target
 from pipeline.priority import Priority
 
@@ -40,10 +42,8 @@ PAUSE_SETTLE = 1.5
 CHUNK = 1000
 T = TypeVar("T")
 _NODE_NUMBERS = itertools.count(1)
-
-
-class BenchError(RuntimeError):
-    """A benchmark could not measure what it set out to (worker died, job failed)."""
+#: Celery's log format: ``[time: LEVEL/process] message``.
+_LOGGED_ERROR = re.compile(r": (ERROR|CRITICAL)/")
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,21 @@ class Worker:
                                  f"{self.log_tail()}")
         self.consuming = True
         if warm_jobs:
-            ids = [self.target.send(None) for _ in range(warm_jobs)]
-            collect(self.client, self.target, ids, worker=self)
+            self.warm_up(warm_jobs)
         return self
+
+    def warm_up(self, jobs: int) -> None:
+        """Run *jobs* trivial jobs and wait for them (by their results, else a marker job)."""
+        if self.target.results or self.target.send_mark is None:
+            ids = [self.target.send(None) for _ in range(jobs)]
+            collect(self.client, self.target, ids, worker=self)
+            return
+        self.client.hdel(marks.MARKS_KEY, marks.WARM)
+        for _ in range(jobs - 1):
+            self.target.send(None)
+        self.target.send_mark(marks.MARKS_KEY, marks.WARM)
+        marks.wait_for_mark(self, marks.WARM)
+        marks.wait_drained(self)
 
     def start(self, timeout: float = 90.0, warm_jobs: int = 50) -> Worker:
         """Spawn the process and wait until it is :meth:`ready`."""
@@ -174,6 +186,23 @@ class Worker:
                 log = self.log_path.with_suffix(f".{number}.log")
                 raise BenchError(f"{self.nodename}: {command} exited with "
                                  f"{companion.returncode}{self.log_tail(path=log)}")
+
+    def log_offset(self) -> int:
+        """The size of the worker's log now (see :meth:`errors_since`)."""
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def errors_since(self, offset: int) -> list[str]:
+        """The ERROR and CRITICAL lines the worker logged after *offset* (a job failed)."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return []
+        return [line for line in text.splitlines() if _LOGGED_ERROR.search(line)]
 
     def log_tail(self, lines: int = 25, path: Path | None = None) -> str:
         """The end of the worker's log (or another log of it), to explain a failure."""
@@ -385,11 +414,13 @@ class Context:
         redis_url: the benchmark database (flushed before each scenario).
         quick: run the small sizes (whole run under two minutes).
         rounds: alternating rounds per comparison.
+        postgres: run the variants on a PostgreSQL job store too (full runs).
     """
 
     redis_url: str
     quick: bool
     rounds: int
+    postgres: bool = True
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
     workers: list[Worker] = field(default_factory=list)
 

@@ -25,13 +25,16 @@ from typing import Any
 import redis
 
 from bench import targets
-from bench.harness import BenchError, Context, JobTiming, Worker, collect
+from bench.errors import BenchError
+from bench.harness import Context, JobTiming, Worker, collect
 from bench.stats import percentile, rounded
-from bench.targets import NO_RECORDER_THREAD, Sender, Target
+from bench.targets import NO_RECORDER_THREAD, MarkSender, Sender, Target
 from pipeline.priority import Priority
 
 PLAIN = "plain"
 PIPELINE = "pipeline"
+PLAIN_AS_SHIPS = targets.PLAIN_AS_SHIPS
+PIPELINE_AS_SHIPS = targets.PIPELINE_AS_SHIPS
 #: One -I option: Celery keeps only the last of several.
 PIPELINE_INCLUDES = ("tasks.bench,tasks.benchlocks",)
 PLAIN_INCLUDES = ("bench.plainlocks",)
@@ -53,23 +56,33 @@ class Span:
     #: Its stored result said BLOCKED after it had run: the span was read from its
     #: ``completed`` event (see :func:`collect_spans`).
     from_event: bool = False
+    #: The pool process that ran it, for jobs that say (0 otherwise).
+    pid: int = 0
 
 
 def pipeline_target(name: str = PIPELINE, env: dict[str, str] | None = None,
-                    send: Sender | None = None) -> Target:
-    """The pipeline app with the lock benchmark jobs; store off unless *env* says otherwise."""
-    base = targets.pipeline()
+                    send: Sender | None = None, *, as_ships: bool = False,
+                    send_mark: MarkSender | None = None) -> Target:
+    """The pipeline app with the lock benchmark jobs; store off unless *env* says otherwise.
+
+    With *as_ships*, the pipeline configured as Celery ships (no task events,
+    results ignored: ``bench.targets.pipeline_as_ships``); its *send* and
+    *send_mark* must publish with ``ignore_result=True`` to its queue (see
+    :func:`distinct_senders`).
+    """
+    base = targets.pipeline_as_ships() if as_ships else targets.pipeline()
     import tasks.benchlocks  # noqa: F401  (registers the jobs in this process)
 
     # No recorder beside the worker: the store-on scenarios run their own.
     return replace(base, name=name, includes=PIPELINE_INCLUDES,
                    env={**NO_RECORDER_THREAD, **(STORE_OFF if env is None else env)},
-                   idle=None, send=send or base.send, companions=())
+                   idle=None, send=send or base.send, companions=(),
+                   send_mark=send_mark or base.send_mark)
 
 
-def plain_target(name: str = PLAIN) -> Target:
-    """Plain Celery with the lock benchmark jobs."""
-    base = targets.plain()
+def plain_target(name: str = PLAIN, *, as_ships: bool = False) -> Target:
+    """Plain Celery with the lock benchmark jobs (configured as Celery ships with *as_ships*)."""
+    base = targets.plain_as_ships() if as_ships else targets.plain()
     from bench import plainlocks
 
     plainlocks.register(base.app)
@@ -77,17 +90,19 @@ def plain_target(name: str = PLAIN) -> Target:
 
 
 @contextlib.contextmanager
-def store_off_workers(ctx: Context, sides: dict[str, Target]) -> Iterator[dict[str, Worker]]:
+def store_off_workers(ctx: Context, sides: dict[str, Target], pool: str = "prefork"
+                      ) -> Iterator[dict[str, Worker]]:
     """A worker per side (not started) on a flushed database, this process publishing with
     the store off (the ``PIPELINE`` side's app); every worker stopped and the store on again
     after."""
-    set_publisher_store(sides[PIPELINE].app, False)
+    app = sides[PIPELINE].app
+    set_publisher_store(app, False)
     try:
         ctx.flush()
-        yield {name: ctx.worker(target) for name, target in sides.items()}
+        yield {name: ctx.worker(target, pool) for name, target in sides.items()}
     finally:
         ctx.stop_workers()
-        set_publisher_store(sides[PIPELINE].app, True)
+        set_publisher_store(app, True)
 
 
 def set_publisher_store(app: Any, enabled: bool) -> None:
@@ -105,19 +120,38 @@ def set_publisher_store(app: Any, enabled: bool) -> None:
     engine.settings = replace(engine.settings, store_enabled=enabled)
 
 
-def distinct_sender(app: Any) -> Sender:
-    """Publish the trivial pipeline job with its own user, project and model (job i: u<i>...)."""
-    task = app.tasks["bench.pipeline.noop"]
-    counter = itertools.count()
+#: Job numbers of :func:`distinct_senders`, shared by every sender of this process:
+#: no two jobs of a run share a user, project or model.
+_DISTINCT = itertools.count()
+
+
+def distinct_senders(app: Any, target: Target | None = None) -> tuple[Sender, MarkSender]:
+    """Publishers of the trivial job and of the marker job, each with its own user, project
+    and model (job i: ``u<i>``, ``p<i>``, ``m<i>``; the global slot besides).
+
+    With *target* the pipeline as it ships (``bench.targets.pipeline_as_ships``),
+    they publish to its queue with ``ignore_result=True``.
+    """
+    noop = app.tasks["bench.pipeline.noop"]
+    mark = app.tasks["bench.pipeline.mark"]
+    extra: dict[str, Any] = {}
+    if target is not None and not target.results:
+        extra = {"queue": target.queues[0], "ignore_result": True}
+
+    def options(level: Priority | None) -> dict[str, Any]:
+        i = next(_DISTINCT)
+        out: dict[str, Any] = {"user": f"u{i}", "project": f"p{i}", "models": [f"m{i}"], **extra}
+        if level is not None:
+            out["priority"] = level.label
+        return out
 
     def send(level: Priority | None) -> str:
-        i = next(counter)
-        options: dict[str, Any] = {"user": f"u{i}", "project": f"p{i}", "models": [f"m{i}"]}
-        if level is not None:
-            options["priority"] = level.label
-        return str(task.apply_async(**options).id)
+        return str(noop.apply_async(**options(level)).id)
 
-    return send
+    def send_mark(key: str, label: str) -> str:
+        return str(mark.apply_async((key, label), **options(None)).id)
+
+    return send, send_mark
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -183,7 +217,8 @@ def _span(meta: dict[str, Any], stored: float | None = None) -> Span:
         stored = datetime.fromisoformat(meta["date_done"]).timestamp()
     if isinstance(result, list):
         retries = int(result[2]) if len(result) > 2 else 0
-        return Span(float(result[0]), float(result[1]), stored, retries)
+        pid = int(result[3]) if len(result) > 3 else 0
+        return Span(float(result[0]), float(result[1]), stored, retries, pid=pid)
     return Span(float(result), stored, stored)
 
 
@@ -276,6 +311,41 @@ def handoff_gaps(spans: Sequence[Span]) -> list[float]:
     """Milliseconds from each job's end to the next job's start, in start order."""
     ordered = sorted(spans, key=lambda s: s.started)
     return [(b.started - a.ended) * 1000.0 for a, b in itertools.pairwise(ordered)]
+
+
+def waiting_gaps(jobs: list[tuple[Span, float]], *, per_process: bool,
+                 until: float | None = None) -> list[float]:
+    """Milliseconds from each job's end to the next job's start, where the next job was
+    already published when the previous one ended (it was waiting: a hand-off, or a busy
+    worker's step) and, with *until*, started by then.
+
+    *jobs* are (span, publish time). In start order over all jobs (the model's
+    sequence), or per pool process with *per_process*. A job that arrives at an
+    idle model or worker starts after a wait that is no hand-off: not counted.
+    """
+    groups: dict[int, list[tuple[Span, float]]] = {}
+    for span, published in jobs:
+        groups.setdefault(span.pid if per_process else 0, []).append((span, published))
+    gaps: list[float] = []
+    for group in groups.values():
+        group.sort(key=lambda job: job[0].started)
+        for (previous, _), (after, published) in itertools.pairwise(group):
+            if published < previous.ended and (until is None or after.started <= until):
+                gaps.append((after.started - previous.ended) * 1000.0)
+    return gaps
+
+
+def started_before_earlier(spans: Sequence[Span]) -> int:
+    """Jobs that started before a job submitted earlier (*spans* in submission order).
+
+    0 means the jobs started in the order they were submitted (FIFO).
+    """
+    overtook, latest = 0, float("-inf")
+    for span in spans:
+        if span.started < latest:
+            overtook += 1
+        latest = max(latest, span.started)
+    return overtook
 
 
 def overlaps(spans: Sequence[Span]) -> int:

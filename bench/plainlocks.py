@@ -3,6 +3,9 @@
 A plain worker loads them with ``celery -A bench.plain_app worker -I bench.plainlocks``;
 the driver calls :func:`register` on its own plain app to publish them.
 
+``busy`` is the trivial job of a busy worker, which also returns the pid of
+the pool process that ran it (the gap between two jobs of one process).
+
 ``locked`` is how a plain Celery application serialises jobs on one resource
 without the pipeline: a Redis lock (``SET NX PX 30000`` on one key, deleted at
 the end by its owner) and, when the lock is taken, ``self.retry(countdown=0.005,
@@ -21,6 +24,7 @@ from bench import plain_app
 
 TIMED = "benchlocks.plain.timed"
 LOCKED = "benchlocks.plain.locked"
+BUSY = "benchlocks.plain.busy"
 LOCK_KEY = "benchlocks:plain:lock"
 LOCK_PX = 30_000
 RETRY_COUNTDOWN = 0.005
@@ -46,6 +50,12 @@ def run_for(seconds: float = 0.0) -> list[float]:
     return [started, time.time()]
 
 
+def run_busy() -> list[float]:
+    """A trivial job that says which pool process ran it: ``[start, end, 0, pid]``."""
+    started = time.time()
+    return [started, time.time(), 0.0, float(os.getpid())]
+
+
 def run_locked(self: Any, seconds: float = 0.0) -> list[float]:
     """Take the Redis lock or retry in 5 ms; return ``[start, end, retries]``."""
     client = _client(self.app)
@@ -66,6 +76,7 @@ def register(app: Any) -> None:
     """Add the plain lock benchmark tasks to *app* (once)."""
     if TIMED not in app.tasks:
         app.task(name=TIMED)(run_for)
+        app.task(name=BUSY)(run_busy)
         # max_retries=None on the task too: retry(max_retries=None) alone means
         # "the task's max_retries" (3 by default), not "forever".
         app.task(name=LOCKED, bind=True, max_retries=None)(run_locked)

@@ -26,7 +26,8 @@ from urllib.parse import urlparse, urlunparse
 
 import redis
 
-from bench.harness import REPO, BenchError
+from bench.errors import BenchError
+from bench.harness import REPO
 from bench.lockbench import cpu_seconds
 
 GROUP = "pipeline-recorder"

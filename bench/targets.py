@@ -20,6 +20,11 @@ from pipeline.priority import Priority
 PLAIN = "plain"
 PIPELINE = "pipeline"
 PIPELINE_RECORDER_OFF = "pipeline_recorder_off"
+#: The two apps configured as Celery ships (``bench/as_ships.py``).
+PLAIN_AS_SHIPS = "plain_as_ships"
+PIPELINE_AS_SHIPS = "pipeline_as_ships"
+#: The pipeline's worker module with the as-ships settings.
+PIPELINE_AS_SHIPS_MODULE = "bench.pipeline_as_ships"
 #: The pipeline app's queue in the benchmarks (``$PIPELINE_QUEUE``).
 PIPELINE_QUEUE = "bench.pipeline"
 
@@ -27,6 +32,8 @@ PIPELINE_QUEUE = "bench.pipeline"
 Sender = Callable[[Priority | None], str]
 #: Whether the app's background work for finished jobs is done (the pipeline's recorder).
 IdleCheck = Callable[[redis.Redis], bool]
+#: Publish one marker job (``bench/marks.py``): ``send_mark(hash_key, label)`` -> its id.
+MarkSender = Callable[[str, str], str]
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,9 @@ class Target:
             during the other app's sample.
         companions: commands (after the interpreter) started beside each
             worker and stopped with it, as the deployment runs them.
+        send_mark: publishes the marker job that times a drain
+            (``bench/marks.py``); None for a target that has none.
+        results: whether its jobs store results (False: Celery as it ships).
     """
 
     name: str
@@ -57,6 +67,8 @@ class Target:
     env: Mapping[str, str] = field(default_factory=dict)
     idle: IdleCheck | None = None
     companions: tuple[tuple[str, ...], ...] = ()
+    send_mark: MarkSender | None = None
+    results: bool = True
 
     def result_key(self, task_id: str) -> str:
         """The result backend's Redis key of *task_id*."""
@@ -106,15 +118,29 @@ def plain() -> Target:
     return layout(PLAIN)
 
 
+def plain_as_ships() -> Target:
+    """Plain Celery as it ships (no task events, results ignored), one queue of its own."""
+    return layout(PLAIN_AS_SHIPS)
+
+
 def layout(name: str) -> Target:
-    """Plain Celery in a broker layout: ``plain``/``single`` (one queue) or ``per_level``."""
+    """Plain Celery in a broker layout: ``plain``/``single`` (one queue) or ``per_level``.
+
+    ``plain_as_ships`` is the single layout configured as Celery ships.
+    """
     if name in _BUILT:
         return _BUILT[name]
     from bench import plain_app
 
-    layout_name = plain_app.SINGLE if name in (PLAIN, plain_app.SINGLE) else name
-    app = plain_app.make_app(layout_name)
+    config = plain_app.AS_SHIPS if name == PLAIN_AS_SHIPS else plain_app.CONFIGURED
+    layout_name = plain_app.SINGLE if name in (PLAIN, PLAIN_AS_SHIPS, plain_app.SINGLE) \
+        else name
+    app = plain_app.make_app(layout_name, config)
     task = app.tasks[plain_app.NOOP_NAME]
+    mark = app.tasks[plain_app.MARK_NAME]
+
+    def send_mark(key: str, label: str) -> str:
+        return str(mark.apply_async((key, label)).id)
     if layout_name == plain_app.PER_LEVEL:
         queues = tuple(plain_app.LEVEL_QUEUES[p.label] for p in Priority)
 
@@ -124,7 +150,7 @@ def layout(name: str) -> Target:
             queue = plain_app.LEVEL_QUEUES[level.label]
             return str(task.apply_async(queue=queue, priority=int(level)).id)
     else:
-        queues = (plain_app.SINGLE_QUEUE,)
+        queues = (str(app.conf.task_default_queue),)
 
         def send(level: Priority | None) -> str:
             if level is None:
@@ -132,7 +158,8 @@ def layout(name: str) -> Target:
             return str(task.apply_async(priority=int(level)).id)
 
     target = Target(name=name, app=app, module="bench.plain_app", queues=queues, send=send,
-                    env={"BENCH_PLAIN_LAYOUT": layout_name})
+                    env={"BENCH_PLAIN_LAYOUT": layout_name, "BENCH_PLAIN_CONFIG": config},
+                    send_mark=send_mark, results=config == plain_app.CONFIGURED)
     _BUILT[name] = target
     return target
 
@@ -148,6 +175,7 @@ def pipeline() -> Target:
 
     app = pipeline_jobs.app
     task = pipeline_jobs.noop
+    mark = pipeline_jobs.mark
     settings = read(app.conf)
     if settings.store_enabled:
         migrate.upgrade(settings.store_url)
@@ -159,14 +187,49 @@ def pipeline() -> Target:
         # Users name the level; the pipeline parses it to the same int as plain's.
         return str(task.apply_async(priority=level.label).id)
 
+    def send_mark(key: str, label: str) -> str:
+        return str(mark.apply_async((key, label)).id)
+
     queue = str(app.conf.task_default_queue)
     # As `pipeline up` deploys it: the recorder is its own (niced) process, not a
     # thread in the worker.
     recorder = ("-m", "pipeline", "-A", "tasks.app", "recorder", "--report", "0")
     target = Target(name=PIPELINE, app=app, module="tasks.app", queues=(queue,), send=send,
                     includes=("tasks.bench",), env=NO_RECORDER_THREAD, idle=idle,
-                    companions=(recorder,) if idle is not None else ())
+                    companions=(recorder,) if idle is not None else (), send_mark=send_mark)
     _BUILT[PIPELINE] = target
+    return target
+
+
+def pipeline_as_ships() -> Target:
+    """The pipeline configured as Celery ships: no task events, results ignored, store off.
+
+    Its worker is ``celery -A bench.pipeline_as_ships`` on a queue of its own;
+    this process publishes every job with ``ignore_result=True`` (the message
+    says so, which is what the worker obeys). Publish with the store off in
+    this process too (``bench.lockbench.set_publisher_store``).
+    """
+    if PIPELINE_AS_SHIPS in _BUILT:
+        return _BUILT[PIPELINE_AS_SHIPS]
+    base = pipeline()
+    task = base.app.tasks["bench.pipeline.noop"]
+    mark = base.app.tasks["bench.pipeline.mark"]
+    queue = f"{PIPELINE_QUEUE}.as_ships"
+
+    def send(level: Priority | None) -> str:
+        options: dict[str, Any] = {"queue": queue, "ignore_result": True}
+        if level is not None:
+            options["priority"] = level.label
+        return str(task.apply_async(**options).id)
+
+    def send_mark(key: str, label: str) -> str:
+        return str(mark.apply_async((key, label), queue=queue, ignore_result=True).id)
+
+    target = Target(name=PIPELINE_AS_SHIPS, app=base.app, module=PIPELINE_AS_SHIPS_MODULE,
+                    queues=(queue,), send=send, includes=base.includes,
+                    env={**NO_RECORDER_THREAD, "PIPELINE_STORE_ENABLED": "false"},
+                    send_mark=send_mark, results=False)
+    _BUILT[PIPELINE_AS_SHIPS] = target
     return target
 
 
@@ -180,7 +243,8 @@ def pipeline_recorder_off() -> Target:
         base = pipeline()
         _BUILT[PIPELINE_RECORDER_OFF] = Target(
             name=PIPELINE_RECORDER_OFF, app=base.app, module=base.module, queues=base.queues,
-            send=base.send, includes=base.includes, env=NO_RECORDER_THREAD)
+            send=base.send, includes=base.includes, env=NO_RECORDER_THREAD,
+            send_mark=base.send_mark)
     return _BUILT[PIPELINE_RECORDER_OFF]
 
 

@@ -71,6 +71,16 @@ def _connect_release_on_skipped_after_return() -> None:
                          dispatch_uid="pipeline.release_on_skipped_after_return")
 
 
+def _connect_worker_init() -> None:
+    """In a worker, before its pool forks: cheaper tracebacks for parked jobs."""
+    from celery.signals import worker_init
+
+    from pipeline.runtime import tracebacks
+
+    worker_init.connect(lambda **_: tracebacks.install(), weak=False,
+                        dispatch_uid="pipeline.tracebacks")
+
+
 def install(app: Celery, config: Any = None) -> Celery:
     """Wire the pipeline into *app*; with *config*, load and validate it now.
 
@@ -110,6 +120,7 @@ def install(app: Celery, config: Any = None) -> Celery:
     register_blocked_state()
     app.on_after_configure.connect(_on_configure, weak=False)
     _connect_release_on_skipped_after_return()
+    _connect_worker_init()
     app.steps["consumer"].update(WORKER_STEPS)
     from pipeline import maintenance
     from pipeline.store import recorder

@@ -72,7 +72,7 @@ def ticket_for(task: Any, request: Any, engine: Engine) -> Ticket:
         claims=job_claims,
         priority=priority,
         detail=compact_json(detail),
-        submitted_ms=int((header.submitted_at or 0) * 1000),
+        submitted_ms=(header.submitted_at or 0.0) * 1000,
         step=header.is_later_step,
         guest=holder != request.id and not header.is_later_step,
     )
@@ -247,14 +247,18 @@ def _report_blocked(task: Any, task_id: str, blocked: Blocked) -> None:
 
     The stream's ``blocked`` event (the store) was written by the script. The
     result backend gets the BLOCKED state only where it gets STARTED too
-    (``task_track_started``): one more write per parked job otherwise.
+    (``task_track_started``, and the job keeps its result): one more write per
+    parked job otherwise.
     """
     meta = {"reason": blocked.reason, "resource": blocked.resource,
             "blocked_by": blocked.blocked_by, "position": blocked.position}
     try:
         engine_for(task.app).send_task_event("task-blocked", task.request.hostname,
                                              uuid=task_id, **meta)
-        if task.track_started:
-            store_blocked(task.backend, task_id, meta, task.request)
+        request = task.request
+        ignored = request.ignore_result if request.ignore_result is not None else (
+            task.ignore_result)
+        if task.track_started and not ignored:
+            store_blocked(task.backend, task_id, meta, request)
     except Exception:  # the job is parked already: a report that fails must not fail it
         logger.exception("could not report job %s as BLOCKED", task_id)

@@ -27,10 +27,12 @@ import uuid
 from typing import Any
 
 from bench import lockbench
-from bench.harness import BenchError, Context, DrainSample, measure_drain, publish
+from bench.errors import BenchError
+from bench.harness import Context, DrainSample, measure_drain, publish
 from bench.lockbench import STORE_OFF
+from bench.parker import Parker
 from bench.scenarios import Scenario
-from bench.scenarios.parked_scale import MODEL, Parker
+from bench.scenarios.parked_scale import MODEL
 from bench.stats import compare, ratio
 from bench.targets import Target
 from pipeline import parking
@@ -111,7 +113,7 @@ def fair_sample(ctx: Context, target: Target, parked: int, projects: int) -> lis
     worker = ctx.worker(target)
     try:
         worker.start()
-        parker = Parker(target)
+        parker = Parker(target, MODEL)
         parker.hold()
         ids = park_spread(parker, target, parked, projects)
         parker.release()

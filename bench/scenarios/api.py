@@ -18,9 +18,11 @@ import threading
 import time
 from typing import Any
 
-from bench.harness import BenchError, Context, purge
+from bench.errors import BenchError
+from bench.harness import Context, purge
+from bench.parker import Parker
 from bench.scenarios import Scenario
-from bench.scenarios.parked_scale import Parker
+from bench.scenarios.parked_scale import MODEL
 from bench.stats import percentile, ratio, rounded
 from bench.targets import Target, pipeline
 from pipeline.api.app import create_app
@@ -123,7 +125,7 @@ def scrape_cost(ctx: Context, target: Target, parked: int, scrapes: int) -> dict
     from fastapi.testclient import TestClient
 
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    parker = Parker(target)
+    parker = Parker(target, MODEL)
     parker.hold()
     api = create_app(target.app, tokens=TokenSet(tuple(parse_tokens(f"read:{TOKEN}", "b"))),
                      metrics=Metrics(target.app, worker_refresh=0))

@@ -26,7 +26,8 @@ from typing import Any
 from celery import group
 
 from bench import lockbench
-from bench.harness import BenchError, Context, purge
+from bench.errors import BenchError
+from bench.harness import Context, purge
 from bench.scenarios import Scenario
 from bench.stats import ratio, summary
 from bench.targets import Target

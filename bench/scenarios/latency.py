@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.harness import IDLE_GAP, Context, publish_to_start, wait_idle
 from bench.scenarios import Scenario
-from bench.stats import percentile, ratio, rounded
+from bench.stats import paired_ratios, percentile, ratio, rounded
 from bench.targets import versus
 
 
@@ -47,6 +47,8 @@ def run(ctx: Context) -> dict[str, Any]:
         }
     out["ratio_p50"] = ratio(out["pipeline"]["p50"], out["plain"]["p50"])
     out["ratio_p99"] = ratio(out["pipeline"]["p99"], out["plain"]["p99"])
+    # Each round's p50 ratio, paired, for the spread check.
+    out.update(paired_ratios(out["pipeline"]["round_p50s"], out["plain"]["round_p50s"]))
     return out
 
 

@@ -8,6 +8,10 @@ Plain Celery runs the same 1,000 jobs as plain tasks guarded by a Redis lock
 (``SET NX PX 30000`` on one key, deleted by its owner at the end; when the lock is
 taken, ``self.retry(countdown=0.005, max_retries=None)``), the usual way to
 serialise plain Celery jobs; its retries burned are reported. Both alternate.
+
+Order: ``started_before_an_earlier_job`` counts, per sample, the jobs that
+started before a job submitted earlier (all at one priority; 0 = FIFO). The
+``fifo`` scenario measures it on 200 jobs, as issue 15's speed table has it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from bench import lockbench, plainlocks
 from bench.harness import Context, Worker
 from bench.lockbench import PIPELINE, PLAIN, Span
 from bench.scenarios import Scenario
-from bench.stats import ratio
+from bench.stats import paired_ratios, ratio
 from bench.targets import Target
 
 MODEL = "one"
@@ -72,6 +76,7 @@ def run(ctx: Context) -> dict[str, Any]:
     ideal = jobs * SECONDS
     retries: list[int] = []
     overlapped: dict[str, list[int]] = {PLAIN: [], PIPELINE: []}
+    overtaking: dict[str, list[int]] = {PLAIN: [], PIPELINE: []}
     left_blocked: list[int] = []
     parking: list[dict[str, Any]] = []
     gaps: dict[str, list[float]] = {PLAIN: [], PIPELINE: []}
@@ -80,6 +85,7 @@ def run(ctx: Context) -> dict[str, Any]:
     def sample(name: str, _round: int) -> float:
         spans = drain_spans(ctx, name, workers[name], jobs)
         overlapped[name].append(lockbench.overlaps(spans))
+        overtaking[name].append(lockbench.started_before_earlier(spans))
         gaps[name].extend(lockbench.handoff_gaps(spans))
         durations[name].extend((s.ended - s.started) * 1000.0 for s in spans)
         if name == PIPELINE:
@@ -101,13 +107,15 @@ def run(ctx: Context) -> dict[str, Any]:
                      "wall_s": lockbench.median_of([v * ideal for v in values]),
                      "job_ms": lockbench.distribution(durations[name]),
                      "gap_ms": lockbench.distribution(gaps[name]),
-                     "overlapping_jobs": overlapped[name]}
+                     "overlapping_jobs": overlapped[name],
+                     "started_before_an_earlier_job": overtaking[name]}
     out[PIPELINE]["results_left_blocked"] = left_blocked
     out[PIPELINE]["parking"] = parking
     out[PLAIN]["retries_burned"] = retries
     out[PLAIN]["retries_per_job"] = lockbench.median_of([r / jobs for r in retries])
     out[PIPELINE].update(lockbench.goal(out[PIPELINE]["wall_ratio"], GOAL, at_least=False))
     out["pipeline_vs_plain"] = ratio(out[PIPELINE]["wall_ratio"], out[PLAIN]["wall_ratio"])
+    out.update(paired_ratios(samples[PIPELINE], samples[PLAIN]))
     return out
 
 

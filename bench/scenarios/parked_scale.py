@@ -20,29 +20,21 @@ many plain Celery messages waiting in a queue.
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from collections import Counter
 from typing import Any
 
 from bench import lockbench
-from bench.harness import BenchError, Context, purge
+from bench.errors import BenchError
+from bench.harness import Context, purge
 from bench.lockbench import PLAIN
+from bench.parker import Parker
 from bench.scenarios import Scenario
 from bench.stats import ratio, rounded
 from bench.targets import Target
-from pipeline import parking
-from pipeline.engine import engine_for
-from pipeline.header import NAME, JobHeader
-from pipeline.locks.base import Acquired, Blocked, Ticket
-from pipeline.locks.redis import RedisLocks
 from pipeline.priority import Priority
-from pipeline.resources import Demand, claims
 
 MODEL = "scale"
-FAKE = "bench-fake-holder"
-RENEW_EVERY = 5.0
 STREAM = "{pipeline}:events"
 GOAL_RATIO = 1.5
 GOAL_BYTES = 1024
@@ -86,79 +78,13 @@ def _usage(ctx: Context, keys: list[bytes], total: Counter[str]) -> None:
         total[family] += int(used or 0)
 
 
-class Parker:
-    """Parks background jobs on the model behind a fake hold that it keeps renewed."""
-
-    def __init__(self, target: Target) -> None:
-        engine = engine_for(target.app)
-        self.app = target.app
-        self.locks: RedisLocks = engine.locks
-        self.claims = claims(Demand(models=(MODEL,)), engine.settings)
-        self.queue = target.queues[0]
-        self.queue_key = parking.queue_key(self.app, self.queue)
-        self.renewed = 0.0
-        self.message_bytes = 0
-
-    def hold(self) -> None:
-        """Take the model (and a global slot) under the fake holder."""
-        result = self.locks.acquire(Ticket(FAKE, FAKE, self.claims, int(Priority.NORMAL)),
-                                    host="bench", pid=os.getpid())
-        if not isinstance(result, Acquired):
-            raise BenchError(f"the fake holder could not take {MODEL}: {result}")
-        self.renewed = time.monotonic()
-
-    def renew(self) -> None:
-        """Renew the fake hold if it is due."""
-        if time.monotonic() - self.renewed > RENEW_EVERY:
-            if self.locks.renew([FAKE]):
-                raise BenchError("the fake hold was lost while parking")
-            self.renewed = time.monotonic()
-
-    def park(self, count: int) -> float:
-        """Park *count* low-priority noop jobs; returns jobs parked per second."""
-        started = time.perf_counter()
-        for n in range(count):
-            job = str(uuid.uuid4())
-            now = time.time()
-            message = self.app.amqp.as_task_v2(job, "bench.pipeline.noop", (), {},
-                                               root_id=job)
-            header = JobHeader(models=(MODEL,), submitted_at=now).encode()
-            stored = parking.envelope(parking.without_task_defaults(self.app, message.headers),
-                                      message.body, int(Priority.LOW), self.queue,
-                                      {NAME: header}, complete=False)
-            self.message_bytes = len(stored)
-            ticket = Ticket(job, job, self.claims, int(Priority.LOW),
-                            submitted_ms=int(now * 1000))
-            result = self.locks.acquire(ticket, host="bench", pid=os.getpid(),
-                                        park_message=stored, queue_key=self.queue_key)
-            if not isinstance(result, Blocked) or not result.position:
-                raise BenchError(f"background job {n} was not parked: {result}")
-            if n % 1000 == 0:
-                self.renew()
-        return count / (time.perf_counter() - started)
-
-    def wait_parked(self, priority: int, count: int, timeout: float = 60.0) -> None:
-        """Wait until *count* jobs of *priority* are parked, renewing the hold."""
-        deadline = time.monotonic() + timeout
-        while self.locks.parked_counts().get(priority, 0) < count:
-            self.renew()
-            if time.monotonic() > deadline:
-                raise BenchError(f"only {self.locks.parked_counts()} parked after "
-                                 f"{timeout:.0f} s, expected {count} at priority {priority}")
-            time.sleep(0.05)
-
-    def release(self) -> None:
-        """End the fake hold: the model goes to the first parked job."""
-        self.locks.release(FAKE, FAKE)
-
-
 def scale_sample(ctx: Context, target: Target, parked: int, measured: int) -> dict[str, Any]:
     """One sample with *parked* background jobs; see the module docstring."""
     ctx.flush()
     worker = ctx.worker(target)
     try:
         worker.start()  # consuming from the start: no pause and resume to race with
-        parker = Parker(target)
+        parker = Parker(target, MODEL)
         parker.hold()
         memory, stream, before = _used_memory(ctx), _stream_bytes(ctx), _keys_bytes(ctx)
         park_rate = parker.park(parked)

@@ -96,7 +96,8 @@ def run(ctx: Context) -> dict[str, Any]:
     out.update(lockbench.goal(out["ratio"], GOAL, at_least=False))
     uncapped = compare(samples, "ms per step", subject=UNCAPPED, digits=3)
     out[UNCAPPED] = {**uncapped[UNCAPPED], "events": events[UNCAPPED],
-                     "ratio": uncapped["ratio"], "paired_ratios": uncapped["paired_ratios"]}
+                     **{key: uncapped[key] for key in ("ratio", "paired_ratios", "spread",
+                                                       "quotable", "flag") if key in uncapped}}
     return out
 
 

@@ -26,7 +26,8 @@ class Ticket:
         claims: everything the job needs, sorted.
         priority: the Redis priority 0-9 (0 most urgent).
         detail: JSON text carried into the ``started`` event.
-        submitted_ms: when the job was published (ms since the epoch), its
+        submitted_ms: when the job was published (ms since the epoch, with its
+            fraction: jobs published within one ms keep their order), its
             place in line among jobs of its priority and project (fair share
             takes projects in turn); 0 when unknown.
         step: a later step of a workflow, which takes the workflow's hold over.
@@ -39,7 +40,7 @@ class Ticket:
     claims: tuple[Claim, ...]
     priority: int
     detail: str = "{}"
-    submitted_ms: int = 0
+    submitted_ms: float = 0
     step: bool = False
     guest: bool = False
 

@@ -15,23 +15,10 @@ import redis
 from celery.exceptions import Ignore, Reject
 
 from pipeline import PipelineTask, fencing_tokens
-from pipeline.conf import broker_redis_url
 from tasks.app import app
+from tests.tasks.probes import client as _client
 
 RUNS_KEY = "lockprobe:runs"
-_clients: dict[tuple[int, str], redis.Redis] = {}
-
-
-def _client() -> redis.Redis:
-    """A client on the app's broker Redis, one per process and URL (tests repoint the app)."""
-    key = (os.getpid(), broker_redis_url(app))
-    if key not in _clients:
-        if any(pid != key[0] for pid, _ in _clients):
-            _clients.clear()  # a forked child: those clients were its parent's
-        _clients[key] = redis.Redis.from_url(key[1])
-    return _clients[key]
-
-
 def _record(task: Any, tag: str, started: float) -> dict[str, Any]:
     record = {"id": task.request.id, "tag": tag, "start": started, "end": time.time(),
               "pid": os.getpid(), "tokens": fencing_tokens(), "retries": task.request.retries,

@@ -21,7 +21,7 @@ from tasks.app import app
 _CLIENTS: dict[tuple[int, str], redis.Redis] = {}
 
 
-def _client() -> redis.Redis:
+def client() -> redis.Redis:
     """A client on the app's broker Redis, one per process and URL (tests repoint the app)."""
     from pipeline.conf import broker_redis_url
 
@@ -35,7 +35,7 @@ def _client() -> redis.Redis:
 
 def push(key: str, label: str) -> None:
     """Append *label* to the list *key* (what every probe does when it starts)."""
-    _client().rpush(key, label)
+    client().rpush(key, label)
 
 
 @app.task(base=PipelineTask, name="tests.tasks.probes.record")

@@ -2,7 +2,8 @@
 -- ARGV: base, job, holder, lease_ms, priority, claims, host, pid,
 --       started detail (a JSON object, written as the event's d; the script's
 --       own fields go in x), maxlen, msg, queue list key, grant_ms, wait_ms,
---       submitted_ms (when the job was published; 0 = unknown, use now),
+--       submitted_ms (when the job was published, with its fraction of a ms;
+--       0 = unknown, use now),
 --       step (1 for a later step of a workflow: it takes the hold over even
 --       while the previous step is still finishing),
 --       resources (JSON array of the claims' resource ids),
@@ -19,8 +20,9 @@ local lease, prio = tonumber(ARGV[4]), tonumber(ARGV[5])
 local claims_text, host, pid = ARGV[6], ARGV[7], ARGV[8]
 local detail, maxlen, msg, queue = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local cfg = {grant_ms = tonumber(ARGV[13]), wait_ms = tonumber(ARGV[14]), maxlen = maxlen}
-local submitted = tonumber(ARGV[15])
-if submitted <= 0 or submitted > NOW then submitted = NOW end
+-- In microseconds: jobs published within one millisecond keep their order.
+local submitted = math.floor(tonumber(ARGV[15]) * 1000)
+if submitted <= 0 or submitted > NOW * 1000 then submitted = NOW * 1000 end
 local is_step = ARGV[16] == '1'
 local resources = ARGV[17]
 local is_guest = ARGV[18] == '1'

@@ -228,7 +228,7 @@ end
 -- Fair share: within one priority level, parked jobs of different projects
 -- wake in turn, by start-time fair queueing. A parked job's rank is
 -- priority * 2^44 + its tag. Each flow (a project, or '' for the jobs without
--- one) keeps the (submitted ms, tag) pairs of its last FAIR_RING parked jobs:
+-- one) keeps the (submitted us, tag) pairs of its last FAIR_RING parked jobs:
 -- * a job submitted after all of them gets max(V, last tag + FAIR_Q), V being
 --   the tag of the level's last job handed its locks: a flow with a backlog
 --   takes one turn per job, a flow that was idle starts at the current turn
@@ -261,7 +261,7 @@ local function ring_text(ring)
 end
 
 -- The rank of a job of priority <prio> with <claims>, submitted at <submitted>
--- (ms); with <commit> its flow remembers the tag (the job parks).
+-- (us); with <commit> its flow remembers the tag (the job parks).
 local function fair_rank(prio, claims, submitted, commit)
   local key, flow = fkey(prio), flow_of(claims)
   local v, ring = FAIR_BASE, {}

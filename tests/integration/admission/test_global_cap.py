@@ -37,9 +37,10 @@ def test_eight_jobs_with_a_global_cap_of_five_five_run_three_wait_each_starts_on
         job.get(timeout=30)
     done = {r["id"]: r for r in runs(lock_redis)}
     assert max_running(list(done.values())) == 5
-    # Slots free in the order jobs end; the k-th waiting job takes the k-th one.
-    freed = sorted(r["end"] for r in done.values())
-    waited = sorted(done[j.id]["start"] for j in waiting)
-    for slot_freed, started in zip(freed, waited, strict=False):
-        assert started >= slot_freed - 0.01, "ran over the cap"
-        assert started - slot_freed < 0.5, "a free slot stayed idle"
+    # Each waiting job started as soon as a slot freed: shortly after some job ended.
+    ends = [r["end"] for r in done.values()]
+    for job in waiting:
+        started = done[job.id]["start"]
+        gaps = [started - end for end in ends if end <= started + 0.01]
+        assert gaps and min(gaps) < 0.5, f"{job.id} waited {min(gaps, default=None)} s " \
+            "after the last slot freed before it"

@@ -367,3 +367,14 @@ def test_parked_jobs_are_counted_by_the_kind_of_what_blocks_them(
     locks.cancel_parked("w3", "test")
     assert locks.parked_by_kind() == {}
     assert locks.parked_jobs() == []
+
+
+def test_jobs_published_within_one_millisecond_are_served_in_submission_order(
+        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+    locks = make_locks()
+    take(locks, ticket("holder", model("a")))
+    # Delivered in the reverse order of their submission, 0.3 ms apart.
+    take(locks, ticket("second", model("a"), submitted_ms=1_764_000_000_000.5))
+    take(locks, ticket("first", model("a"), submitted_ms=1_764_000_000_000.2))
+    locks.release("holder", "holder")
+    assert pushed(lock_redis) == ["msg-first"]
