@@ -99,6 +99,16 @@ def table(figures: list[dict[str, Any]]) -> str:
         rows.append(f"| {f['test']} | {f['broken']} | {f['times']} | {f['jobs']} | "
                     f"{f['lost']} | {f['ran_twice']} | {f['concurrent']} | "
                     f"{f['locks_leaked']} | {f['violations']} | {_cell(f['recovery_s'])} |")
+    for f in figures:
+        by_hosts = (f.get("notes") or {}).get("by_hosts")
+        if by_hosts:
+            rates = ", ".join(
+                f"{hosts} host(s) {m['jobs_per_s']:g} jobs/s (machine CPU "
+                f"{m['machine_cpu_percent']:g} %, Redis "
+                f"{m['redis_cpu_percent_of_one_core']:g} % of a core)"
+                for hosts, m in by_hosts.items())
+            rows.append(f"\nThroughput (test {f['test']}, publishing included): {rates}. "
+                        f"Bound: {f['notes']['bound']}.")
     return "\n".join(rows)
 
 
@@ -124,6 +134,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--docs", type=Path, default=DOCS,
                         help=f"markdown file whose table is rewritten (default {DOCS})")
     parser.add_argument("--no-docs", action="store_true", help="leave the markdown file alone")
+    parser.add_argument("--note", default="", help="a sentence added to the table's header")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.only or ()) - set(SIZES))
     if unknown:
@@ -167,7 +178,8 @@ def main(argv: list[str]) -> int:
         machine = report["machine"]
         header = (f"Measured {machine['date']} on {machine['cpu_count']} cores "
                   f"(load average {machine['load_average']}), "
-                  f"{'short' if args.quick else 'full'} sizes, in {report['seconds']} s.")
+                  f"{'short' if args.quick else 'full'} sizes, in {report['seconds']} s."
+                  f"{' ' + args.note if args.note else ''}")
         write_docs(args.docs, figures, header)
     print(json.dumps(report, indent=2))
     if broken:
