@@ -3,6 +3,7 @@
 Usage::
 
     python -m bench [--quick] [--scenario NAME ...] [--redis-url URL] [--rounds N] [--out FILE]
+    python -m bench chaos [--quick] [--only N ...]     (the fault suite: bench/chaos.py)
 
 ``--scenario speed`` runs the group of scenarios behind issue 15's speed table
 (``bench/speed.py``) and prints that table. After every run a table of every
@@ -105,7 +106,15 @@ def _exit_on_signal(signum: int, _frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the selected scenarios; exit 1 if any of them failed."""
+    """Run the selected scenarios; exit 1 if any of them failed.
+
+    ``python -m bench chaos ...`` runs the fault suite instead (:mod:`bench.chaos`).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["chaos"]:
+        from bench.chaos import main as chaos
+
+        return chaos(argv[1:])
     args = parse_args(argv)
     # Both apps read the broker URL from the environment on first import.
     from bench.targets import configure_env

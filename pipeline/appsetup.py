@@ -15,6 +15,12 @@ from pipeline.priority import DEFAULT_PRIORITY
 #: the default time limits of pipeline jobs, the worker's own metrics.
 WORKER_STEPS = ("pipeline.admission.bootstep:LoadGate", "pipeline.limits:DefaultTimeLimits",
                 "pipeline.metrics.workers:WorkerMetrics")
+#: Guarded transport and consumer (:mod:`pipeline.broker`), named so workers import them.
+#: The transport is registered with kombu under this name (it shows in Celery's logs).
+TRANSPORT = "redis-pipeline"
+TRANSPORT_PATH = "pipeline.broker.transport:Transport"
+CONSUMER = "pipeline.broker.consumer:PipelineConsumer"
+CELERY_CONSUMER = "celery.worker.consumer:Consumer"
 
 
 def register_blocked_state() -> None:
@@ -27,6 +33,29 @@ def register_blocked_state() -> None:
     for real after the hand-off.
     """
     states.PRECEDENCE_LOOKUP[BLOCKED] = states.PRECEDENCE_LOOKUP[states.STARTED]
+
+
+def use_guarded_broker(app: Celery, settings: conf.Settings) -> None:
+    """Run the app on :mod:`pipeline.broker`'s transport and consumer, unless it chose its own.
+
+    The transport is used for ``redis://`` and ``rediss://`` broker URLs (a
+    Sentinel or socket URL keeps kombu's): stray queue items are set aside
+    instead of stopping the worker, and held messages stay visible while the
+    worker lives. The consumer sets aside the messages Celery refuses.
+    """
+    from kombu.transport import TRANSPORT_ALIASES
+
+    TRANSPORT_ALIASES.setdefault(TRANSPORT, TRANSPORT_PATH)
+    url = str(app.conf.broker_url or "")
+    if not app.conf.broker_transport and url.split("://", 1)[0] in ("redis", "rediss"):
+        app.conf.broker_transport = TRANSPORT
+    if app.conf.broker_transport == TRANSPORT:
+        options = dict(app.conf.broker_transport_options or {})
+        options.setdefault("pipeline_prefix", settings.redis_prefix)
+        options.setdefault("set_aside_max", settings.set_aside_max)
+        app.conf.broker_transport_options = options
+    if app.conf.worker_consumer in (None, CELERY_CONSUMER):
+        app.conf.worker_consumer = CONSUMER
 
 
 def _connect_release_on_skipped_after_return() -> None:
@@ -71,15 +100,17 @@ def install(app: Celery, config: Any = None) -> Celery:
     (:mod:`pipeline.outage`).
     Also puts the broker's Redis lists under the pipeline's hash tag (kombu's
     ``global_keyprefix``), so the lock scripts can hand a job straight to its
-    queue in the same Lua call that frees its resources, and adds the worker
+    queue in the same Lua call that frees its resources, adds the worker
     bootsteps of the load gate (:mod:`pipeline.admission.bootstep`) and of the
-    default time limits (:mod:`pipeline.limits`).
+    default time limits (:mod:`pipeline.limits`), and runs the broker through
+    :mod:`pipeline.broker` (see :func:`use_guarded_broker`).
     """
     def _on_configure(sender: Any = None, **_: Any) -> None:
         settings = conf.read(app.conf)
         options = dict(app.conf.broker_transport_options or {})
         options.setdefault("global_keyprefix", Keys(settings.redis_prefix).broker_queue_prefix())
         app.conf.broker_transport_options = options
+        use_guarded_broker(app, settings)
         if app.conf.task_default_priority is None:
             # Unset, a message's priority on Redis reads as 0, the most urgent:
             # every plain .delay() would overtake queued normal jobs.

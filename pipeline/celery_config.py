@@ -10,8 +10,9 @@ Environment:
     PIPELINE_RESULT_BACKEND: the result backend; defaults to the broker.
     PIPELINE_DATABASE_URL: the job store (read by ``pipeline.conf``); defaults
         to SQLite under ``./.pipeline/``.
-    PIPELINE_VISIBILITY_TIMEOUT: seconds before kombu redelivers a message that
-        was taken but never acknowledged (a killed worker's job); default 3600.
+    PIPELINE_VISIBILITY_TIMEOUT: seconds a worker may stay silent before the
+        messages it took are given to another worker (a killed worker's jobs);
+        default 60.
     PIPELINE_<SETTING>: any declared ``pipeline_*`` setting, e.g.
         ``PIPELINE_LOCK_LEASE=60`` (see ``pipeline/conf.py``).
 """
@@ -53,13 +54,15 @@ broker_transport_options = {
     "priority_steps": list(PRIORITY_STEPS),
     # Consume queues in a fixed order instead of kombu's default round robin.
     "queue_order_strategy": "priority",
-    # A message not acknowledged within this time (an hour) is redelivered: how
-    # a job whose worker was killed runs again. Must exceed the longest job.
-    # Locks do not depend on it: leases expire on their own.
-    "visibility_timeout": int(os.environ.get("PIPELINE_VISIBILITY_TIMEOUT", "3600")),
-    # Look for such messages every 10 s (kombu's default looks every 100 s:
+    # A message a worker took is redelivered once that worker has been silent
+    # this long: how the jobs of a killed worker run again. The worker's main
+    # process renews every message it holds (pipeline.broker.qos), so a long
+    # job or a long countdown never reaches it; keep it above the lock lease,
+    # so the rerun finds the dead run's locks gone.
+    "visibility_timeout": int(os.environ.get("PIPELINE_VISIBILITY_TIMEOUT", "60")),
+    # Look for such messages every 5 s (kombu's default looks every 100 s:
     # interval 10 x throttle 10); the look is one sorted-set range read.
-    "unacked_restore_interval": 10,
+    "unacked_restore_interval": 5,
     "unacked_restore_throttle": 1,
 }
 result_backend_transport_options = {"visibility_timeout": 3600}
@@ -74,7 +77,10 @@ worker_send_task_events = True
 task_send_sent_event = False
 worker_hijack_root_logger = False
 broker_connection_retry_on_startup = True
-worker_cancel_long_running_tasks_on_connection_loss = True
+# A lost broker connection (Redis restarted, a network blip) leaves running jobs
+# alone: they finish and acknowledge their messages on the new connection
+# (pipeline.broker.qos). Celery's cancelling would revoke them for good.
+worker_cancel_long_running_tasks_on_connection_loss = False
 result_extended = True
 
 # Every declared pipeline_* setting may come from a PIPELINE_<NAME> variable.

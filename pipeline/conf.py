@@ -128,6 +128,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pipeline_flower_basic_auth", (str, type(None)), None,
             "Flower's basic-auth credentials for `pipeline flower`: `USER:PASSWORD` entries "
             "separated by commas."),
+    # Crash safety (pipeline.broker)
+    Setting("pipeline_set_aside_max", int, 10_000,
+            "Broker items no worker could decode or accept kept in the set-aside list "
+            "(`{pipeline}:set_aside`, newest first); the counts go on past it.", 1),
+    Setting("pipeline_max_deliveries", int, 3,
+            "Deliveries of a job whose process dies running it (out of memory, a crash) "
+            "before it is dead-lettered with the reason \"worker lost\".", 1),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -262,6 +269,8 @@ class Settings:
     metrics_worker_port: int = 0
     metrics_worker_host: str = "127.0.0.1"
     flower_basic_auth: str | None = field(default=None, repr=False)
+    set_aside_max: int = 10_000
+    max_deliveries: int = 3
 
 
 def store_url_from(conf: Mapping[str, Any]) -> str:
@@ -333,4 +342,6 @@ def read(conf: Mapping[str, Any]) -> Settings:
         metrics_worker_port=get("pipeline_metrics_worker_port"),
         metrics_worker_host=get("pipeline_metrics_worker_host"),
         flower_basic_auth=conf.get("pipeline_flower_basic_auth"),
+        set_aside_max=get("pipeline_set_aside_max"),
+        max_deliveries=get("pipeline_max_deliveries"),
     )

@@ -36,16 +36,18 @@ class DeadLetter:
 
 
 def record(app: Celery, request: Any, task_name: str, priority: int, error: str,
-           header: JobHeader, *, guest: bool = False) -> None:
+           header: JobHeader, *, guest: bool = False,
+           headers: dict[str, Any] | None = None) -> None:
     """Keep the job that just failed its last attempt (called in the worker).
 
     A guest (a job that ran under the hold of the job that published it) is kept
-    without that tie: requeued, it takes its own locks.
+    without that tie: requeued, it takes its own locks. *headers* replaces the
+    request's extra headers (the worker's main process, which has none, gives
+    the job header).
     """
     keys = engine_for(app).keys
-    headers = None
     if guest:
-        headers = dict(request.headers or {})
+        headers = dict(headers if headers is not None else request.headers or {})
         headers[NAME] = header.but(workflow=None).encode()
     queue = (request.delivery_info or {}).get("routing_key") or app.conf.task_default_queue
     entry: dict[Any, Any] = {

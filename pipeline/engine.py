@@ -74,7 +74,8 @@ class Engine:
         if self._heartbeat is None:
             from pipeline.heartbeat import Heartbeat
 
-            self._heartbeat = Heartbeat(self.locks, self.settings.heartbeat)
+            self._heartbeat = Heartbeat(self.locks, self.settings.heartbeat,
+                                        lease=self.settings.lease)
         return self._heartbeat
 
     @property

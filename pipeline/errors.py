@@ -14,7 +14,8 @@ backend and the prefork pool's pickling of exceptions::
     │   └── StoreNotMigrated    the job store's schema is not at the current head
     ├── WorkflowError           a workflow cannot be built or run as asked
     ├── ServiceError            Redis or the database is unreachable or unsafe
-    └── UnknownJobError         no part of the system knows the job id asked about
+    ├── UnknownJobError         no part of the system knows the job id asked about
+    └── JobLost                 the job's process died on each of its deliveries
 """
 
 from __future__ import annotations
@@ -66,3 +67,11 @@ class ServiceError(PipelineError):
 
 class UnknownJobError(PipelineError, LookupError):
     """No part of the system (locks, broker lists, job store, results) knows a job id."""
+
+
+class JobLost(PipelineError):
+    """The process running a job died on each of its last deliveries (out of memory, a crash).
+
+    The job is dead-lettered with the reason "worker lost" after
+    ``pipeline_max_deliveries`` deliveries instead of being redelivered forever.
+    """

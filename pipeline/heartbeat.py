@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from pipeline.locks.base import LockBackend
 
@@ -20,11 +21,16 @@ logger = logging.getLogger(__name__)
 class Heartbeat:
     """Renews the leases of the holders registered with :meth:`track`."""
 
-    def __init__(self, locks: LockBackend, interval: float) -> None:
+    def __init__(self, locks: LockBackend, interval: float, lease: float = 0.0) -> None:
         self.locks = locks
         self.interval = interval
+        self.lease = lease
         self.lost: set[str] = set()
         self._holders: dict[str, int] = {}
+        #: Holder -> when its lease runs out at the latest (monotonic clock): the
+        #: last renewal's start plus the lease. A process that was stopped or
+        #: starved past it has lost the lease, whether a renewal ran since or not.
+        self._deadline: dict[str, float] = {}
         self._guard = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -35,6 +41,7 @@ class Heartbeat:
         with self._guard:
             self._holders[holder] = self._holders.get(holder, 0) + 1
             self.lost.discard(holder)
+            self._deadline[holder] = time.monotonic() + self.lease
         self.ensure_started()
 
     def ensure_started(self) -> None:
@@ -54,16 +61,30 @@ class Heartbeat:
                 self._holders[holder] = count
             else:
                 self._holders.pop(holder, None)
+                self._deadline.pop(holder, None)
 
     def is_lost(self, holder: str) -> bool:
-        """Whether a renewal found *holder*'s lease already gone."""
-        return holder in self.lost
+        """Whether *holder*'s lease ran out: a renewal found it gone, or its deadline passed.
+
+        The deadline is checked on this process's clock, so a job resumed after
+        a stop (SIGSTOP, a long pause) knows at once, before the next renewal.
+        """
+        if holder in self.lost:
+            return True
+        deadline = self._deadline.get(holder)
+        return bool(self.lease) and deadline is not None and time.monotonic() > deadline
 
     def beat(self) -> list[str]:
         """Renew once and sweep dead holds; returns the holders found lost."""
         with self._guard:
             holders = list(self._holders)
+        started = time.monotonic()
         lost = self.locks.renew(holders) if holders else []
+        with self._guard:
+            for holder in holders:
+                if holder in self._holders and holder not in lost \
+                        and holder in self._deadline and not self.is_lost(holder):
+                    self._deadline[holder] = started + self.lease
         if lost:
             with self._guard:
                 self.lost.update(lost)

@@ -21,6 +21,7 @@ PER_ID: dict[str, tuple[str, str]] = {
     "dead_letter": ("dlq:", ""),
     "agent": ("agent:", ""),
     "fair": ("fair:", ""),
+    "worker_lost": ("lost:", ""),
 }
 
 #: Keys of the whole system: name -> text after the base.
@@ -36,6 +37,8 @@ FIXED: dict[str, str] = {
     "rewake": "rewake",
     "agents": "agents",
     "imported": "imported",
+    "set_aside": "set_aside",
+    "set_aside_count": "set_aside:count",
 }
 
 
@@ -159,6 +162,20 @@ class Keys:
         its last parked jobs. Deleted when a job parks at a level with none parked.
         """
         return self._of("fair", str(priority))
+
+    @property
+    def set_aside(self) -> str:
+        """List of broker items no worker could decode or accept, newest first (JSON records)."""
+        return self.base + FIXED["set_aside"]
+
+    @property
+    def set_aside_count(self) -> str:
+        """Hash reason -> items set aside for that reason (``total`` counts them all)."""
+        return self.base + FIXED["set_aside_count"]
+
+    def worker_lost(self, job_id: str) -> str:
+        """Counter of the deliveries of *job_id* whose process died (expires a day after)."""
+        return self._of("worker_lost", job_id)
 
 
 def _lua_text(text: str) -> str:

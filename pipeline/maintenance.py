@@ -41,8 +41,9 @@ class SweepReport:
         jobs_expired: parked jobs that waited longer than ``pipeline_wait_timeout``.
         lines_served: resource lines left for later (a hand-off out of budget)
             that the sweep served.
-        jobs_rescued: jobs whose worker died while they ran, queued again
-            (filled by the crash-safety sweep; 0 until it runs here).
+        jobs_rescued: jobs taken by workers silent past the visibility timeout
+            (dead, or cut off that long), given back to their queues
+            (:mod:`pipeline.broker.rescue`).
     """
 
     holds_dropped: int = 0
@@ -75,9 +76,12 @@ def sweep_once(app: Any, limit: int = 500) -> SweepReport:
         app: the Celery app.
         limit: the most holds dropped and parked jobs expired in one call.
     """
+    from pipeline.broker.rescue import rescue_silent
+
     engine = engine_for(app)
     dropped, expired, served = engine.locks.sweep_counts(limit)
-    report = SweepReport(holds_dropped=dropped, jobs_expired=expired, lines_served=served)
+    report = SweepReport(holds_dropped=dropped, jobs_expired=expired, lines_served=served,
+                         jobs_rescued=rescue_silent(app, limit))
     if report.did_something:
         emit(engine.redis, engine.keys.events, MAINTENANCE, "",
              {"action": "sweep", "count": report.count, **report.as_dict()},

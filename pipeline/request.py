@@ -1,5 +1,8 @@
 """The worker-side request of pipeline jobs: releases for children that died.
 
+A job whose process keeps dying is dead-lettered after ``pipeline_max_deliveries``
+deliveries (:mod:`pipeline.deliveries`).
+
 Celery runs ``after_return`` in the pool process, which cannot release when
 the OS killed it (``kill -9``, out of memory, hard time limit, revoke with
 terminate). The worker's main process learns of those deaths first; it
@@ -9,14 +12,17 @@ of leaving the resources blocked until the lease runs out.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from billiard.einfo import ExceptionWithTraceback
+from billiard.einfo import ExceptionInfo, ExceptionWithTraceback
 from billiard.exceptions import Terminated, TimeLimitExceeded, WorkerLostError
 from celery.worker.request import Request
 
+from pipeline.deliveries import worker_lost
 from pipeline.finishing import release_orphan
 
+logger = logging.getLogger(__name__)
 #: Exceptions meaning the pool process running the job is gone.
 CHILD_GONE = (WorkerLostError, Terminated, TimeLimitExceeded, SystemExit, KeyboardInterrupt)
 
@@ -40,4 +46,27 @@ class PipelineRequest(Request):  # type: ignore[misc]
         if isinstance(exc, CHILD_GONE):
             release_orphan(self.task, self.id, self.request_dict,
                                      f"pool process lost: {exc!r}")
+            if self._process_died(exc):
+                try:
+                    lost = worker_lost(self, exc)
+                except Exception:  # Redis unreachable: requeue as usual, count next time
+                    logger.exception("could not count the lost delivery of job %s", self.id)
+                    lost = None
+                if lost is not None:  # dead-lettered: fail it instead of requeueing it again
+                    exc_info = _info_of(lost, exc)
         return super().on_failure(exc_info, send_failed_event, return_ok)
+
+    def _process_died(self, exc: BaseException) -> bool:
+        """Whether the process died running the job (not killed on purpose by a revoke)."""
+        if isinstance(exc, WorkerLostError):
+            return True
+        return isinstance(exc, SystemExit | KeyboardInterrupt) and not (
+            self._already_cancelled or self._already_revoked)
+
+
+def _info_of(error: BaseException, cause: BaseException) -> ExceptionInfo:
+    """Celery's exception info for *error*, raised from *cause*."""
+    try:
+        raise error from cause
+    except BaseException:
+        return ExceptionInfo()

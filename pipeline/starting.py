@@ -10,16 +10,21 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
+import redis
 from celery import states
+from celery.exceptions import Reject
 
 from pipeline import parking, workflows
 from pipeline.blocked_state import store_blocked
 from pipeline.engine import Engine, engine_for
 from pipeline.errors import LockNotAcquired, WorkflowError
 from pipeline.events import RELEASED, compact_json
+from pipeline.finishing import OUTAGE_BACKOFF
 from pipeline.header import EMPTY, of_request
 from pipeline.locks.base import Acquired, Blocked, Cancelled, Duplicate, Ticket, Uncovered
 from pipeline.priority import of_request as priority_of
@@ -28,6 +33,7 @@ from pipeline.revoked import chain_ids, mark_revoked
 from pipeline.running import RunningJob
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 HOST = socket.gethostname()
 #: Header of a copy published again by :func:`_duplicate`: check it did not finish.
 RECHECK = "pipeline_recheck"
@@ -81,7 +87,11 @@ def start(task: Any, task_id: str) -> str | None:
     """
     request = task.request
     engine = engine_for(task.app)
-    if getattr(request, RECHECK, None) and task.backend.get_state(task_id) in states.READY_STATES:
+    # A copy published again by _duplicate, or a message the broker gave back
+    # (its worker died or lost the connection, perhaps after the job ended):
+    # a job whose result is stored already never runs twice.
+    again = getattr(request, RECHECK, None) or (request.delivery_info or {}).get("redelivered")
+    if again and task.backend.get_state(task_id) in states.READY_STATES:
         return f"job {task_id} already finished; this copy is dropped"
     ticket = ticket_for(task, request, engine)
     locks = engine.locks
@@ -97,12 +107,12 @@ def start(task: Any, task_id: str) -> str | None:
     # a job blocked moments ago in this process are probably still taken.
     result: Any = None
     if request.is_eager or not engine.running.likely_blocked(ticket.claims):
-        result = locks.acquire(ticket, host=HOST, pid=pid)
+        result = through_outage(request, locks.acquire, ticket, host=HOST, pid=pid)
         if isinstance(result, Blocked) and request.is_eager:
             raise LockNotAcquired(f"job {task_id} ({task.name}) cannot run now: {result.reason}")
     if result is None or isinstance(result, Blocked):
-        result = locks.acquire(
-            ticket, host=HOST, pid=pid,
+        result = through_outage(
+            request, locks.acquire, ticket, host=HOST, pid=pid,
             park_message=parking.message_for(task.app, request, ticket.priority, complete=False),
             queue_key=parking.queue_key(task.app, (request.delivery_info or {}).get(
                 "routing_key") or task.app.conf.task_default_queue),
@@ -129,6 +139,33 @@ def start(task: Any, task_id: str) -> str | None:
     engine.running.blocked(ticket.claims)
     _report_blocked(task, task_id, blocked)
     return blocked.reason
+
+
+def through_outage(request: Any, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Make a lock call, riding out a short Redis outage (a restart); requeue past it.
+
+    The call is repeated with backoff while Redis does not answer (a repeat
+    of a call that did run finds its own hold and keeps it). Past
+    :data:`OUTAGE_BACKOFF`, the job is not failed but requeued (``Reject``):
+    its message stays with the broker and runs once Redis is back.
+
+    Raises:
+        Reject: Redis stayed unreachable (the job is requeued, or in eager
+            mode the connection error itself).
+    """
+    for delay in (*OUTAGE_BACKOFF, None):
+        try:
+            return call(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            if request.is_eager:
+                raise
+            if delay is None:
+                raise Reject(f"Redis unreachable while job {request.id} started ({exc!r}): "
+                             "it is requeued", requeue=True) from exc
+            logger.warning("Redis unreachable while job %s starts (%r); trying again in %.2f s",
+                           request.id, exc, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _start_inline(task: Any, request: Any, engine: Engine, ticket: Ticket,

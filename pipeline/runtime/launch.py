@@ -6,7 +6,9 @@ order: the worker and beat first (they still need the broker to shut down
 cleanly), the embedded Redis last. Stopping a child sends SIGTERM to its leader
 (Celery's warm shutdown lets running jobs finish), waits, then sends SIGKILL
 to the whole group, so no pool process is left behind. On Linux each child
-also asks the kernel for SIGTERM should the supervisor itself be killed.
+also asks the kernel for SIGTERM should the supervisor itself be killed. A
+child that fails while supervised is started again with a growing delay, and
+given up on after repeated fast failures (:mod:`pipeline.runtime.restart`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import IO, cast
 import psutil
 
 from pipeline.errors import ServiceError
+from pipeline.runtime.restart import RestartPolicy, describe_exit, failed
 
 DEFAULT_APP = "tasks.app"
 DEFAULT_QUEUE = "pipeline"
@@ -112,12 +115,18 @@ class ChildSpec:
 
 @dataclass
 class Child:
-    """A started child process."""
+    """A started child process (the latest one, once it was restarted)."""
 
     spec: ChildSpec
     process: subprocess.Popen[bytes]
     ready: threading.Event = field(default_factory=threading.Event)
     reader: threading.Thread | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    #: Failures in a row, each soon after a start (see :class:`RestartPolicy`).
+    failures: int = 0
+    restarts: int = 0
+    #: When a restart is due (monotonic clock), while the child is down.
+    restart_at: float | None = None
 
     @property
     def pid(self) -> int:
@@ -134,37 +143,47 @@ class Supervisor:
             child's name; ``sys.stderr`` when omitted.
         stop_event: set it (see :func:`stop_signals`) to end :meth:`run`.
         stop_timeout: seconds a child gets between SIGTERM and SIGKILL.
+        restart: when a child that failed is started again (see
+            :mod:`pipeline.runtime.restart`).
     """
 
     def __init__(self, env: Mapping[str, str], *, output: IO[str] | None = None,
                  stop_event: threading.Event | None = None,
-                 stop_timeout: float = STOP_TIMEOUT, cwd: str | None = None) -> None:
+                 stop_timeout: float = STOP_TIMEOUT, cwd: str | None = None,
+                 restart: RestartPolicy | None = None) -> None:
         self.env = dict(env)
         self.output = output if output is not None else sys.stderr
         self.stop_event = stop_event or threading.Event()
         self.stop_timeout = stop_timeout
         self.cwd = cwd
+        self.restart = restart or RestartPolicy()
         self.children: list[Child] = []
         self._write_lock = threading.Lock()
 
     def start(self, spec: ChildSpec) -> Child:
         """Start *spec* in a new process group and forward its output."""
-        process = subprocess.Popen(
+        child = Child(spec, self._spawn(spec))
+        self._watch(child)
+        self.children.append(child)
+        return child
+
+    def _spawn(self, spec: ChildSpec) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             spec.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=die_with_parent,
         )
-        child = Child(spec, process)
-        if spec.ready_marker is None:
-            child.ready.set()
-        child.reader = threading.Thread(target=self._forward, args=(child,),
-                                        name=f"output-{spec.name}", daemon=True)
-        child.reader.start()
-        self.children.append(child)
-        return child
 
-    def _forward(self, child: Child) -> None:
-        stream = child.process.stdout
+    def _watch(self, child: Child) -> None:
+        """Mark *child* ready or not, and forward its output from a thread."""
+        if child.spec.ready_marker is None:
+            child.ready.set()
+        child.reader = threading.Thread(target=self._forward, args=(child, child.process),
+                                        name=f"output-{child.spec.name}", daemon=True)
+        child.reader.start()
+
+    def _forward(self, child: Child, process: subprocess.Popen[bytes]) -> None:
+        stream = process.stdout
         if stream is None:
             return
         marker = child.spec.ready_marker
@@ -207,11 +226,60 @@ class Supervisor:
     def run(self) -> None:
         """Supervise in the foreground until a stop is requested.
 
+        A child that fails is started again (see :mod:`pipeline.runtime.restart`).
+
         Raises:
-            ServiceError: a child exited on its own (the others are then stopped).
+            ServiceError: a child exited cleanly (someone stopped it), or failed
+                again and again soon after each start (the others are then stopped).
         """
         while not self.stop_event.wait(0.2):
-            self.check_children()
+            self.supervise_once()
+
+    def supervise_once(self) -> None:
+        """Look at every child once: schedule a restart for a failed one, start one that is due.
+
+        Raises:
+            ServiceError: as :meth:`run`.
+        """
+        now = time.monotonic()
+        for child in self.children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    self._restart(child)
+                continue
+            code = child.process.poll()
+            if code is None:
+                continue
+            name = f"{child.spec.name} (pid {child.pid})"
+            if not failed(code):
+                raise ServiceError(f"{name} {describe_exit(code)}: it was stopped on purpose, "
+                                   "so everything stops; its output is above")
+            child.failures = self.restart.failures_after(child.failures, now - child.started_at)
+            if self.restart.gives_up(child.failures):
+                raise ServiceError(
+                    f"{name} {describe_exit(code)}: {child.failures} failures in a row, each "
+                    f"within {self.restart.fast:g} s of starting; giving up on it and "
+                    "stopping everything; its output is above")
+            delay = self.restart.delay(child.failures)
+            with contextlib.suppress(OSError):  # what is left of its group (a pool)
+                os.killpg(child.pid, signal.SIGKILL)
+            child.restart_at = now + delay
+            self._say(f"{name} {describe_exit(code)}; starting it again in {delay:g} s "
+                      f"(failure {child.failures} in a row)")
+
+    def _restart(self, child: Child) -> None:
+        child.process = self._spawn(child.spec)
+        child.ready = threading.Event()
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        child.restarts += 1
+        self._watch(child)
+        self._say(f"{child.spec.name} started again (pid {child.pid}, restart {child.restarts})")
+
+    def _say(self, message: str) -> None:
+        with self._write_lock, contextlib.suppress(ValueError, OSError):
+            self.output.write(f"pipeline: {message}\n")
+            self.output.flush()
 
     def stop(self) -> None:
         """Stop every child: SIGTERM to each leader, wait, then SIGKILL each group."""

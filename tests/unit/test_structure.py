@@ -35,8 +35,11 @@ LAYERS: dict[str, int] = {
     "pipeline.admission": 6,
     # read-only views of the running system (CLI, monitor, API)
     "pipeline.inspection": 7,
+    # the worker's side of the broker: kombu's transport and Celery's consumer, guarded
+    "pipeline.broker": 6,
     # the job's path, one phase a module
     "pipeline.publishing": 7, "pipeline.starting": 7, "pipeline.finishing": 7,
+    "pipeline.deliveries": 7,
     "pipeline.attempts": 8,
     # the Celery hooks, and what publishes through them
     "pipeline.task": 9, "pipeline.request": 9, "pipeline.batch": 10,

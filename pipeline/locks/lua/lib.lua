@@ -62,18 +62,38 @@ local US = '\31'
 -- resource it waits for, what blocks it there, claims, stored message (last,
 -- so it may hold anything). One string rather than a hash: the message is
 -- longer than a compact hash allows, and a full hash costs three times more.
+-- A park record that is not one (written by hand, or by something else) is
+-- set aside where an operator reads what no worker could use (the list
+-- set_aside of pipeline.broker.setaside) and read as no record, so the lines
+-- it stands in move on instead of waiting for it forever.
+local function set_aside_park(job, raw)
+  local why = 'malformed park record'
+  redis.call('LPUSH', B .. K.set_aside, cjson.encode({at = NOW / 1000, queue = 'parked ' .. job,
+             reason = why, raw = raw, encoding = 'utf-8', size = #raw}))
+  redis.call('HINCRBY', B .. K.set_aside_count, why, 1)
+  redis.call('HINCRBY', B .. K.set_aside_count, 'total', 1)
+  redis.call('DEL', pkey(job))
+  return nil
+end
+
 local function park_read(job)
-  local s = redis.call('GET', pkey(job))
+  local s = redis.pcall('GET', pkey(job))
+  if type(s) == 'table' and s.err then
+    return set_aside_park(job, 'a key of type ' .. redis.call('TYPE', pkey(job)).ok)
+  end
   if not s then return nil end
   local f, pos = {}, 1
   for i = 1, 7 do
     local e = string.find(s, US, pos, true)
+    if not e then return set_aside_park(job, s) end
     f[i] = string.sub(s, pos, e - 1)
     pos = e + 1
   end
+  local rank, since = tonumber(f[1]), tonumber(f[2])
+  if not rank or not since then return set_aside_park(job, s) end
   local holder = f[3]
   if holder == '' then holder = job end
-  return {rank = tonumber(f[1]), since = tonumber(f[2]), holder = holder, q = f[4],
+  return {rank = rank, since = since, holder = holder, q = f[4],
           res = f[5], by = f[6], claims = f[7], msg = string.sub(s, pos)}
 end
 
@@ -99,8 +119,9 @@ end
 local function parse_claims(text)
   local out = {}
   for line in string.gmatch(text, '[^\n]+') do
-    local mode, cap, rid = string.match(line, '^(%a)|(%d+)|(.+)$')
-    out[#out + 1] = {rid, mode, tonumber(cap)}
+    local mode, cap, rid = string.match(line, '^([xs])|(%d+)|(.+)$')
+    -- A line that is no claim (a record written by something else) claims nothing.
+    if mode then out[#out + 1] = {rid, mode, tonumber(cap)} end
   end
   return out
 end
@@ -153,8 +174,13 @@ local function blocker(c, job, rank, has_line)
   local lk = lkey(rid)
   if has_line == nil then has_line = redis.call('EXISTS', lk) == 1 end
   if has_line then
-    local ahead = redis.call('ZRANGEBYSCORE', lk, '-inf', '(' .. num(rank), 'LIMIT', 0, 1)
-    if ahead[1] and ahead[1] ~= job then return ahead[1] end
+    while true do
+      local ahead = redis.call('ZRANGEBYSCORE', lk, '-inf', '(' .. num(rank), 'LIMIT', 0, 1)
+      if not ahead[1] or ahead[1] == job then break end
+      if park_read(ahead[1]) then return ahead[1] end
+      -- No record (or none that reads): nobody waits there; the line moves on.
+      redis.call('ZREM', lk, ahead[1])
+    end
   end
   return nil
 end

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ from pipeline import conf
 from pipeline.keys import Keys
 from pipeline.locks.redis import RedisLocks
 from tests.helpers import redisdb
+from tests.helpers.apps import point_app_at
 
 DB_BASE = 5
 
@@ -43,21 +43,12 @@ def broker_url(lock_redis: redis.Redis) -> str:
 @pytest.fixture
 def pipeline_app(broker_url: str) -> Iterator[Any]:
     """The pipeline app pointed at this test's database."""
-    from pipeline.engine import _ENGINES
     from tasks.app import app
 
-    def point_at(broker: str, backend: str) -> None:
-        app.conf.broker_url = broker
-        app.conf.result_backend = backend
-        app._after_fork()  # drop connection and producer pools made for the old URL
-        app._backend_cache = None
-        app._local = threading.local()
-        _ENGINES.clear()
-
     old = (app.conf.broker_url, app.conf.result_backend)
-    point_at(broker_url, broker_url)
+    point_app_at(app, broker_url, broker_url)
     yield app
-    point_at(*old)
+    point_app_at(app, *old)
 
 
 @pytest.fixture

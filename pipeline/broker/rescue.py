@@ -1,0 +1,40 @@
+"""Rescue the jobs of silent workers: their taken messages go back to their queues.
+
+Each worker's main process renews the messages it holds (:mod:`pipeline.broker.qos`),
+so a message whose entry in the broker's ``unacked_index`` is older than the
+visibility timeout belongs to a worker that died (or has been cut off that
+long). kombu's own look (``restore_visible``) gives such messages back to their
+queues from every consuming worker; the beat sweep does it too
+(:func:`pipeline.maintenance.sweep_once`), so it happens even when every worker
+died, and counts them. kombu's mutex keeps two rescuers from restoring one
+message twice.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+
+def rescue_silent(app: Any, limit: int = 500) -> int:
+    """Give back (at most *limit*) messages taken by workers silent past the visibility timeout.
+
+    Returns:
+        How many were given back.
+    """
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        if not hasattr(channel, "unacked_index_key"):  # not a Redis transport
+            return 0
+        index = channel.global_keyprefix + channel.unacked_index_key
+        cutoff = time.time() - float(channel.visibility_timeout)
+        # A plain client (kombu's adds its key prefix to some commands only).
+        client = redis.Redis(connection_pool=channel.pool)
+        before = int(client.zcount(index, "-inf", cutoff))
+        if not before:
+            return 0
+        channel.qos.restore_visible(num=limit, interval=1)
+        after = int(client.zcount(index, "-inf", cutoff))
+        return max(before - after, 0)
