@@ -21,6 +21,10 @@ from pipeline.resources import Demand
 NAME = "pipeline"
 #: The header version this code writes; it reads every version up to it.
 VERSION = 1
+#: A message header asking the pipeline's broker transport to put the message
+#: at the head of its queue (the next step of a workflow holding its locks);
+#: the transport removes it before the message is stored.
+FRONT = "pipeline_front"
 
 _LISTS = ("models", "shared_models")
 _TEXTS = ("user", "project", "workflow", "workflow_name")

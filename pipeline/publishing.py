@@ -15,7 +15,7 @@ from pipeline.checks import redact
 from pipeline.engine import engine_for
 from pipeline.errors import ServiceError, WorkflowError
 from pipeline.events import QUEUED, summary
-from pipeline.header import NAME, JobHeader, in_options
+from pipeline.header import FRONT, NAME, JobHeader, in_options
 from pipeline.priority import DEFAULT_PRIORITY, parse_priority
 from pipeline.resources import (
     RESOURCE_OPTIONS,
@@ -63,6 +63,11 @@ def prepare(task: Any, options: dict[str, Any], task_id: str | None) -> tuple[st
         stamped = JobHeader.decode(raw)  # a header this release cannot read is refused here
         for name in RESOURCE_OPTIONS:
             options.pop(name, None)
+        if stamped.is_later_step and options.get("retries") is None:
+            # The next step of a started workflow holds its locks already: like a
+            # hand-off it goes to the front of the queue, at the priority it was
+            # given (see pipeline.broker.transport).
+            options["headers"] = {**headers, FRONT: 1}
         return task_id, stamped
     check_option_names(options)
     if any(options.get(field) for field in canvas.LATER):

@@ -11,6 +11,10 @@
 * **Held messages** (:mod:`pipeline.broker.qos`): renewed while the worker
   lives, not requeued while their job runs, acknowledged even after a
   reconnect.
+* **Messages for the front** (:data:`pipeline.header.FRONT`): the next step of
+  a workflow that holds its locks is pushed where the next worker takes it,
+  the head of its queue's most urgent list, with the priority its caller gave
+  it (kombu would append it to the back of its own priority's list).
 
 Transport options (``broker_transport_options``) read besides kombu's:
 ``pipeline_prefix`` (the key hash tag), ``set_aside_max`` (records kept) and
@@ -24,10 +28,12 @@ from typing import Any
 
 import redis
 from kombu.transport import redis as kombu_redis
+from kombu.utils.json import dumps
 
 from pipeline.broker.qos import PipelineQoS
 from pipeline.broker.screen import refusal
 from pipeline.broker.setaside import DEFAULT_MAX, set_aside_or_log
+from pipeline.header import FRONT
 from pipeline.keys import Keys
 
 
@@ -92,6 +98,20 @@ class PipelineChannel(kombu_redis.Channel):
         if isinstance(factory, functools.partial):
             return functools.partial(screened, *factory.args, **factory.keywords)
         return screened
+
+    def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
+        """Deliver *message*; one asking for the front goes to the head of the queue."""
+        headers = message.get("headers") if isinstance(message, dict) else None
+        if not headers or not headers.pop(FRONT, None):
+            super()._put(queue, message, **kwargs)
+            return
+        key = self._q_for_pri(queue, 0)  # kombu pops a list's right end: RPUSH is next
+        batch = kwargs.pop("_publish_batch", None)
+        if batch is not None:
+            batch.add("rpush", key, dumps(message))
+            return
+        with self.conn_or_acquire() as client:
+            client.rpush(key, dumps(message))
 
     @property
     def set_aside_keys(self) -> Keys:

@@ -260,3 +260,16 @@ def test_hold_kept_for_a_retry_that_could_not_be_published_is_released(
     assert (last.type, last.job_id) == ("failed", "s1")
     assert "could not be published" in last.detail["error"]
     assert not isinstance(locks.acquire(Ticket("J", "J", claim, 6), host="h", pid=1), Blocked)
+
+
+def test_next_step_of_a_holding_workflow_goes_to_the_front_at_its_own_priority(
+        pipeline_app: Any, workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
+    workers(concurrency=1)
+    flow = workflow(step.s(None, 0.5, "s1"), step.s(0.0, "s2"), models=["m"]).apply_async()
+    wait_for(lambda: explain(flow.parent.id, pipeline_app).status == "running", what="s1 runs")
+    fillers = [hold.apply_async((0.0, f"f{n}")) for n in range(5)]  # same level, queued first
+    assert flow.get(timeout=20) == "s1>s2"
+    for job in fillers:
+        job.get(timeout=20)
+    assert started_order(lock_redis)[:2] == ["s1", "s2"], "the held workflow waited its turn"
+    assert by_tag(lock_redis)["s2"]["priority"] == 6, "its priority was rewritten"
