@@ -22,15 +22,14 @@ task events, results ignored), whose single queue is ``bench.plain.as_ships``.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
-import redis
 from celery import Celery
 
 import celeryconfig
 from bench import as_ships
 from pipeline.priority import Priority
+from tasks.marks import record_mark, started_at
 
 SINGLE = "single"
 PER_LEVEL = "per_level"
@@ -46,26 +45,6 @@ LEVEL_QUEUES: dict[str, str] = {p.label: f"bench.level.{p.label}" for p in Prior
 
 NOOP_NAME = "bench.plain.noop"
 MARK_NAME = "bench.plain.mark"
-_CLIENTS: dict[tuple[int, str], redis.Redis] = {}
-
-
-def noop() -> float:
-    """The trivial job: report when it started (seconds since the epoch)."""
-    return time.time()
-
-
-def record_mark(task: Any, key: str, label: str) -> float:
-    """A drain's first or last job: write when it ran into the hash *key* under *label*.
-
-    The same function as ``tasks.bench.record_mark`` (the pipeline's marker).
-    """
-    url, pid = str(task.app.conf.broker_url), os.getpid()
-    if (pid, url) not in _CLIENTS:
-        _CLIENTS[(pid, url)] = redis.Redis.from_url(url)
-    now = time.time()
-    _CLIENTS[(pid, url)].hset(key, label, repr(now))
-    return now
-
 
 def make_app(layout: str = SINGLE, config: str = CONFIGURED) -> Celery:
     """A plain Celery app with the pipeline's settings and the benchmark tasks.
@@ -93,7 +72,7 @@ def make_app(layout: str = SINGLE, config: str = CONFIGURED) -> Celery:
     else:
         app.conf.task_default_queue = SINGLE_QUEUE if config == CONFIGURED else AS_SHIPS_QUEUE
     app.conf.broker_transport_options = options
-    app.task(name=NOOP_NAME)(noop)
+    app.task(name=NOOP_NAME)(started_at)
     app.task(name=MARK_NAME, bind=True)(record_mark)
     return app
 

@@ -1,0 +1,135 @@
+"""Where a worker's time goes: py-spy on a solo worker during a four-lock drain.
+
+Both apps as Celery ships (no task events, results ignored; the pipeline's store
+off), the same trivial job, job i taking ``user:u<i>``, ``project:p<i>``,
+``model:m<i>`` and a global slot (``locks_throughput``'s set-up). Each sample
+fills the paused worker's queue, attaches ``py-spy record --nonblocking`` to the
+worker, drains it (timed by marker jobs) and sorts the samples py-spy took while
+the worker was busy (idle stacks are not sampled) into buckets by the innermost
+frame of interest on the stack:
+
+``pipeline: before_start``, ``pipeline: after_return``, ``pipeline: publish``
+(``apply_async`` of a job the worker publishes), ``pipeline: other``
+    the pipeline's own code, split by hook;
+``redis client``, ``kombu``, ``celery trace``, ``celery worker``, ``billiard``
+    the libraries under them, when no pipeline frame is on the stack;
+``job body``, ``other``.
+
+Figures are µs of busy time per job (samples / rate / jobs), per bucket and in
+total, and the pipeline's extra µs per job. They are CPU-bound busy time of the
+worker process, not Redis's (``locks_throughput`` reports Redis CPU per job).
+Needs ``py-spy`` (``pip install py-spy``); without it the scenario says so and
+measures nothing. It runs last in a full run and is not part of the ``speed`` group:
+``python -m bench --scenario profile``.
+"""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import drains, lockbench
+from bench.harness import Context, Worker
+from bench.lockbench import PIPELINE_AS_SHIPS, PLAIN_AS_SHIPS
+from bench.scenarios import Scenario
+from bench.scenarios.locks_throughput import lock_targets
+from bench.stats import summary
+
+RATE = 400
+#: (bucket, substring of a frame) in order: the first match from the innermost frame out.
+BUCKETS: tuple[tuple[str, str], ...] = (
+    ("pipeline: before_start", "before_start ("),
+    ("pipeline: after_return", "after_return ("),
+    ("pipeline: publish", "/pipeline/publishing"),
+    ("pipeline: other", "/pipeline/"),
+    ("job body", "/tasks/marks.py"),
+    ("celery trace", "celery/app/trace.py"),
+    ("redis client", "/redis/"),
+    ("kombu", "/kombu/"),
+    ("billiard", "/billiard/"),
+    ("celery worker", "/celery/"),
+)
+OTHER = "other"
+
+
+def bucket_of(stack: list[str]) -> str:
+    """The bucket of one sampled stack (outermost frame first): the pipeline's hooks win
+    wherever they are on it; else the innermost library frame."""
+    for name, needle in BUCKETS[:4]:
+        if any(needle in frame for frame in stack):
+            return name
+    for frame in reversed(stack):
+        for name, needle in BUCKETS[4:]:
+            if needle in frame:
+                return name
+    return OTHER
+
+
+def read_raw(path: Path) -> collections.Counter[str]:
+    """Samples per bucket from a ``py-spy record --format raw`` file."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            counts[bucket_of(stack.split(";"))] += int(count)
+    return counts
+
+
+def profiled_drain(worker: Worker, jobs: int, out: Path) -> tuple[float, dict[str, float]]:
+    """One marked drain with py-spy attached: its rate, and µs per job per bucket."""
+    pid = worker.process.pid if worker.process is not None else 0
+    spy = subprocess.Popen(
+        ["py-spy", "record", "--pid", str(pid), "--rate", str(RATE), "--nonblocking",
+         "--format", "raw", "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    try:
+        drain = drains.marked_drain(worker, jobs)
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+    counts = read_raw(out)
+    per_job = {name: round(n / RATE / drain.jobs * 1e6, 1) for name, n in counts.items()}
+    per_job["total"] = round(sum(counts.values()) / RATE / drain.jobs * 1e6, 1)
+    return drain.rate, per_job
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    """Alternate profiled drains of plain Celery and the pipeline, both as Celery ships."""
+    if shutil.which("py-spy") is None:
+        return {"skipped": "py-spy is not installed (pip install py-spy)"}
+    jobs = ctx.size(10_000, 1_500)
+    both = lock_targets(None)
+    sides = {name: both[name] for name in (PLAIN_AS_SHIPS, PIPELINE_AS_SHIPS)}
+    profiles: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
+    rates: dict[str, list[float]] = {name: [] for name in sides}
+
+    def sample(name: str, round_no: int) -> float:
+        rate, per_job = profiled_drain(workers[name], jobs, ctx.workdir / f"{name}-{round_no}.raw")
+        profiles[name].append(per_job)
+        rates[name].append(rate)
+        return rate
+
+    with lockbench.store_off_workers(ctx, sides, "solo") as workers:
+        ctx.start_workers(list(workers.values()))
+        ctx.alternate(list(sides), sample)
+    out: dict[str, Any] = {"jobs": jobs, "rounds": ctx.rounds, "pool": "solo", "rate_hz": RATE,
+                           "unit": "us of busy worker time per job (median over rounds)"}
+    for name, runs in profiles.items():
+        keys = sorted({key for run_ in runs for key in run_})
+        out[name] = {"rate": summary(rates[name], 1),
+                     "per_job": {key: summary([r.get(key, 0.0) for r in runs], 1)["median"]
+                                 for key in keys}}
+    plain, ours = out[PLAIN_AS_SHIPS]["per_job"], out[PIPELINE_AS_SHIPS]["per_job"]
+    out["extra_per_job"] = {key: round(ours.get(key, 0.0) - plain.get(key, 0.0), 1)
+                            for key in sorted(set(plain) | set(ours))}
+    return out
+
+
+SCENARIO = Scenario("profile", "py-spy breakdown of a solo worker's time per job, both as "
+                    "Celery ships (needs py-spy)", run, order=190)
