@@ -39,6 +39,7 @@ FIXED: dict[str, str] = {
     "imported": "imported",
     "set_aside": "set_aside",
     "set_aside_count": "set_aside:count",
+    "expired": "expired:unreported",
 }
 
 
@@ -172,6 +173,12 @@ class Keys:
     def set_aside_count(self) -> str:
         """Hash reason -> items set aside for that reason (``total`` counts them all)."""
         return self.base + FIXED["set_aside_count"]
+
+    @property
+    def expired(self) -> str:
+        """List of parked jobs that expired and are not yet marked REVOKED in the result
+        backend (``<job>\\x1f<its stored message>``, oldest first; bounded)."""
+        return self.base + FIXED["expired"]
 
     def worker_lost(self, job_id: str) -> str:
         """Counter of the deliveries of *job_id* whose process died (expires a day after)."""

@@ -25,6 +25,7 @@ from celery import Celery
 from pipeline import conf
 from pipeline.engine import engine_for
 from pipeline.events import MAINTENANCE, emit
+from pipeline.revoked import report_expired
 
 SWEEP = "pipeline.sweep"
 PURGE = "pipeline.purge_queue_log"
@@ -80,6 +81,8 @@ def sweep_once(app: Any, limit: int = 500) -> SweepReport:
 
     engine = engine_for(app)
     dropped, expired, served = engine.locks.sweep_counts(limit)
+    # Expired here or in a hand-off since the last sweep: REVOKED where Celery users look.
+    report_expired(app, limit)
     report = SweepReport(holds_dropped=dropped, jobs_expired=expired, lines_served=served,
                          jobs_rescued=rescue_silent(app, limit))
     if report.did_something:

@@ -36,6 +36,18 @@ def mark_revoked(app: Any, job_ids: Iterable[str], reason: str, *,
             logger.exception("could not record job %s as REVOKED", job_id)
 
 
+def report_expired(app: Any, limit: int = 500) -> int:
+    """Mark REVOKED the parked jobs that expired since the last call (and the workflow
+    steps their messages carry); returns how many jobs. Called by every sweep."""
+    engine = engine_for(app)
+    expired = engine.locks.take_expired(limit)
+    reason = (f"expired: parked longer than pipeline_wait_timeout "
+              f"({engine.settings.wait_timeout:g} s)")
+    for job_id, message in expired:
+        mark_revoked(app, ids_in_message(message) or [job_id], reason)
+    return len(expired)
+
+
 def chain_ids(chain_field: Any) -> list[str]:
     """Ids of the steps still to run that a request's ``chain`` holds (frozen ones)."""
     ids = []

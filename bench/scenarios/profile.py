@@ -29,6 +29,7 @@ import collections
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -80,11 +81,18 @@ def read_raw(path: Path) -> collections.Counter[str]:
     return counts
 
 
-def profiled_drain(worker: Worker, jobs: int, out: Path) -> tuple[float, dict[str, float]]:
+def find_py_spy() -> str | None:
+    """The ``py-spy`` beside this interpreter (a venv's), else on ``$PATH``."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.is_file() else shutil.which("py-spy")
+
+
+def profiled_drain(worker: Worker, jobs: int, out: Path, spy_binary: str
+                   ) -> tuple[float, dict[str, float]]:
     """One marked drain with py-spy attached: its rate, and µs per job per bucket."""
     pid = worker.process.pid if worker.process is not None else 0
     spy = subprocess.Popen(
-        ["py-spy", "record", "--pid", str(pid), "--rate", str(RATE), "--nonblocking",
+        [spy_binary, "record", "--pid", str(pid), "--rate", str(RATE), "--nonblocking",
          "--format", "raw", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
@@ -101,7 +109,8 @@ def profiled_drain(worker: Worker, jobs: int, out: Path) -> tuple[float, dict[st
 
 def run(ctx: Context) -> dict[str, Any]:
     """Alternate profiled drains of plain Celery and the pipeline, both as Celery ships."""
-    if shutil.which("py-spy") is None:
+    spy_binary = find_py_spy()
+    if spy_binary is None:
         return {"skipped": "py-spy is not installed (pip install py-spy)"}
     jobs = ctx.size(10_000, 1_500)
     both = lock_targets(None)
@@ -110,7 +119,8 @@ def run(ctx: Context) -> dict[str, Any]:
     rates: dict[str, list[float]] = {name: [] for name in sides}
 
     def sample(name: str, round_no: int) -> float:
-        rate, per_job = profiled_drain(workers[name], jobs, ctx.workdir / f"{name}-{round_no}.raw")
+        rate, per_job = profiled_drain(workers[name], jobs, ctx.workdir / f"{name}-{round_no}.raw",
+                                       spy_binary)
         profiles[name].append(per_job)
         rates[name].append(rate)
         return rate

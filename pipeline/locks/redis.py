@@ -262,6 +262,13 @@ class RedisLocks(LockBackend):
         record = self.client.get(self.keys.parked(job_id))
         return ParkRecord.parse(job_id, _text(record)).message if record else ""
 
+    def take_expired(self, limit: int) -> list[tuple[str, str]]:
+        """Parked jobs that expired and were not reported yet, oldest first, at most
+        *limit*: (job id, its stored message). Taken: the caller reports them."""
+        items = self.client.lpop(self.keys.expired, limit) or []
+        return [(job, message) for job, _, message in
+                (_text(item).partition(SEP) for item in items)]
+
     def mark_cancelled(self, *ids: str) -> None:
         """Make workers drop these jobs or workflows when their messages arrive."""
         if ids:

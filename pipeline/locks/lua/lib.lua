@@ -56,6 +56,8 @@ local function begin(argv)
 end
 local function num(n) return string.format('%.0f', n) end
 local US = '\31'
+-- The most expired jobs kept for the sweep to report (pipeline.revoked).
+local EXPIRED_KEPT = 10000
 
 -- A parked job's record is one string of eight fields separated by US:
 -- rank, parked-at (ms), holder ('' = the job itself), queue list, the
@@ -315,6 +317,12 @@ local function drop_parked(job, etype, detail, maxlen)
   local claims = parse_claims(p.claims)
   unpark(job, p, claims)
   emit(maxlen, etype, job, detail)
+  if etype == 'expired' then
+    -- The sweep marks it REVOKED in the result backend (pipeline.revoked), with
+    -- the workflow steps its message carries; bounded like the event stream.
+    redis.call('RPUSH', KEY.expired, job .. US .. p.msg)
+    redis.call('LTRIM', KEY.expired, -EXPIRED_KEPT, -1)
+  end
   return claims
 end
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 from celery.exceptions import TaskRevokedError
 
-from pipeline import InvalidJobError, control, deadletters, explain, workflow
+from pipeline import InvalidJobError, control, deadletters, explain, maintenance, workflow
 from pipeline.batch import enqueue_many
 from pipeline.events import decode
 from tests.integration.locks.support import events_of, queue_length, started_order, wait_for
@@ -55,13 +55,23 @@ def test_parked_job_expires_after_the_wait_timeout(
     holder = hold.apply_async((3.0, "holder"), models=["m"])
     wait_for(lambda: explain(holder.id, pipeline_app).status == "running", what="holder runs")
     patient = hold.apply_async((0.0, "patient"), models=["m"])
-    wait_for(lambda: "expired" in events_of(lock_redis, patient.id), timeout=15, what="expiry")
+    flow = workflow(step.s(None, 0.0, "w1"), step.s(0.0, "w2"), models=["m"]).apply_async()
+    for job_id in (patient.id, flow.parent.id):
+        wait_for(lambda j=job_id: "expired" in events_of(lock_redis, j), timeout=15,
+                 what="expiry")
     holder.get(timeout=10)
     time.sleep(0.5)
     assert started_order(lock_redis) == ["holder"]
     expired = next(decode(i, f) for i, f in lock_redis.xrange("{pipeline}:events")
                if f[b"j"].decode() == patient.id and f[b"e"] == b"expired")
     assert "model:m" in expired.detail["reason"]
+    # The sweep marks them REVOKED, the workflow's later step with its first:
+    # get() raises instead of waiting forever.
+    maintenance.sweep_once(pipeline_app)
+    assert (patient.state, flow.parent.state, flow.state) == ("REVOKED",) * 3
+    with pytest.raises(TaskRevokedError, match="expired"):
+        patient.get(timeout=5)
+    assert maintenance.sweep_once(pipeline_app).jobs_expired == 0
 
 
 def test_cancel_removes_queued_and_parked_jobs(
