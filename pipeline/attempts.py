@@ -29,18 +29,21 @@ logger = logging.getLogger(__name__)
 def with_retries(body: Any) -> Any:
     """A task's ``run``: *body* (a function, or a staticmethod of one) under
     :func:`call_with_retries`. A body wrapped already is returned as it is.
+
+    The task comes in positionally only: a body may take an argument named
+    ``task`` by keyword (Celery's own ``celery.starmap`` does).
     """
     if getattr(body, "pipeline_attempts", False):
         return body
     if isinstance(body, staticmethod):
         func = body.__func__
 
-        def run(task: Any, *args: Any, **kwargs: Any) -> Any:
+        def run(task: Any, /, *args: Any, **kwargs: Any) -> Any:
             return call_with_retries(task, func, args, kwargs)
     else:
         func = body
 
-        def run(task: Any, *args: Any, **kwargs: Any) -> Any:
+        def run(task: Any, /, *args: Any, **kwargs: Any) -> Any:
             return call_with_retries(task, partial(func, task), args, kwargs)
     run = wraps(func)(run)
     run.pipeline_attempts = True  # type: ignore[attr-defined]

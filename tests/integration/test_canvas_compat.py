@@ -28,6 +28,7 @@ from tests.tasks.canvas import (
     priority_of,
     replaced_by_a_chain_with_a_group,
     stamps_of,
+    starmap_by_name,
     tsum,
 )
 
@@ -103,6 +104,13 @@ def test_stamps_reach_every_job_of_the_canvas(capped_worker: Any) -> None:
     canvas = chain(stamps_of.s(), group(stamps_of.s(), stamps_of.s()))
     canvas.stamp(visitor=Flow())
     assert canvas.delay().get(timeout=TIMEOUT) == [{"flow": "f1"}, {"flow": "f1"}]
+
+
+def test_a_job_taking_an_argument_named_task_as_celery_starmap_does(capped_worker: Any
+                                                                     ) -> None:
+    job = starmap_by_name.apply_async(kwargs={"task": add.name, "it": [[1, 2], [3, 4]]})
+    assert job.get(timeout=TIMEOUT) == [3, 7]
+    assert (add.starmap([(1, 2), (3, 4)]) | tsum.s()).delay().get(timeout=TIMEOUT) == 10
 
 
 def test_each_step_runs_at_its_own_priority(capped_worker: Any) -> None:

@@ -56,3 +56,10 @@ def fail(reason: str) -> None:
 def stamps_of(self: Any, *_: Any) -> dict[str, Any]:
     """The stamps this job received."""
     return dict(self.request.stamps or {})
+
+
+@app.task(base=PipelineTask, name="canvas.starmap_by_name")
+def starmap_by_name(task: str, it: list[list[int]]) -> list[Any]:
+    """Celery's ``celery.starmap`` builtin, as a pipeline job: it takes its ``task`` by
+    keyword, the name the job's own task must not take from it."""
+    return [app.tasks[task](*item) for item in it]
