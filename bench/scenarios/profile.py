@@ -125,8 +125,8 @@ def run(ctx: Context) -> dict[str, Any]:
         rates[name].append(rate)
         return rate
 
-    with lockbench.store_off_workers(ctx, sides, "solo") as workers:
-        ctx.start_workers(list(workers.values()))
+    with lockbench.store_off_workers(ctx, both, "solo") as workers:
+        ctx.start_workers([workers[name] for name in sides])
         ctx.alternate(list(sides), sample)
     out: dict[str, Any] = {"jobs": jobs, "rounds": ctx.rounds, "pool": "solo", "rate_hz": RATE,
                            "unit": "us of busy worker time per job (median over rounds)"}
