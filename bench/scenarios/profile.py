@@ -43,17 +43,18 @@ from bench.stats import summary
 
 RATE = 400
 #: (bucket, substring of a frame) in order: the first match from the innermost frame out.
+#: py-spy names a frame ``function (path:line)``, the path relative to its package root.
 BUCKETS: tuple[tuple[str, str], ...] = (
     ("pipeline: before_start", "before_start ("),
     ("pipeline: after_return", "after_return ("),
-    ("pipeline: publish", "/pipeline/publishing"),
-    ("pipeline: other", "/pipeline/"),
-    ("job body", "/tasks/marks.py"),
-    ("celery trace", "celery/app/trace.py"),
-    ("redis client", "/redis/"),
-    ("kombu", "/kombu/"),
-    ("billiard", "/billiard/"),
-    ("celery worker", "/celery/"),
+    ("pipeline: publish", "pipeline/publishing.py"),
+    ("pipeline: other", "pipeline/"),
+    ("job body", "tasks/marks.py"),
+    ("celery trace", "(celery/app/trace.py"),
+    ("redis client", "(redis/"),
+    ("kombu", "(kombu/"),
+    ("billiard", "(billiard/"),
+    ("celery worker", "(celery/"),
 )
 OTHER = "other"
 
