@@ -5,7 +5,8 @@ off), the same trivial job, job i taking ``user:u<i>``, ``project:p<i>``,
 ``model:m<i>`` and a global slot (``locks_throughput``'s set-up). Each sample
 fills the paused worker's queue, attaches ``py-spy record --nonblocking`` to the
 worker, drains it (timed by marker jobs) and sorts the samples py-spy took while
-the worker was busy (idle stacks are not sampled) into buckets by the innermost
+the worker was busy (idle stacks are not sampled; the raw profiles stay in
+``bench/results/profile-<side>-<round>.raw``, flame-graph input) into buckets by the innermost
 frame of interest on the stack:
 
 ``pipeline: before_start``, ``pipeline: after_return``, ``pipeline: publish``
@@ -35,13 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import drains, lockbench
-from bench.harness import Context, Worker
+from bench.harness import REPO, Context, Worker
 from bench.lockbench import PIPELINE_AS_SHIPS, PLAIN_AS_SHIPS
 from bench.scenarios import Scenario
 from bench.scenarios.locks_throughput import lock_targets
 from bench.stats import summary
 
 RATE = 400
+#: Where the raw profiles stay for a closer look (``bench/results/`` is ignored by git).
+RAW_DIR = REPO / "bench" / "results"
 #: (bucket, substring of a frame) in order: the first match from the innermost frame out.
 #: py-spy names a frame ``function (path:line)``, the path relative to its package root.
 BUCKETS: tuple[tuple[str, str], ...] = (
@@ -114,14 +117,15 @@ def run(ctx: Context) -> dict[str, Any]:
     if spy_binary is None:
         return {"skipped": "py-spy is not installed (pip install py-spy)"}
     jobs = ctx.size(10_000, 1_500)
+    RAW_DIR.mkdir(parents=True, exist_ok=True)
     both = lock_targets(None)
     sides = {name: both[name] for name in (PLAIN_AS_SHIPS, PIPELINE_AS_SHIPS)}
     profiles: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
     rates: dict[str, list[float]] = {name: [] for name in sides}
 
     def sample(name: str, round_no: int) -> float:
-        rate, per_job = profiled_drain(workers[name], jobs, ctx.workdir / f"{name}-{round_no}.raw",
-                                       spy_binary)
+        raw = RAW_DIR / f"profile-{name}-{round_no}.raw"
+        rate, per_job = profiled_drain(workers[name], jobs, raw, spy_binary)
         profiles[name].append(per_job)
         rates[name].append(rate)
         return rate
