@@ -6,15 +6,10 @@ off), the same trivial job, job i taking ``user:u<i>``, ``project:p<i>``,
 fills the paused worker's queue, attaches ``py-spy record --nonblocking`` to the
 worker, drains it (timed by marker jobs) and sorts the samples py-spy took while
 the worker was busy (idle stacks are not sampled; the raw profiles stay in
-``bench/results/profile-<side>-<round>.raw``, flame-graph input) into buckets by the innermost
-frame of interest on the stack:
-
-``pipeline: before_start``, ``pipeline: after_return``, ``pipeline: publish``
-(``apply_async`` of a job the worker publishes), ``pipeline: other``
-    the pipeline's own code, split by hook;
-``redis client``, ``kombu``, ``celery trace``, ``celery worker``, ``billiard``
-    the libraries under them, when no pipeline frame is on the stack;
-``job body``, ``other``.
+``bench/results/profile-<side>-<round>.raw``, flame-graph input) into the phases of a
+job (:data:`PHASES`): the lock call in ``before_start``, the release in ``after_return``,
+the acknowledgement (kombu's QoS, or the pipeline's guarded one), the fetch (the BRPOP
+reply, decoding, handing the message to the task), Celery's tracer and the body, the rest.
 
 Figures are µs of busy time per job (samples / rate / jobs), per bucket and in
 total, and the pipeline's extra µs per job. They are CPU-bound busy time of the
@@ -45,33 +40,27 @@ from bench.stats import summary
 RATE = 400
 #: Where the raw profiles stay for a closer look (``bench/results/`` is ignored by git).
 RAW_DIR = REPO / "bench" / "results"
-#: (bucket, substring of a frame) in order: the first match from the innermost frame out.
+#: (phase, the name of a frame on the stack that places a sample in it), first match wins.
 #: py-spy names a frame ``function (path:line)``, the path relative to its package root.
-BUCKETS: tuple[tuple[str, str], ...] = (
-    ("pipeline: before_start", "before_start ("),
-    ("pipeline: after_return", "after_return ("),
-    ("pipeline: publish", "pipeline/publishing.py"),
-    ("pipeline: other", "pipeline/"),
-    ("job body", "tasks/marks.py"),
-    ("celery trace", "(celery/app/trace.py"),
-    ("redis client", "(redis/"),
-    ("kombu", "(kombu/"),
-    ("billiard", "(billiard/"),
-    ("celery worker", "(celery/"),
+PHASES: tuple[tuple[str, str], ...] = (
+    ("lock call (before_start)", "before_start ("),
+    ("release (after_return)", "after_return ("),
+    ("acknowledgement (QoS)", "QoS.ack ("),
+    ("acknowledgement (QoS)", "QoS.append ("),
+    ("acknowledgement (QoS)", "QoS.pipe_or_acquire ("),
+    ("fetch (BRPOP reply, decode, hand over)", "_brpop_read ("),
+    ("fetch (BRPOP reply, decode, hand over)", "on_readable ("),
+    ("fetch (BRPOP reply, decode, hand over)", "_brpop_start ("),
+    ("job (Celery's tracer and the body)", "trace_task ("),
 )
-OTHER = "other"
+OTHER = "the rest (event loop, timers)"
 
 
-def bucket_of(stack: list[str]) -> str:
-    """The bucket of one sampled stack (outermost frame first): the pipeline's hooks win
-    wherever they are on it; else the innermost library frame."""
-    for name, needle in BUCKETS[:4]:
-        if any(needle in frame for frame in stack):
+def bucket_of(stack: str) -> str:
+    """The phase of one sampled stack (py-spy's ``frame;frame;...`` text)."""
+    for name, needle in PHASES:
+        if needle in stack:
             return name
-    for frame in reversed(stack):
-        for name, needle in BUCKETS[4:]:
-            if needle in frame:
-                return name
     return OTHER
 
 
@@ -81,7 +70,7 @@ def read_raw(path: Path) -> collections.Counter[str]:
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if stack and count.isdigit():
-            counts[bucket_of(stack.split(";"))] += int(count)
+            counts[bucket_of(stack)] += int(count)
     return counts
 
 
