@@ -249,8 +249,7 @@ def _take_parked(app: Celery, level: Priority | None, dry_run: bool, reason: str
     locks = engine_for(app).locks
     chosen = []
     for job_id, record in locks.parked_records():
-        priority = record.rank >> 44
-        if level is None or level_of(priority) == level:
+        if level is None or level_of(record.priority) == level:
             chosen.append((record.rank, job_id, record))
     chosen.sort(reverse=True)
     found = []
@@ -258,7 +257,7 @@ def _take_parked(app: Celery, level: Priority | None, dry_run: bool, reason: str
         if not dry_run and not locks.cancel_parked(job_id, reason):
             continue  # started or cancelled meanwhile
         _, task, user, _ = _describe_message(record.message)
-        found.append(FlushedJob(job_id, task, "parked", level_of(record.rank >> 44).label,
+        found.append(FlushedJob(job_id, task, "parked", level_of(record.priority).label,
                                 user))
     return found[::-1]
 

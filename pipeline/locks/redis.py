@@ -36,6 +36,8 @@ from pipeline.resources import Claim
 
 #: Separator of a parked job's record fields (ASCII unit separator).
 SEP = "\x1f"
+#: A parked job's rank per priority step (``RANK_STEP`` in lib.lua: 2^44).
+RANK_STEP = 1 << 44
 
 
 @lru_cache(maxsize=4096)
@@ -73,6 +75,12 @@ class ParkRecord:
     blocked_by: str
     claims: str
     message: str
+
+    @property
+    def priority(self) -> int:
+        """The priority it waits at: the rank is ``priority * RANK_STEP`` plus its
+        fair-share tag (``fair_rank`` in lib.lua)."""
+        return self.rank // RANK_STEP
 
     @classmethod
     def parse(cls, job_id: str, record: str) -> ParkRecord:
@@ -222,7 +230,7 @@ class RedisLocks(LockBackend):
             resources=tuple(c.resource for c in parse_claims_text(parked.claims)),
             waiting_for=parked.resource, blocked_by=parked.blocked_by,
             position=0 if position is None else int(position) + 1,
-            priority=parked.rank // (1 << 44), parked_at=parked.since / 1000,
+            priority=parked.priority, parked_at=parked.since / 1000,
         )
 
     def find_queued(self, lists: Sequence[str], job_id: str, *, remove: bool = False,
