@@ -17,6 +17,7 @@ from pipeline import parking
 from pipeline.engine import engine_for
 from pipeline.events import OPERATOR, QUEUED, emit, encode
 from pipeline.header import NAME, JobHeader
+from pipeline.keys import WAKE_TOKEN, wake_key
 from pipeline.priority import PRIORITY_STEPS, level_of, parse_priority
 
 
@@ -168,6 +169,7 @@ def requeue(app: Celery, job_ids: Iterable[str] | None = None, *, task: str | No
         target = lists[PRIORITY_STEPS.index(int(level_of(entry.priority)))]
         pipe = engine.redis.pipeline(transaction=True)
         pipe.lpush(target, msg)
+        pipe.lpush(wake_key(lists[0]), WAKE_TOKEN)
         pipe.delete(engine.keys.dead_letter(entry.job_id))
         pipe.zrem(engine.keys.dead_letters, entry.job_id)
         fields: dict[Any, Any] = encode(QUEUED, entry.job_id, {

@@ -43,6 +43,21 @@ FIXED: dict[str, str] = {
 }
 
 
+#: kombu's separator between a queue's name and its priority level in its list names.
+BROKER_SEP = "\x06\x16"
+#: After a queue's key: its wake list, one token per message pushed to the queue
+#: (:mod:`pipeline.broker.fetch`). kombu names a queue's lists with digits only
+#: after the separator, so no queue list can be named like it.
+WAKE_SUFFIX = BROKER_SEP + "wake"
+#: What a wake list holds.
+WAKE_TOKEN = "1"
+
+
+def wake_key(queue_key: str) -> str:
+    """The wake list of the queue whose (most urgent) list is *queue_key*."""
+    return queue_key + WAKE_SUFFIX
+
+
 @dataclass(frozen=True)
 class Keys:
     """Key names under one hash tag.
@@ -195,9 +210,12 @@ def lua_table() -> str:
     """The Lua table ``K`` of every key name, as the scripts read it.
 
     ``K.<name>`` is the text after the base for a key of the whole system, and
-    ``{before, after}`` around the id for a key of one thing.
+    ``{before, after}`` around the id for a key of one thing. ``WAKE_SUFFIX``
+    follows it (see :func:`wake_key`).
     """
     entries = [f"{name} = {{{_lua_text(before)}, {_lua_text(after)}}}"
                for name, (before, after) in PER_ID.items()]
     entries += [f"{name} = {_lua_text(suffix)}" for name, suffix in FIXED.items()]
-    return "local K = {\n  " + ",\n  ".join(entries) + ",\n}\n"
+    wake = "".join(ch if ch.isalnum() else f"\\{ord(ch)}" for ch in WAKE_SUFFIX)
+    return ("local K = {\n  " + ",\n  ".join(entries) + ",\n}\n"
+            f"local WAKE_SUFFIX = '{wake}'\n")

@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 from kombu.utils.json import dumps as _kombu_dumps
 
+from pipeline.keys import BROKER_SEP
 from pipeline.priority import PRIORITY_STEPS
 
 
@@ -34,13 +35,12 @@ def queue_key(app: Celery, routing_key: str) -> str:
     return f"{prefix}{routing_key}"
 
 
-SEP = "\x06\x16"  # kombu's separator between a queue name and its priority step
 
 
 def queue_lists(app: Celery, queue: str | None = None) -> list[str]:
     """The Redis lists of *queue* (default queue when None), most urgent first."""
     head = queue_key(app, queue or app.conf.task_default_queue)
-    return [head if step == 0 else f"{head}{SEP}{step}" for step in PRIORITY_STEPS]
+    return [head if step == 0 else f"{head}{BROKER_SEP}{step}" for step in PRIORITY_STEPS]
 
 
 def message_for(app: Celery, request: Any, priority: int, *, retries: int | None = None,

@@ -8,15 +8,17 @@ worker should take new jobs. The event loop applies that decision
 queue, and resumes by consuming them again.
 
 Why cancelling the queue consumers: it is what ``celery control
-cancel_consumer`` does, and on Redis it stops the worker from popping new
+cancel_consumer`` does, and on Redis it stops the worker from taking new
 messages at once. Lowering the prefetch count cannot: kombu's Redis
 transport keeps the reply of a BRPOP already sent while it has no credit, so
 a message it popped would stay in that worker's socket, unacknowledged and
 invisible to other workers, for as long as the pause lasts. Messages already
 delivered to the worker are untouched: they are in the unacked index and
-run in their turn, like the jobs running now. A BRPOP sent before the cancel
-may still pop one message; it goes back to the front of its list (kombu alone
-would push it to the back).
+run in their turn, like the jobs running now. The pipeline's transport takes
+nothing for a cancelled queue (:mod:`pipeline.broker.fetch`); should a message
+reach a cancelled queue's consumer all the same, it goes back to the front of
+its list (kombu alone would push it to the back) and is no longer recorded as
+taken.
 """
 
 from __future__ import annotations
@@ -234,11 +236,16 @@ def _put_back_late_messages(channel: Any, queue: str) -> None:
         return
 
     def put_back(payload: dict[str, Any]) -> None:
-        info = (payload.get("properties") or {}).get("delivery_info") or {}
+        properties = payload.get("properties") or {}
+        info = properties.get("delivery_info") or {}
         with channel.conn_or_acquire() as client:
             pipe = client.pipeline()
             restore(payload, info.get("exchange", ""), info.get("routing_key") or queue, pipe,
                     leftmost=False)
+            tag = properties.get("delivery_tag")
+            if tag is not None and hasattr(channel.qos, "_remove_from_indices"):
+                # Its fetch recorded it as taken: back in its list, it is taken no more.
+                channel.qos._remove_from_indices(tag, pipe)
             pipe.execute()
         logger.info("pipeline load gate: a message popped while pausing went back to the "
                     "front of queue %s", queue)

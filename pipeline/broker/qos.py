@@ -112,10 +112,17 @@ class PipelineQoS(kombu_redis.QoS):
     def append(self, message: Any, delivery_tag: str) -> None:
         """Record a delivered message (in Redis too) and make sure the keeper renews it.
 
-        When Redis refuses the record (it went down right after handing the
-        message over), the job still runs and the keeper writes the record
+        A message the channel's fetch took has its record already (written in
+        the same Lua call that took it, :mod:`pipeline.broker.fetch`). When
+        Redis refuses the record of another (it went down right after handing
+        the message over), the job still runs and the keeper writes the record
         once Redis is back: dropping the message here would lose it.
         """
+        if delivery_tag == getattr(self.channel, "recorded_tag", None):
+            virtual.QoS.append(self, message, delivery_tag)
+            if self._renew_every > 0:
+                keeper().watch(self, self._renew_every)
+            return
         try:
             super().append(message, delivery_tag)
         except _BROKER_DOWN as exc:

@@ -3,11 +3,14 @@
 :func:`pipeline.appsetup.install` makes it the app's ``broker_transport`` for
 ``redis://`` and ``rediss://`` broker URLs. It is kombu's own transport but for:
 
-* **Items that are not messages** (:mod:`pipeline.broker.screen`): the
-  channel's Redis client checks each item a ``BRPOP`` (or ``RPOP``) returns
-  from a queue list before kombu decodes it; one kombu could not deliver is set
-  aside (:mod:`pipeline.broker.setaside`) and the channel reads the next, so a
-  stray item never stops the worker.
+* **Taking a message** (:mod:`pipeline.broker.fetch`): a worker waits on its
+  queues' wake lists, not on the queue lists, and takes a message with one Lua
+  call that also records it as taken, so no kill can lose it in between; every
+  push of a message (publish, restore) pushes a wake token too.
+* **Items that are not messages** (:mod:`pipeline.broker.screen`): each item
+  taken (or returned by an ``RPOP``) is checked before kombu decodes it; one
+  kombu could not deliver is set aside (:mod:`pipeline.broker.setaside`) and
+  the channel takes the next, so a stray item never stops the worker.
 * **Held messages** (:mod:`pipeline.broker.qos`): renewed while the worker
   lives, not requeued while their job runs, acknowledged even after a
   reconnect.
@@ -24,34 +27,38 @@ Transport options (``broker_transport_options``) read besides kombu's:
 from __future__ import annotations
 
 import functools
+import time
+from queue import Empty
 from typing import Any
 
 import redis
 from kombu.transport import redis as kombu_redis
-from kombu.utils.json import dumps
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import dumps, loads
 
+from pipeline.broker import fetch
 from pipeline.broker.qos import PipelineQoS
 from pipeline.broker.screen import refusal
 from pipeline.broker.setaside import DEFAULT_MAX, set_aside_or_log
 from pipeline.header import FRONT
-from pipeline.keys import Keys
+from pipeline.keys import WAKE_TOKEN, Keys, wake_key
+
+#: Items set aside in one take before the worker goes back to waiting.
+_MAX_SET_ASIDE_PER_TAKE = 100
 
 
 class _ScreenedReplies:
-    """Mixin of the channel's Redis client: items popped off a queue are screened first."""
+    """Mixin of the channel's Redis client: items popped off a queue (``RPOP``) are screened
+    first. A worker's own takes go through :mod:`pipeline.broker.fetch`, screened there."""
 
     #: Set per channel: returns whether an item may go on to kombu.
     admit: Any = None
 
     def parse_response(self, connection: Any, command_name: str, **options: Any) -> Any:
         reply = super().parse_response(connection, command_name, **options)  # type: ignore[misc]
-        if not reply or self.admit is None:
-            return reply
-        if command_name == "BRPOP":
-            key, item = reply
-            return reply if self.admit(key, item) else None
-        if command_name == "RPOP" and isinstance(reply, bytes | str):
-            return reply if self.admit("", reply) else None
+        if reply and self.admit is not None and command_name == "RPOP" \
+                and isinstance(reply, bytes | str):
+            return reply if self.admit("?", reply) else None
         return reply
 
 
@@ -70,6 +77,14 @@ class PipelineChannel(kombu_redis.Channel):
         # Read by _get_client, which kombu's __init__ calls.
         self._set_aside_keys: Keys | None = None
         self._last_pool: redis.ConnectionPool | None = None
+        #: Queue -> whether its consumer acknowledges (kombu keeps no such record).
+        self._acked: dict[str, bool] = {}
+        #: The queues the outstanding wait (BRPOP on their wake lists) is for.
+        self._waiting_on: list[str] = []
+        self._served: dict[tuple[str, ...], fetch.Served] = {}
+        self._fetcher: fetch.Fetcher | None = None
+        #: The delivery tag of the message being delivered, when the fetch recorded it as taken.
+        self.recorded_tag: str | None = None
         super().__init__(*args, **kwargs)
         if not self.unacked_renew_interval:
             self.unacked_renew_interval = max(float(self.visibility_timeout) / 6, 0.5)
@@ -99,19 +114,128 @@ class PipelineChannel(kombu_redis.Channel):
             return functools.partial(screened, *factory.args, **factory.keywords)
         return screened
 
+    def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
+        """kombu's, remembering whether the queue's consumer acknowledges."""
+        self._acked[queue] = not no_ack
+        self._served.clear()
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
     def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
-        """Deliver *message*; one asking for the front goes to the head of the queue."""
+        """Deliver *message* with a wake token; one asking for the front goes to the head.
+
+        Like kombu's, but for the token (:mod:`pipeline.broker.fetch`) and the
+        front: kombu pops a list's right end, so an RPUSH onto the most urgent
+        list is taken next.
+        """
         headers = message.get("headers") if isinstance(message, dict) else None
-        if not headers or not headers.pop(FRONT, None):
-            super()._put(queue, message, **kwargs)
-            return
-        key = self._q_for_pri(queue, 0)  # kombu pops a list's right end: RPUSH is next
+        if headers and headers.pop(FRONT, None):
+            push, key = "RPUSH", self._q_for_pri(queue, 0)
+        else:
+            push, key = "LPUSH", self._q_for_pri(
+                queue, self._get_message_priority(message, reverse=False))
+        expires = (getattr(self, "_expires", None) or {}).get(queue)
+        commands: list[tuple[Any, ...]] = [(push, key, dumps(message)),
+                                           ("LPUSH", wake_key(queue), WAKE_TOKEN)]
+        if expires is not None:
+            commands += [("PEXPIRE", name, expires)
+                         for name in (*self._lists_of(queue), wake_key(queue))]
         batch = kwargs.pop("_publish_batch", None)
         if batch is not None:
-            batch.add("rpush", key, dumps(message))
+            for name, *args in commands:
+                batch.add(name.lower(), *args)
             return
-        with self.conn_or_acquire() as client:
-            client.rpush(key, dumps(message))
+        prefix = self.global_keyprefix
+        fetch.push(self.pool, [(name, prefix + key, *rest) for name, key, *rest in commands])
+
+    def _lists_of(self, queue: str) -> list[str]:
+        return [self._q_for_pri(queue, level) for level in self.priority_steps]
+
+    def _do_restore_message(self, payload: Any, exchange: str, routing_key: str, pipe: Any,
+                            leftmost: bool = False) -> None:
+        """kombu's restore of a taken message to its queue, with its wake token."""
+        super()._do_restore_message(payload, exchange, routing_key, pipe, leftmost)
+        try:
+            queues = self._lookup(exchange, routing_key)
+        except Exception:  # kombu logged why it could not restore it
+            return
+        for queue in queues:
+            pipe.lpush(wake_key(queue), WAKE_TOKEN)
+
+    def _brpop_start(self, timeout: Any = None) -> None:
+        """Wait for a wake token of the consumed queues (kombu waits on the lists themselves)."""
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        self._waiting_on = list(queues)
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]  # kombu: None
+        wait = self.brpop_timeout if timeout is None else timeout
+        command = ["BRPOP", *(wake_key(queue) for queue in queues), wait or 0]
+        if self.global_keyprefix:
+            command = self.client._prefix_args(command)
+        self.client.connection.send_command(*command)
+
+    def _brpop_read(self, **options: Any) -> bool:
+        """Read the wait's reply, then take the next message (woken or not) and deliver it."""
+        try:
+            try:
+                woken = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+        finally:
+            self._in_poll = None  # type: ignore[assignment]  # kombu: False when idle
+            flush = getattr(self, "_flush_brpop_reauth", None)
+            if flush is not None:
+                flush()
+        queues = [queue for queue in self._waiting_on if queue in self.active_queues]
+        if queues and self._take(queues):
+            return True
+        if woken and not queues:  # its consumer was cancelled meanwhile: the token stays
+            with self.conn_or_acquire() as client:
+                client.lpush(woken[0], woken[1])
+        raise Empty()
+
+    def _take(self, queues: list[str]) -> bool:
+        """Take the next message of *queues* as taken and deliver it; False if there is none.
+
+        Items no consumer could read are set aside and the next one taken.
+        """
+        lists = self._served_lists(queues)
+        fetcher = self._get_fetcher()
+        for _ in range(_MAX_SET_ASIDE_PER_TAKE):
+            taken = fetcher.take(lists)
+            if taken is None:
+                return False
+            if not self._admit(taken.queue, taken.item):
+                if taken.tag:
+                    prefix = self.global_keyprefix
+                    fetcher.forget(prefix + self.unacked_key, prefix + self.unacked_index_key,
+                                   taken.tag)
+                continue
+            self._queue_cycle.rotate(taken.queue)
+            self.recorded_tag = taken.tag or None
+            try:
+                self.connection._deliver(loads(bytes_to_str(taken.item)), taken.queue)
+            finally:
+                self.recorded_tag = None
+            return True
+        return False
+
+    def _served_lists(self, queues: list[str]) -> fetch.Served:
+        key = tuple(queues)
+        found = self._served.get(key)
+        if found is None:
+            lists = [(queue, self._q_for_pri(queue, level), self._acked.get(queue, True))
+                     for level in self.priority_steps for queue in queues]
+            found = self._served[key] = fetch.served(
+                self.global_keyprefix, self.unacked_key, self.unacked_index_key, lists)
+        return found
+
+    def _get_fetcher(self) -> fetch.Fetcher:
+        if self._fetcher is None:
+            self._fetcher = fetch.Fetcher(redis.Redis(connection_pool=self.pool))
+        return self._fetcher
 
     @property
     def set_aside_keys(self) -> Keys:
@@ -120,13 +244,11 @@ class PipelineChannel(kombu_redis.Channel):
             self._set_aside_keys = Keys(self.pipeline_prefix)
         return self._set_aside_keys
 
-    def _admit(self, key: Any, item: bytes | str) -> bool:
-        """Whether kombu can deliver *item* (popped off *key*); if not, it is set aside."""
+    def _admit(self, queue: str, item: bytes | str) -> bool:
+        """Whether kombu can deliver *item* (taken off *queue*); if not, it is set aside."""
         reason = refusal(item, self.decode_body)
         if reason is None:
             return True
-        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
-        queue = name.rsplit(self.sep, 1)[0] or "?"
         # A plain client: the set-aside keys carry their own hash tag, no kombu prefix.
         client = redis.Redis(connection_pool=self.pool)
         set_aside_or_log(client, self.set_aside_keys, item, queue=queue, reason=reason,

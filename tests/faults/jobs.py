@@ -21,6 +21,7 @@ from pipeline import deadletters, workflow
 from pipeline.engine import engine_for
 from tests.faults.probes import end, fenced, poison, step, work
 from tests.faults.rig import Figure, Rig, wait_until
+from tests.helpers import redisdb
 
 
 def poison_job(rig: Rig, max_deliveries: int = 3, others: int = 20) -> Figure:
@@ -76,9 +77,7 @@ def _settled(rig: Rig) -> bool:
     """Nothing queued, nothing taken: every message settled."""
     client = rig.client()
     try:
-        queued = sum(int(client.llen(k)) for k in client.keys("{pipeline}:pipeline*")
-                     if client.type(k) == b"list")
-        return not queued and not client.hlen("{pipeline}:unacked")
+        return not redisdb.queued(client) and not client.hlen("{pipeline}:unacked")
     finally:
         client.close()
 

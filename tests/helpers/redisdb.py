@@ -38,3 +38,16 @@ def flushed(base: int, **options: Any) -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+def queue_keys(client: redis.Redis, pattern: str = "{pipeline}:pipeline*") -> list[bytes]:
+    """The broker's message lists matching *pattern*: not the queues' wake lists."""
+    from pipeline.keys import WAKE_SUFFIX
+
+    return [key for key in client.keys(pattern)
+            if not key.endswith(WAKE_SUFFIX.encode()) and client.type(key) == b"list"]
+
+
+def queued(client: redis.Redis, pattern: str = "{pipeline}:pipeline*") -> int:
+    """Messages waiting in the lists matching *pattern*."""
+    return sum(int(client.llen(key)) for key in queue_keys(client, pattern))

@@ -151,3 +151,23 @@ def test_the_sweep_gives_back_the_jobs_of_a_worker_that_died(
     assert redis_client.hlen("{pipeline}:unacked") == 0
     back = [json.loads(m) for m in redis_client.lrange(NORMAL_LIST, 0, -1)]
     assert [m["headers"]["id"] for m in back] == [job.id]
+
+
+def test_a_worker_killed_as_it_takes_a_message_loses_no_job(
+        app: Any, redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """kombu pops a message, then records it as taken: a kill in between lost the job."""
+    from tests.helpers.workers import SubprocessWorker
+    from tests.tasks.probes import record
+
+    env = {"PIPELINE_VISIBILITY_TIMEOUT": "2"}
+    victim = SubprocessWorker(redis_url, tmp_path, name="victim", pool="solo", env=env,
+                              include=("tests.tasks.probes", "tests.helpers.dies_on_take"))
+    with victim:
+        result = record.apply_async((ORDER_KEY, "taken"))
+        assert victim.process is not None
+        victim.process.wait(30)  # it killed itself as the message reached it
+    assert victim.process.returncode == -9, victim.log()
+    assert queued_messages(redis_client) == 0  # taken off its list
+    with SubprocessWorker(redis_url, tmp_path, name="survivor", pool="solo", env=env):
+        assert result.get(timeout=30) == "taken"
+    assert redis_client.lrange(ORDER_KEY, 0, -1) == [b"taken"]

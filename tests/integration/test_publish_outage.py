@@ -16,6 +16,7 @@ from pipeline import PipelineTask
 from pipeline.appsetup import install
 from pipeline.errors import ServiceError
 from pipeline.runtime.embedded import find_server_binary, free_port
+from tests.helpers import redisdb
 
 
 @pytest.fixture
@@ -62,9 +63,7 @@ def test_publishing_to_a_redis_that_is_down_fails_within_the_timeout_naming_it(
     try:
         noop.delay()  # the app recovers once Redis answers
         client = redis.Redis.from_url(url)
-        queued = sum(client.llen(key) for key in client.keys("*pipeline*")
-                     if client.type(key) == b"list")
-        assert queued == 1, "a failed publish left something behind"
+        assert redisdb.queued(client, "*pipeline*") == 1, "a failed publish left something behind"
     finally:
         server.terminate()
         server.wait(10)

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import redis
 
+from tests.helpers import redisdb
+
 ORDER_KEY = "probe:serialization"
 
 
@@ -33,8 +35,7 @@ def publish_pickled_task(app: Any, label: str) -> str:
 
 
 def queued_messages(client: redis.Redis) -> int:
-    return sum(int(client.llen(key)) for key in client.keys("{pipeline}:pipeline*")
-               if client.type(key) == b"list")
+    return redisdb.queued(client)
 
 
 def test_pickle_message_is_refused_and_logged_and_the_worker_keeps_consuming(

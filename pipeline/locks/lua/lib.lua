@@ -22,6 +22,9 @@
 --                    wake that ran out of budget, a job expired while being
 --                    served); drained by the next release and by every sweep
 --   fair             hash per priority level: the fair-share state (see fair_rank)
+-- and of the broker's: a granted job's message goes to its queue's most urgent
+-- list (p.q), with a token on the queue's wake list (p.q .. WAKE_SUFFIX, see
+-- pipeline/lua/fetch.lua).
 --
 -- A claim is "<mode>|<capacity>|<rid>", mode x (exclusive) or s (shared);
 -- claims of a job are joined by newlines.
@@ -368,6 +371,7 @@ local function wake(rid, cfg)
         unpark(job, p, claims)
         fair_served(p.rank)
         redis.call('RPUSH', p.q, deliverable(p.msg, job, token))
+        redis.call('LPUSH', p.q .. WAKE_SUFFIX, '1')
         emit(cfg.maxlen, 'granted', job, cjson.encode({holder = p.holder, resources = rids_of(claims)}))
       else
         if p.res ~= first_rid or p.by ~= first_by then

@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from pipeline.events import decode
+from tests.helpers import redisdb
 from tests.tasks.lockprobes import runs
 
 
@@ -56,7 +57,7 @@ def events_of(client: redis.Redis, job_id: str) -> list[str]:
 
 def queue_length(client: redis.Redis) -> int:
     """Messages waiting in the pipeline queue's lists."""
-    return sum(int(client.llen(k)) for k in client.keys("{pipeline}:pipeline*"))
+    return redisdb.queued(client)
 
 
 def lock_keys(client: redis.Redis) -> list[bytes]:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import redis
 
 from pipeline.events import decode
+from pipeline.keys import WAKE_TOKEN, wake_key
 from pipeline.locks.base import Acquired, Blocked, Duplicate, Ticket
 from pipeline.locks.redis import RedisLocks
 from pipeline.resources import EXCLUSIVE, SHARED, Claim
@@ -81,6 +82,8 @@ def test_parked_job_is_handed_its_locks_and_message_by_the_release(
     locks.release("holder", "holder", event="completed")
 
     assert pushed(lock_redis) == ["msg-waiter"]
+    # With a token on the queue's wake list: an idle worker takes it at once.
+    assert lock_redis.lrange(wake_key(QUEUE), 0, -1) == [WAKE_TOKEN.encode()]
     assert locks.explain("waiter").status == "granted"
     assert locks.parked_counts() == {}
     started = take(locks, ticket("waiter", model("a")))

@@ -13,6 +13,7 @@ from celery import chain, chord, group
 
 from pipeline import InvalidJobError, explain, workflow
 from pipeline.events import decode
+from tests.helpers import redisdb
 from tests.integration.locks.support import by_tag, lock_keys, queue_length, started_order, wait_for
 from tests.tasks.lockprobes import hold, runs, spawn_and_wait, step
 
@@ -204,7 +205,7 @@ def test_workflow_keeps_its_hold_while_a_step_waits_to_retry(
 def test_named_workflow_of_one_step_is_still_a_workflow(
         pipeline_app: Any, lock_redis: redis.Redis) -> None:
     result = workflow(step.s(None, 0.0, "only"), name="solo", models=["m"]).apply_async()
-    (key,) = lock_redis.keys("{pipeline}:pipeline*")
+    (key,) = redisdb.queue_keys(lock_redis)
     message = json.loads(lock_redis.lindex(key, 0) or b"")
     assert message["headers"]["pipeline"] | {"submitted_at": 0} == {
         "version": 1, "models": ["m"], "workflow": result.id, "workflow_name": "solo",

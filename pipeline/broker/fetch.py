@@ -1,0 +1,147 @@
+"""Taking a message and recording it as taken, in one step: no kill can lose it in between.
+
+kombu's Redis transport takes a message with ``BRPOP`` and writes its record in
+the ``unacked`` hash (delivery tag -> message) only once the message has
+reached the consumer. A worker killed between the two (``kill -9``, the OOM
+killer, a lost host) has popped a message that no record knows: the job is
+gone. Under load the gap is the time the worker's event loop takes to get to
+the reply, and a fault run of twenty whole-worker kills hit it.
+
+Here a worker never pops a queue list itself:
+
+* Every push of a message onto a queue list also pushes a token onto the
+  queue's **wake list** (:func:`pipeline.keys.wake_key`): the transport's
+  publish (:func:`push`), kombu's restores, the lock scripts' hand-off and a
+  dead letter's requeue.
+* An idle worker blocks on its queues' wake lists (``BRPOP``, where kombu
+  blocks on the queue lists). Woken, and every ``brpop_timeout`` seconds when
+  not, it runs ``fetch.lua`` (:class:`Fetcher`): one Lua call that moves the
+  next message, most urgent level first, from its list into the ``unacked``
+  hash and index, the record kombu would have written.
+
+A kill at any moment leaves the message in its list or in its record, which
+the visibility timeout hands to another worker. A token is a hint only: one
+lost with a killed worker delays the next message by at most ``brpop_timeout``
+(1 s), a stale one costs a look that finds nothing (and clears the stale
+tokens). A message pushed without a token (a client that is not the pipeline's
+transport, an operator's ``LPUSH``) is taken the same way, at the latest on an
+idle worker's next timeout; while its list holds more, the fetch leaves a
+token for the next worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import redis
+
+from pipeline.keys import wake_key
+
+
+@cache
+def _source() -> str:
+    return resources.files("pipeline").joinpath("lua", "fetch.lua").read_text("utf-8")
+
+
+@dataclass(frozen=True)
+class Served:
+    """The lists one fetch looks at, in the order they are served.
+
+    Attributes:
+        queues: the queue of each list.
+        keys: KEYS of ``fetch.lua`` (unacked hash, unacked index, queue lists, wake lists).
+        args: the ARGV after *now*: list count, record flags, wake list positions.
+    """
+
+    queues: tuple[str, ...]
+    keys: tuple[str, ...]
+    args: tuple[str | int, ...]
+
+
+def served(prefix: str, unacked: str, index: str, lists: Sequence[tuple[str, str, bool]]
+           ) -> Served:
+    """The fetch's keys for *lists*: ``(queue, list name, acknowledged)`` in serving order.
+
+    Names are kombu's (without *prefix*, its ``global_keyprefix``).
+    """
+    wakes: list[str] = []
+    positions = []
+    for queue, _, _ in lists:
+        wake = prefix + wake_key(queue)
+        if wake not in wakes:
+            wakes.append(wake)
+        positions.append(3 + len(lists) + wakes.index(wake))
+    keys = (prefix + unacked, prefix + index, *(prefix + name for _, name, _ in lists), *wakes)
+    flags = ["1" if acked else "0" for _, _, acked in lists]
+    return Served(tuple(queue for queue, _, _ in lists), keys, (len(lists), *flags, *positions))
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A message taken off a queue list.
+
+    Attributes:
+        queue: the queue it was taken from.
+        item: the list item, as it was pushed.
+        tag: its delivery tag when it was recorded as taken, else ``""`` (a
+            consumer without acknowledgements, or an item no kombu message).
+    """
+
+    queue: str
+    item: bytes
+    tag: str
+
+
+class Fetcher:
+    """Runs ``fetch.lua`` on a plain client of the broker's connection pool."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._script = client.register_script(_source())
+
+    def take(self, lists: Served) -> Fetched | None:
+        """The next message of *lists*, recorded as taken; None when they are all empty."""
+        reply = self._script(keys=lists.keys, args=(time.time(), *lists.args),
+                             client=self.client)
+        if not reply:
+            return None
+        index, item, tag = reply
+        return Fetched(lists.queues[int(index) - 1], bytes(item),
+                       tag.decode() if isinstance(tag, bytes) else str(tag))
+
+    def forget(self, unacked: str, index: str, tag: str) -> None:
+        """Remove the record of a message taken but not delivered (it was set aside)."""
+        pipe = self.client.pipeline()
+        pipe.hdel(unacked, tag)
+        pipe.zrem(index, tag)
+        pipe.execute()
+
+
+def _connection(pool: redis.ConnectionPool) -> Any:
+    try:
+        return pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name
+        return pool.get_connection("_")  # type: ignore[call-arg,unused-ignore]
+
+
+def push(pool: redis.ConnectionPool, commands: Sequence[tuple[Any, ...]]) -> None:
+    """Send *commands* (full key names) in one round trip, e.g. a message and its token.
+
+    Cheaper than a redis-py pipeline on the publish path, and like one, not a
+    transaction: the token follows the message, so a worker it wakes finds it.
+    """
+    connection = _connection(pool)
+    try:
+        connection.send_packed_command(connection.pack_commands(commands))
+        for _ in commands:
+            connection.read_response()
+    except BaseException:
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
