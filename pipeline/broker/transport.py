@@ -147,6 +147,21 @@ class PipelineChannel(kombu_redis.Channel):
         prefix = self.global_keyprefix
         fetch.push(self.pool, [(name, prefix + key, *rest) for name, key, *rest in commands])
 
+    def _purge(self, queue: str) -> int:
+        """kombu's purge of *queue*'s lists, and of its wake list."""
+        purged = int(super()._purge(queue))
+        self._drop_wake_list(queue)
+        return purged
+
+    def _delete(self, queue: str, *args: Any, **kwargs: Any) -> None:
+        """kombu's delete of *queue*, and of its wake list."""
+        super()._delete(queue, *args, **kwargs)
+        self._drop_wake_list(queue)
+
+    def _drop_wake_list(self, queue: str) -> None:
+        with self.conn_or_acquire() as client:
+            client.delete(wake_key(queue))
+
     def _lists_of(self, queue: str) -> list[str]:
         return [self._q_for_pri(queue, level) for level in self.priority_steps]
 
@@ -189,9 +204,11 @@ class PipelineChannel(kombu_redis.Channel):
             if flush is not None:
                 flush()
         queues = [queue for queue in self._waiting_on if queue in self.active_queues]
+        if getattr(self, "_closing", False):
+            queues = []  # kombu reads the wait's reply as the channel closes: take nothing
         if queues and self._take(queues):
             return True
-        if woken and not queues:  # its consumer was cancelled meanwhile: the token stays
+        if woken and not queues:  # nobody here takes its message: the token stays
             with self.conn_or_acquire() as client:
                 client.lpush(woken[0], woken[1])
         raise Empty()

@@ -139,3 +139,12 @@ def test_the_keys_of_a_fetch_lie_in_one_cluster_slot(channel: Any) -> None:
     lists = channel._served_lists([QUEUE, "other"])
     assert len(lists.keys) == 2 + 2 * 4 + 2
     assert {key_slot(key.encode()) for key in lists.keys} == {key_slot(b"{pipeline}")}
+
+
+def test_purging_a_queue_drops_its_tokens_with_its_messages(
+        app: Any, channel: Any, redis_client: redis.Redis) -> None:
+    from tests.tasks.probes import record
+
+    record.apply_async(("probe:fetch", "a"))
+    assert channel.queue_purge(QUEUE) == 1
+    assert redisdb.queued(redis_client) == 0 and tokens(redis_client) == 0
