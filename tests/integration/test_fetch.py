@@ -8,7 +8,9 @@ app's own channel and Redis.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -148,3 +150,45 @@ def test_purging_a_queue_drops_its_tokens_with_its_messages(
     record.apply_async(("probe:fetch", "a"))
     assert channel.queue_purge(QUEUE) == 1
     assert redisdb.queued(redis_client) == 0 and tokens(redis_client) == 0
+
+
+@pytest.fixture
+def slow_timeout(app: Any) -> Iterator[float]:
+    """Idle workers wait 30 s before they look for messages on their own (1 s by default)."""
+    before = app.conf.broker_transport_options
+    app.conf.broker_transport_options = {**before, "polling_interval": 30}
+    try:
+        yield 30.0
+    finally:
+        app.conf.broker_transport_options = before
+
+
+def test_an_idle_worker_is_woken_by_each_kind_of_push_not_by_its_timeout(
+        app: Any, channel: Any, redis_client: redis.Redis, slow_timeout: float,
+        start_worker: Callable[..., AbstractContextManager[Any]]) -> None:
+    from tests.tasks.probes import record
+
+    def ran(label: str, since: float) -> None:
+        deadline = since + slow_timeout / 3
+        while label.encode() not in redis_client.lrange("probe:fetch", 0, -1):
+            assert time.monotonic() < deadline, f"{label} waited for the worker's timeout"
+            time.sleep(0.02)
+
+    # A message given back from a silent worker's record (by the worker's own look at start).
+    record.apply_async(("probe:fetch", "given back"))
+    taken = take(channel)  # by a worker that died right after
+    assert taken is not None and tokens(redis_client) == 1
+    redis_client.delete(WAKE)
+    redis_client.zadd("{pipeline}:unacked_index", {taken.tag: 0})
+    with start_worker(pool="threads", concurrency=2):
+        ran("given back", time.monotonic())
+        time.sleep(0.5)  # the worker is idle, waiting on its queue's wake list
+        since = time.monotonic()
+        record.apply_async(("probe:fetch", "published"))
+        ran("published", since)
+
+        # A parked job: handed its locks (message and token pushed by the release script).
+        first = record.apply_async(("probe:fetch", "holder", 1.0), models=["fetch-m"])
+        record.apply_async(("probe:fetch", "parked"), models=["fetch-m"])
+        first.get(timeout=20)
+        ran("parked", time.monotonic())
