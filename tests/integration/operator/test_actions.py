@@ -16,6 +16,7 @@ from pipeline.admission.load import LoadReading
 from pipeline.engine import engine_for
 from pipeline.errors import InvalidJobError, UnknownJobError
 from pipeline.events import decode
+from pipeline.keys import WAKE_SUFFIX
 from pipeline.locks.base import Blocked
 from tests.integration.operator.support import lock, model, reads, user
 from tests.tasks.probes import record
@@ -158,6 +159,8 @@ def test_requeue_and_purge_are_recorded_as_operator_actions(
     dead_letter(app, "c", project="web")
 
     assert deadletters.requeue(app, project="nlp", by="tester") == ["a"]
+    # Back in its queue, with the token that wakes an idle worker.
+    assert redis_client.llen("{pipeline}:pipeline" + WAKE_SUFFIX) == 1
     assert deadletters.purge(app, ["b"], by="tester") == 1
 
     assert [d.job_id for d in deadletters.list_dead(app)] == ["c"]
