@@ -100,6 +100,13 @@ def table(figures: list[dict[str, Any]]) -> str:
                     f"{f['lost']} | {f['ran_twice']} | {f['concurrent']} | "
                     f"{f['locks_leaked']} | {f['violations']} | {_cell(f['recovery_s'])} |")
     for f in figures:
+        reran = (f.get("notes") or {}).get("reran_after_unrecorded_end")
+        if reran:
+            rows.append(f"\nTest {f['test']}: {reran} job(s) ran again because the process of "
+                        "a run that had just ended was killed before that end was recorded "
+                        "(its result stored, its message acknowledged): a rerun, once, after "
+                        "a crash, not counted as ran twice (see Limits).")
+    for f in figures:
         by_hosts = (f.get("notes") or {}).get("by_hosts")
         if by_hosts:
             rates = ", ".join(

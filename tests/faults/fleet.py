@@ -42,6 +42,8 @@ class Fleet:
         self.workers: list[SubprocessWorker] = []
         #: The host each worker runs on (when the fleet has hosts).
         self.placement: dict[int, Host] = {}
+        #: Every SIGKILL the scenario sent: the processes killed and when (``time.time()``).
+        self.kills: list[tuple[frozenset[int], float]] = []
         self._started = 0
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -95,6 +97,7 @@ class Fleet:
         members = worker.pids()
         worker.signal_group(signal.SIGKILL)
         killed_at = time.time()
+        self.kills.append((frozenset(members), killed_at))
         for pid in members:
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).wait(10)
@@ -103,11 +106,12 @@ class Fleet:
         self.workers.remove(worker)
         return killed_at
 
-    @staticmethod
-    def kill_process(pid: int) -> float:
+    def kill_process(self, pid: int) -> float:
         """SIGKILL one process (a pool process running a job); returns when."""
         os.kill(pid, signal.SIGKILL)
-        return time.time()
+        killed_at = time.time()
+        self.kills.append((frozenset({pid}), killed_at))
+        return killed_at
 
     def stop(self) -> None:
         """Stop every worker still running."""

@@ -42,7 +42,8 @@ class Figure:
         times: how many times it was broken.
         jobs: jobs submitted.
         lost: jobs that never finished.
-        ran_twice: jobs that finished more than once.
+        ran_twice: jobs that finished more than once (but for a rerun after a SIGKILL
+            between a run's end and its recording: ``notes`` counts those).
         concurrent: jobs that ran as two copies at once.
         locks_leaked: lock keys left once everything settled.
         violations: breaks of the scenario's own invariant (overlapping holders
@@ -75,6 +76,9 @@ class Figure:
         """Fill the job counts from *found*."""
         self.lost, self.ran_twice = len(found.lost), len(found.ran_twice)
         self.concurrent = len(found.concurrent_copies)
+        if found.reran_unrecorded:
+            self.notes["reran_after_unrecorded_end"] = len(found.reran_unrecorded)
+            self.notes["reran_after_unrecorded_end_examples"] = found.reran_unrecorded[:5]
         if not found.clean:
             self.notes["examples"] = {"lost": found.lost[:5], "ran_twice": found.ran_twice[:5],
                                       "concurrent": found.concurrent_copies[:5]}
@@ -120,7 +124,7 @@ class Rig:
 
     def verdict(self, ids: list[str]) -> Verdict:
         """What happened to the jobs of *ids*."""
-        return verdict(self.ledger, ids, time.time())
+        return verdict(self.ledger, ids, time.time(), self.fleet.kills)
 
     def settle_locks(self, timeout: float) -> int:
         """Wait (up to *timeout*) until no lock key is left; returns how many are left."""
