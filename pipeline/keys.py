@@ -210,12 +210,16 @@ def lua_table() -> str:
     """The Lua table ``K`` of every key name, as the scripts read it.
 
     ``K.<name>`` is the text after the base for a key of the whole system, and
-    ``{before, after}`` around the id for a key of one thing. ``WAKE_SUFFIX``
-    follows it (see :func:`wake_key`).
+    ``{before, after}`` around the id for a key of one thing. The wake
+    list's suffix and token follow it (:func:`lua_wake`).
     """
     entries = [f"{name} = {{{_lua_text(before)}, {_lua_text(after)}}}"
                for name, (before, after) in PER_ID.items()]
     entries += [f"{name} = {_lua_text(suffix)}" for name, suffix in FIXED.items()]
-    wake = "".join(ch if ch.isalnum() else f"\\{ord(ch)}" for ch in WAKE_SUFFIX)
-    return ("local K = {\n  " + ",\n  ".join(entries) + ",\n}\n"
-            f"local WAKE_SUFFIX = '{wake}'\n")
+    return "local K = {\n  " + ",\n  ".join(entries) + ",\n}\n" + lua_wake()
+
+
+def lua_wake() -> str:
+    """``WAKE_SUFFIX`` and ``WAKE_TOKEN`` as Lua locals, for every script that pushes tokens."""
+    suffix = "".join(ch if ch.isalnum() else f"\\{ord(ch)}" for ch in WAKE_SUFFIX)
+    return f"local WAKE_SUFFIX = '{suffix}'\nlocal WAKE_TOKEN = {_lua_text(WAKE_TOKEN)}\n"

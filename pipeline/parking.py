@@ -35,8 +35,6 @@ def queue_key(app: Celery, routing_key: str) -> str:
     return f"{prefix}{routing_key}"
 
 
-
-
 def queue_lists(app: Celery, queue: str | None = None) -> list[str]:
     """The Redis lists of *queue* (default queue when None), most urgent first."""
     head = queue_key(app, queue or app.conf.task_default_queue)

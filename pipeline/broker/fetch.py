@@ -40,12 +40,12 @@ from typing import Any
 
 import redis
 
-from pipeline.keys import wake_key
+from pipeline.keys import lua_wake, wake_key
 
 
 @cache
 def _source() -> str:
-    return resources.files("pipeline").joinpath("lua", "fetch.lua").read_text("utf-8")
+    return lua_wake() + resources.files("pipeline").joinpath("lua", "fetch.lua").read_text("utf-8")
 
 
 @dataclass(frozen=True)
@@ -114,8 +114,9 @@ class Fetcher:
         return Fetched(lists.queues[int(index) - 1], bytes(item),
                        tag.decode() if isinstance(tag, bytes) else str(tag))
 
-    def forget(self, unacked: str, index: str, tag: str) -> None:
-        """Remove the record of a message taken but not delivered (it was set aside)."""
+    def forget(self, lists: Served, tag: str) -> None:
+        """Remove the record of a message taken off *lists* but not delivered (set aside)."""
+        unacked, index = lists.keys[:2]
         pipe = self.client.pipeline()
         pipe.hdel(unacked, tag)
         pipe.zrem(index, tag)

@@ -118,13 +118,11 @@ class PipelineQoS(kombu_redis.QoS):
         the message over), the job still runs and the keeper writes the record
         once Redis is back: dropping the message here would lose it.
         """
-        if delivery_tag == getattr(self.channel, "recorded_tag", None):
-            virtual.QoS.append(self, message, delivery_tag)
-            if self._renew_every > 0:
-                keeper().watch(self, self._renew_every)
-            return
         try:
-            super().append(message, delivery_tag)
+            if delivery_tag == getattr(self.channel, "recorded_tag", None):
+                virtual.QoS.append(self, message, delivery_tag)
+            else:
+                super().append(message, delivery_tag)
         except _BROKER_DOWN as exc:
             delivery = message.delivery_info
             entry = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])

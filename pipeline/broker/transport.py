@@ -83,6 +83,7 @@ class PipelineChannel(kombu_redis.Channel):
         self._waiting_on: list[str] = []
         self._served: dict[tuple[str, ...], fetch.Served] = {}
         self._fetcher: fetch.Fetcher | None = None
+        self._plain: redis.Redis | None = None
         #: The delivery tag of the message being delivered, when the fetch recorded it as taken.
         self.recorded_tag: str | None = None
         super().__init__(*args, **kwargs)
@@ -226,9 +227,7 @@ class PipelineChannel(kombu_redis.Channel):
                 return False
             if not self._admit(taken.queue, taken.item):
                 if taken.tag:
-                    prefix = self.global_keyprefix
-                    fetcher.forget(prefix + self.unacked_key, prefix + self.unacked_index_key,
-                                   taken.tag)
+                    fetcher.forget(lists, taken.tag)
                 continue
             self._queue_cycle.rotate(taken.queue)
             self.recorded_tag = taken.tag or None
@@ -251,8 +250,15 @@ class PipelineChannel(kombu_redis.Channel):
 
     def _get_fetcher(self) -> fetch.Fetcher:
         if self._fetcher is None:
-            self._fetcher = fetch.Fetcher(redis.Redis(connection_pool=self.pool))
+            self._fetcher = fetch.Fetcher(self._plain_client())
         return self._fetcher
+
+    def _plain_client(self) -> redis.Redis:
+        """A client of the channel's pool without kombu's key prefix (the pipeline's keys
+        carry their own hash tag; the fetch is given full names)."""
+        if self._plain is None:
+            self._plain = redis.Redis(connection_pool=self.pool)
+        return self._plain
 
     @property
     def set_aside_keys(self) -> Keys:
@@ -266,10 +272,8 @@ class PipelineChannel(kombu_redis.Channel):
         reason = refusal(item, self.decode_body)
         if reason is None:
             return True
-        # A plain client: the set-aside keys carry their own hash tag, no kombu prefix.
-        client = redis.Redis(connection_pool=self.pool)
-        set_aside_or_log(client, self.set_aside_keys, item, queue=queue, reason=reason,
-                         limit=int(self.set_aside_max))
+        set_aside_or_log(self._plain_client(), self.set_aside_keys, item, queue=queue,
+                         reason=reason, limit=int(self.set_aside_max))
         return False
 
 

@@ -9,6 +9,7 @@
 --       number of queue lists n, then for each list i: '1' when its consumer
 --       acknowledges (the message is recorded), else '0'; then for each list i
 --       the position in KEYS of its queue's wake list.
+-- WAKE_TOKEN comes from pipeline/keys.py, put in front of this file at load time.
 -- Returns {i, item, tag} where tag is '' when the item was not recorded (a
 -- consumer without acks, or an item that is no kombu message: the worker sets
 -- it aside), or false when every list is empty.
@@ -41,7 +42,7 @@ for i = 1, n do
     if redis.call('LLEN', wake) == 0 then
       for j = i, n do
         if ARGV[2 + n + j] == at and redis.call('LLEN', KEYS[2 + j]) > 0 then
-          redis.call('LPUSH', wake, '1')
+          redis.call('LPUSH', wake, WAKE_TOKEN)
           break
         end
       end

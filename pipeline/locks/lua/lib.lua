@@ -371,7 +371,7 @@ local function wake(rid, cfg)
         unpark(job, p, claims)
         fair_served(p.rank)
         redis.call('RPUSH', p.q, deliverable(p.msg, job, token))
-        redis.call('LPUSH', p.q .. WAKE_SUFFIX, '1')
+        redis.call('LPUSH', p.q .. WAKE_SUFFIX, WAKE_TOKEN)
         emit(cfg.maxlen, 'granted', job, cjson.encode({holder = p.holder, resources = rids_of(claims)}))
       else
         if p.res ~= first_rid or p.by ~= first_by then
