@@ -1,9 +1,9 @@
 """Celery configuration of the pipeline app (``tasks.app`` reads this module).
 
-The defaults live in :mod:`pipeline.celery_config` (installed with the package,
+The defaults live in :mod:`pipeline.app.defaults` (installed with the package,
 and read from the environment: ``PIPELINE_BROKER_URL``, ``PIPELINE_DATABASE_URL``,
 ``PIPELINE_<SETTING>``...). Change or add Celery settings below them; a
 deployment without this file gets the defaults.
 """
 
-from pipeline.celery_config import *  # noqa: F403
+from pipeline.app.defaults import *  # noqa: F403

@@ -111,7 +111,7 @@ def set_publisher_store(app: Any, enabled: bool) -> None:
     The workers get the same setting from their environment; the publisher is
     this process, whose settings were read once, so they are replaced here.
     """
-    from pipeline.engine import engine_for
+    from pipeline.runtime.services import engine_for
 
     engine = engine_for(app)
     if engine.settings.store_enabled and not enabled:

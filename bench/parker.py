@@ -3,7 +3,7 @@
 The driver takes the model (and a global slot) under a holder of its own, keeps
 the hold renewed while it waits, and releases it to start a chain of hand-offs.
 It can also park background jobs directly with ``RedisLocks.acquire``, with a
-message built by ``pipeline.parking.envelope`` for the real
+message built by ``pipeline.locks.envelope.envelope`` for the real
 ``bench.pipeline.noop`` task (priority low = 9), faster than any worker would.
 """
 
@@ -15,13 +15,13 @@ import uuid
 
 from bench.errors import BenchError
 from bench.targets import Target
-from pipeline import parking
-from pipeline.engine import engine_for
-from pipeline.header import NAME, JobHeader
+from pipeline.locks import envelope
 from pipeline.locks.base import Acquired, Blocked, Ticket
-from pipeline.locks.redis import RedisLocks
+from pipeline.locks.engine import RedisLocks
+from pipeline.locks.resources import Demand, claims
+from pipeline.messages.header import NAME, JobHeader
 from pipeline.priority import Priority
-from pipeline.resources import Demand, claims
+from pipeline.runtime.services import engine_for
 
 FAKE = "bench-fake-holder"
 RENEW_EVERY = 5.0
@@ -37,7 +37,7 @@ class Parker:
         self.locks: RedisLocks = engine.locks
         self.claims = claims(Demand(models=(model,)), engine.settings)
         self.queue = target.queues[0]
-        self.queue_key = parking.queue_key(self.app, self.queue)
+        self.queue_key = envelope.queue_key(self.app, self.queue)
         self.renewed = 0.0
         self.message_bytes = 0
 
@@ -65,7 +65,7 @@ class Parker:
             message = self.app.amqp.as_task_v2(job, "bench.pipeline.noop", (), {},
                                                root_id=job)
             header = JobHeader(models=(self.model,), submitted_at=now).encode()
-            stored = parking.envelope(parking.without_task_defaults(self.app, message.headers),
+            stored = envelope.envelope(envelope.without_task_defaults(self.app, message.headers),
                                       message.body, int(Priority.LOW), self.queue,
                                       {NAME: header}, complete=False)
             self.message_bytes = len(stored)

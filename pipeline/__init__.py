@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline import control, deadletters
+from pipeline.actions import control, deadletters
 from pipeline.errors import (
     ConfigurationError,
     InvalidJobError,
@@ -21,11 +21,11 @@ from pipeline.errors import (
     StoreNotMigrated,
     WorkflowError,
 )
-from pipeline.fencing import fencing_tokens, lease_lost
+from pipeline.job.fencing import fencing_tokens, lease_lost
+from pipeline.job.task import PipelineTask
+from pipeline.job.workflows import Workflow, workflow
 from pipeline.locks.base import Explanation
 from pipeline.priority import Priority, parse_priority
-from pipeline.task import PipelineTask
-from pipeline.workflows import Workflow, workflow
 
 
 def explain(job_id: str, app: Any = None) -> Explanation:
@@ -37,7 +37,7 @@ def explain(job_id: str, app: Any = None) -> Explanation:
     """
     from celery import current_app
 
-    from pipeline.engine import engine_for
+    from pipeline.runtime.services import engine_for
 
     return engine_for(app or current_app).locks.explain(job_id)
 

@@ -2,7 +2,7 @@
 
 It reads ``celeryconfig`` (the checkout's top-level module, or one on the
 Python path of a deployment), else the package's defaults,
-:mod:`pipeline.celery_config`.
+:mod:`pipeline.app.defaults`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from importlib.util import find_spec
 
 from celery import Celery
 
-from pipeline.appsetup import install
+from pipeline.app.install import install
 
-CONFIG = "celeryconfig" if find_spec("celeryconfig") is not None else "pipeline.celery_config"
+CONFIG = "celeryconfig" if find_spec("celeryconfig") is not None else "pipeline.app.defaults"
 
 app = install(Celery("tasks"), config=CONFIG)
 # The demo jobs (the README's examples) and the handler of imported requests

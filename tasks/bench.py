@@ -12,7 +12,7 @@ hash (``bench/marks.py``); the jobs between them are the trivial job, unchanged.
 
 from __future__ import annotations
 
-from pipeline.task import PipelineTask
+from pipeline.job.task import PipelineTask
 from tasks.app import app
 from tasks.marks import record_mark, started_at
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from pipeline.task import PipelineTask
+from pipeline.job.task import PipelineTask
 from tasks.app import app
 
 __all__ = ["app", "timed"]

@@ -35,12 +35,12 @@ from bench.scenarios import Scenario
 from bench.scenarios.parked_scale import MODEL
 from bench.stats import compare, ratio
 from bench.targets import Target
-from pipeline import parking
-from pipeline.engine import engine_for
-from pipeline.header import NAME, JobHeader
+from pipeline.locks import envelope
 from pipeline.locks.base import Blocked, Ticket
+from pipeline.locks.resources import Demand, claims
+from pipeline.messages.header import NAME, JobHeader
 from pipeline.priority import Priority
-from pipeline.resources import Demand, claims
+from pipeline.runtime.services import engine_for
 
 GATE_ON = {**STORE_OFF, "PIPELINE_LOAD_GATE": "true", "PIPELINE_LOAD_MAX_CPU": "1.0",
            "PIPELINE_LOAD_MAX_MEMORY": "100", "PIPELINE_AGENT_HEARTBEAT": "2"}
@@ -92,7 +92,7 @@ def park_spread(parker: Parker, target: Target, count: int, projects: int) -> li
         demand = Demand(project=project, models=(MODEL,))
         message = app.amqp.as_task_v2(job, "benchlocks.timed", (), {}, root_id=job)
         header = JobHeader.of(demand, submitted_at=now).encode()
-        stored = parking.envelope(parking.without_task_defaults(app, message.headers),
+        stored = envelope.envelope(envelope.without_task_defaults(app, message.headers),
                                   message.body, int(Priority.NORMAL), parker.queue,
                                   {NAME: header}, complete=False)
         ticket = Ticket(job, job, claims(demand, settings), int(Priority.NORMAL),

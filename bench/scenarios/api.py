@@ -27,7 +27,7 @@ from bench.stats import percentile, ratio, rounded
 from bench.targets import Target, pipeline
 from pipeline.api.app import create_app
 from pipeline.api.auth import TokenSet, parse_tokens
-from pipeline.metrics import Metrics
+from pipeline.observe.metrics import Metrics
 from pipeline.priority import Priority
 
 TOKEN = "bench-admin-token-0123456789"

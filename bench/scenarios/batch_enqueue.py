@@ -1,4 +1,4 @@
-"""Batch publishing: jobs/s of ``pipeline.batch.enqueue_many`` against plain Celery.
+"""Batch publishing: jobs/s of ``pipeline.job.batch.enqueue_many`` against plain Celery.
 
 No worker runs. Each sample publishes the same number of trivial jobs:
 
@@ -31,8 +31,8 @@ from bench.harness import Context, purge
 from bench.scenarios import Scenario
 from bench.stats import ratio, summary
 from bench.targets import Target
-from pipeline.batch import enqueue_many
-from pipeline.engine import engine_for
+from pipeline.job.batch import enqueue_many
+from pipeline.runtime.services import engine_for
 
 BATCH = 1000
 PIPELINE_BATCH = "pipeline_batch"

@@ -19,8 +19,8 @@ import redis
 
 from pipeline.admission.gate import GateState
 from pipeline.admission.load import LoadLevel, LoadReading
-from pipeline.engine import engine_for
 from pipeline.keys import Keys
+from pipeline.runtime.services import engine_for
 
 logger = logging.getLogger(__name__)
 

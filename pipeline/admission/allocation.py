@@ -130,8 +130,8 @@ def broker_backlog(client: Any, lists: Iterable[str]) -> int:
 def allocate(app: Any) -> Allocation:
     """The recommendation for *app*'s live workers and the jobs waiting in their queues."""
     from pipeline.admission.agents import list_agents
-    from pipeline.engine import engine_for
-    from pipeline.parking import queue_lists
+    from pipeline.locks.envelope import queue_lists
+    from pipeline.runtime.services import engine_for
 
     agents = list_agents(app)
     queues = sorted({q for a in agents for q in a.queues}) or [app.conf.task_default_queue]

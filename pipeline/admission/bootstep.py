@@ -38,8 +38,8 @@ from pipeline import conf
 from pipeline.admission.agents import AgentStatus, publish, withdraw
 from pipeline.admission.gate import Hysteresis, LoadLimits, Transition
 from pipeline.admission.load import HostSampler, LoadReading, host_cpu_average, queue_depth
-from pipeline.engine import engine_for
-from pipeline.events import MAINTENANCE, emit
+from pipeline.messages.events import MAINTENANCE, emit
+from pipeline.runtime.services import engine_for
 
 logger = get_logger(__name__)
 
@@ -155,7 +155,7 @@ class LoadMonitor:
 class LoadGate(bootsteps.StartStopStep):  # type: ignore[misc]
     """Consumer bootstep: the worker's load record and its load gate.
 
-    Added to every pipeline app by :func:`pipeline.appsetup.install`; on when
+    Added to every pipeline app by :func:`pipeline.app.install.install`; on when
     ``pipeline_load_gate`` is true or ``pipeline_agent_heartbeat`` is above 0.
     """
 

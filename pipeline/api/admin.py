@@ -1,7 +1,7 @@
 """Operator actions: dead letters, clearing a queue, maintenance.
 
-Each calls the library function the CLI calls (:mod:`pipeline.deadletters`,
-:func:`pipeline.control.flush`, the maintenance sweep), which writes the
+Each calls the library function the CLI calls (:mod:`pipeline.actions.deadletters`,
+:func:`pipeline.actions.control.flush`, the maintenance sweep), which writes the
 ``operator`` audit event naming the token that asked.
 """
 
@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from pipeline import control, deadletters, maintenance
+from pipeline.actions import control, deadletters, maintenance
 from pipeline.api import models
 from pipeline.api.deps import Admin, App, Reader, unprocessable
 from pipeline.errors import PipelineError
@@ -60,7 +60,7 @@ def purge_dead_letters(body: models.DeadLetterSelection, app: App,
 
 @router.post("/maintenance/requeue-expired", response_model=dict[str, int])
 def requeue_expired(app: App, _: Admin) -> dict[str, int]:
-    """Run the maintenance sweep now (``pipeline.maintenance.sweep_once``): holds whose
+    """Run the maintenance sweep now (``pipeline.actions.maintenance.sweep_once``): holds whose
     lease ran out are dropped and their resources handed to the parked jobs next in line,
     jobs parked too long expire, lines left for later are served.
 

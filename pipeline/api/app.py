@@ -42,7 +42,7 @@ def create_app(celery: Celery, *, tokens: TokenSet | None = None,
     Args:
         celery: the Celery app whose jobs the API serves.
         tokens: the accepted tokens; read from the app's settings when None.
-        metrics: a :class:`pipeline.metrics.Metrics` to serve on ``/metrics``
+        metrics: a :class:`pipeline.observe.metrics.Metrics` to serve on ``/metrics``
             (its threads run while the app runs); a new one when None.
     """
     settings = conf.read(celery.conf)
@@ -50,7 +50,7 @@ def create_app(celery: Celery, *, tokens: TokenSet | None = None,
     # asked for: the API must know every task it may be asked to enqueue.
     celery.loader.import_default_modules()
     if metrics is None:
-        from pipeline.metrics import Metrics
+        from pipeline.observe.metrics import Metrics
 
         metrics = Metrics(celery)
 

@@ -17,9 +17,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from pipeline import deadletters, inspection
+from pipeline.actions import deadletters
 from pipeline.api import models
 from pipeline.api.deps import App, Reader, store_enabled, store_session
+from pipeline.observe import inspection
 from pipeline.store import queries
 
 router = APIRouter(tags=["dashboard"])

@@ -1,9 +1,9 @@
 """Jobs: enqueue (one or a batch), list, get, cancel, reprioritize, position.
 
 Every route calls the library: ``apply_async`` and
-:func:`pipeline.batch.enqueue_many` (so the API validates exactly as a Python
+:func:`pipeline.job.batch.enqueue_many` (so the API validates exactly as a Python
 caller does, and publishes nothing when something is rejected),
-:mod:`pipeline.control`, :func:`pipeline.inspection.job_detail` (what ``pipeline
+:mod:`pipeline.actions.control`, :func:`pipeline.observe.inspection.job_detail` (what ``pipeline
 show`` prints) and :mod:`pipeline.store.queries`.
 """
 
@@ -15,7 +15,7 @@ from typing import Annotated, Any, NoReturn
 from celery import Celery
 from fastapi import APIRouter, HTTPException, Query
 
-from pipeline import control, inspection
+from pipeline.actions import control
 from pipeline.api import models
 from pipeline.api.deps import (
     Admin,
@@ -25,8 +25,9 @@ from pipeline.api.deps import (
     store_session,
     unprocessable,
 )
-from pipeline.batch import enqueue_many
 from pipeline.errors import PipelineError, UnknownJobError
+from pipeline.job.batch import enqueue_many
+from pipeline.observe import inspection
 from pipeline.store import queries
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -97,7 +98,7 @@ def list_jobs(
 
 
 def view(detail: inspection.JobDetail) -> models.JobView:
-    """A library :class:`~pipeline.inspection.JobDetail` as the API shows it."""
+    """A library :class:`~pipeline.observe.inspection.JobDetail` as the API shows it."""
     record = detail.record
     state = LIVE_STATES.get(detail.where) or (record["state"] if record else None) \
         or detail.result_state

@@ -107,7 +107,7 @@ class ActionResult(BaseModel):
 
 
 class PositionOut(BaseModel):
-    """Where a job waits (see ``pipeline.control.Position``)."""
+    """Where a job waits (see ``pipeline.actions.control.Position``)."""
 
     where: str
     place: int = 0
@@ -158,7 +158,7 @@ class JobOut(BaseModel):
 
 
 class JobView(BaseModel):
-    """One job wherever it is (``pipeline.inspection.job_detail``), with its state."""
+    """One job wherever it is (``pipeline.observe.inspection.job_detail``), with its state."""
 
     id: str
     state: str = Field(description="QUEUED, BLOCKED or RUNNING from where it is now; else "

@@ -1,6 +1,6 @@
 """The system: statistics, queue depth, running jobs, parked jobs, locks, workers, status.
 
-Live views come from :mod:`pipeline.inspection` (the same functions as
+Live views come from :mod:`pipeline.observe.inspection` (the same functions as
 ``pipeline status``, ``pipeline locks list``...), statistics from
 :mod:`pipeline.store.stats`.
 """
@@ -14,8 +14,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from pipeline import inspection
 from pipeline.api.deps import App, Reader, store_session, unprocessable
+from pipeline.observe import inspection
 from pipeline.store import queries, stats
 
 router = APIRouter(prefix="/api", tags=["system"])

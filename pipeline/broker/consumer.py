@@ -5,7 +5,7 @@ body it cannot decode, content it does not accept (a pickle message when only
 JSON is accepted), an unknown message format, a task this worker does not
 know. :class:`PipelineConsumer` keeps a copy of each in the set-aside list
 first (:mod:`pipeline.broker.setaside`), then lets Celery log and drop it as
-before. :func:`pipeline.appsetup.install` makes it the app's ``worker_consumer``.
+before. :func:`pipeline.app.install.install` makes it the app's ``worker_consumer``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from celery.worker.consumer import Consumer
 from kombu.exceptions import ContentDisallowed
 
 from pipeline.broker.setaside import set_aside_or_log
-from pipeline.engine import engine_for
+from pipeline.runtime.services import engine_for
 
 logger = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from pipeline.keys import lua_wake, wake_key
 
 @cache
 def _source() -> str:
-    return lua_wake() + resources.files("pipeline").joinpath("lua", "fetch.lua").read_text("utf-8")
+    return lua_wake() + resources.files("pipeline.broker").joinpath("fetch.lua").read_text("utf-8")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ so a message whose entry in the broker's ``unacked_index`` is older than the
 visibility timeout belongs to a worker that died (or has been cut off that
 long). kombu's own look (``restore_visible``) gives such messages back to their
 queues from every consuming worker; the beat sweep does it too
-(:func:`pipeline.maintenance.sweep_once`), so it happens even when every worker
+(:func:`pipeline.actions.maintenance.sweep_once`), so it happens even when every worker
 died, and counts them. kombu's mutex keeps two rescuers from restoring one
 message twice.
 """

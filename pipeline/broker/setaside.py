@@ -27,9 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.engine import engine_for
-from pipeline.events import MAINTENANCE, emit
 from pipeline.keys import Keys
+from pipeline.messages.events import MAINTENANCE, emit
+from pipeline.runtime.services import engine_for
 
 logger = logging.getLogger(__name__)
 

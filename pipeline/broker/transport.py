@@ -1,6 +1,6 @@
 """kombu's Redis transport with the pipeline's two guards: set-aside and held messages.
 
-:func:`pipeline.appsetup.install` makes it the app's ``broker_transport`` for
+:func:`pipeline.app.install.install` makes it the app's ``broker_transport`` for
 ``redis://`` and ``rediss://`` broker URLs. It is kombu's own transport but for:
 
 * **Taking a message** (:mod:`pipeline.broker.fetch`): a worker waits on its
@@ -14,7 +14,7 @@
 * **Held messages** (:mod:`pipeline.broker.qos`): renewed while the worker
   lives, not requeued while their job runs, acknowledged even after a
   reconnect.
-* **Messages for the front** (:data:`pipeline.header.FRONT`): the next step of
+* **Messages for the front** (:data:`pipeline.messages.header.FRONT`): the next step of
   a workflow that holds its locks is pushed where the next worker takes it,
   the head of its queue's most urgent list, with the priority its caller gave
   it (kombu would append it to the back of its own priority's list).
@@ -40,8 +40,8 @@ from pipeline.broker import fetch
 from pipeline.broker.qos import PipelineQoS
 from pipeline.broker.screen import refusal
 from pipeline.broker.setaside import DEFAULT_MAX, set_aside_or_log
-from pipeline.header import FRONT
 from pipeline.keys import WAKE_TOKEN, Keys, wake_key
+from pipeline.messages.header import FRONT
 
 #: Items set aside in one take before the worker goes back to waiting.
 _MAX_SET_ASIDE_PER_TAKE = 100

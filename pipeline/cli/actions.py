@@ -6,10 +6,11 @@ from typing import Any
 
 import click
 
-from pipeline import control, inspection
+from pipeline.actions import control
 from pipeline.cli.context import operator_app, reports_errors
 from pipeline.cli.output import by_option, json_option, print_json
 from pipeline.errors import PipelineError, UnknownJobError
+from pipeline.observe import inspection
 from pipeline.priority import level_of, parse_priority
 
 #: What ``cancel`` did, by where the job was found.

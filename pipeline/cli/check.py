@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline import conf
-from pipeline.checks import FAIL, OK, WARN, CheckResult, check_database, check_redis, redact
 from pipeline.cli.context import get_context, load_app
 from pipeline.errors import PipelineError
 from pipeline.runtime.broker import choose_broker, describe
+from pipeline.runtime.checks import FAIL, OK, WARN, CheckResult, check_database, check_redis, redact
 
 _STYLES = {OK: "green", WARN: "yellow", FAIL: "bold red"}
 

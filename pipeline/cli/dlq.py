@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import click
 from rich.markup import escape
 
-from pipeline import deadletters
+from pipeline.actions import deadletters
 from pipeline.cli.context import operator_app, reports_errors
 from pipeline.cli.output import (
     by_option,
@@ -21,8 +21,8 @@ from pipeline.cli.output import (
     yes_option,
 )
 from pipeline.cli.views import table
-from pipeline.inspection.live import label
-from pipeline.timewindow import parse_since
+from pipeline.observe.inspection.live import label
+from pipeline.observe.timewindow import parse_since
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,7 +43,7 @@ def filters(func: F) -> F:
 
 def chosen(task: str | None, user: str | None, project: str | None, priority: str | None,
            since: str | None) -> dict[str, Any]:
-    """The filter keywords of :mod:`pipeline.deadletters`."""
+    """The filter keywords of :mod:`pipeline.actions.deadletters`."""
     return {"task": task, "user": user, "project": project,
             "priority": int(priority) if priority and priority.isdigit() else priority,
             "since": parse_since(since).timestamp() if since else None}

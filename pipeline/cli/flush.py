@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline import control
+from pipeline.actions import control
 from pipeline.cli.context import operator_app, reports_errors
 from pipeline.cli.output import (
     by_option,

@@ -1,4 +1,7 @@
-"""``pipeline import FILE``: a pending-requests file as jobs (see :mod:`pipeline.importer`)."""
+"""``pipeline import FILE``: a pending-requests file as jobs.
+
+See :mod:`pipeline.actions.importer`.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from pipeline.actions.importer import ENQUEUE, LISTED, ImportReport, import_file
 from pipeline.cli.context import operator_app, reports_errors
 from pipeline.cli.output import console, json_option, print_json, priority_text
 from pipeline.cli.views import table
-from pipeline.importer import ENQUEUE, LISTED, ImportReport, import_file
 
 DEFAULT_TASK = "tasks.requests.handle"
 #: A file with more requests to enqueue than this shows a progress bar.

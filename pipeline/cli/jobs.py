@@ -20,11 +20,11 @@ from pipeline.cli.output import (
 from pipeline.cli.views import table
 from pipeline.conf import read
 from pipeline.errors import ConfigurationError
-from pipeline.inspection.live import label
+from pipeline.observe.inspection.live import label
+from pipeline.observe.timewindow import parse_since
 from pipeline.priority import priorities_at
 from pipeline.store import queries
 from pipeline.store.session import session_scope
-from pipeline.timewindow import parse_since
 
 
 def store_url_of(app: Any) -> str:

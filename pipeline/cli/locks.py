@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from pipeline import control, inspection
+from pipeline.actions import control
 from pipeline.cli.context import operator_app, reports_errors
 from pipeline.cli.output import by_option, confirm, console, json_option, print_json, yes_option
 from pipeline.cli.views import locks_table
 from pipeline.errors import PipelineError
+from pipeline.observe import inspection
 
 
 @click.group()

@@ -29,12 +29,12 @@ from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from pipeline import inspection
 from pipeline.cli.context import operator_app, reports_errors
 from pipeline.cli.output import console, level_text, show
 from pipeline.cli.views import depth_table, parked_table, running_table, summary_grid
-from pipeline.engine import engine_for
-from pipeline.inspection import SystemStatus, WorkerSeen
+from pipeline.observe import inspection
+from pipeline.observe.inspection import SystemStatus, WorkerSeen
+from pipeline.runtime.services import engine_for
 
 QUIT_KEYS = ("q", "Q")
 #: Lines the frame needs besides the job rows (heading, tables' heads, summary).

@@ -10,8 +10,8 @@ import sys
 
 import click
 
-from pipeline.checks import require_safe_redis
 from pipeline.cli.context import child_env, get_context, reports_errors, use_broker
+from pipeline.runtime.checks import require_safe_redis
 from pipeline.runtime.embedded import data_dir
 from pipeline.runtime.launch import (
     BEAT_READY,

@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from pipeline import inspection
 from pipeline.cli.context import operator_app, reports_errors
 from pipeline.cli.output import clock, json_option, print_json, span
-from pipeline.inspection import JobDetail
-from pipeline.inspection.live import label
+from pipeline.observe import inspection
+from pipeline.observe.inspection import JobDetail
+from pipeline.observe.inspection.live import label
 
 
 def _headline(found: JobDetail) -> str:

@@ -14,11 +14,11 @@ from pipeline.cli.context import get_context, load_app, reports_errors
 from pipeline.cli.jobs import store_url_of
 from pipeline.cli.output import console, json_option, print_json, span
 from pipeline.cli.views import table
-from pipeline.inspection.live import LEVELS, label
+from pipeline.observe.inspection.live import LEVELS, label
+from pipeline.observe.timewindow import parse_since
 from pipeline.store import stats as store_stats
 from pipeline.store.session import session_scope
 from pipeline.store.stats import Durations, Summary
-from pipeline.timewindow import parse_since
 
 
 def _depth_table(found: Summary) -> Table:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from pipeline import inspection
 from pipeline.cli.context import operator_app, reports_errors
 from pipeline.cli.output import json_option, print_json, show
 from pipeline.cli.views import status_view
+from pipeline.observe import inspection
 
 
 @click.command()

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.cli.output import level_style, level_text, priority_text, span, styled
-from pipeline.inspection import (
+from pipeline.observe.inspection import (
     LEVELS,
     LockHeld,
     ParkedJob,

@@ -2,7 +2,7 @@
 
 An engine takes all of a job's claims at once or parks the job, releases and
 hands freed capacity to parked jobs, renews leases, and answers what a job is
-doing. ``pipeline.locks.redis.RedisLocks`` implements it with Lua scripts.
+doing. ``pipeline.locks.engine.RedisLocks`` implements it with Lua scripts.
 """
 
 from __future__ import annotations
@@ -11,8 +11,13 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipeline.events import blocked_reason
-from pipeline.resources import Claim
+from pipeline.locks.resources import Claim
+
+
+def blocked_reason(resource: str, blocked_by: str, position: int = 0) -> str:
+    """Why a job waits, in words (the scripts' ``blocked`` event carries only the parts)."""
+    where = f", position {position} in line" if position else ""
+    return f"waiting for {resource} (held by or queued behind {blocked_by}){where}"
 
 
 @dataclass(frozen=True)

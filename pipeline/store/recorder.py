@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import conf
 from pipeline.errors import StoreError
-from pipeline.events import JobEvent, decode
 from pipeline.keys import Keys
+from pipeline.messages.events import JobEvent, decode
 from pipeline.store import writer
 from pipeline.store.session import open_store
 

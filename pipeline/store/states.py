@@ -25,7 +25,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline import events
+from pipeline.messages import events
 
 QUEUED = "QUEUED"
 BLOCKED = "BLOCKED"

@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from pipeline import events
 from pipeline.errors import InvalidJobError
+from pipeline.messages import events
 from pipeline.store import states
 from pipeline.store.models import Job, QueueLog
 from pipeline.store.queries import queue_depth

@@ -20,9 +20,9 @@ from sqlalchemy import ColumnElement, Table, and_, bindparam, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from pipeline import events
 from pipeline.errors import StoreError
-from pipeline.events import JobEvent
+from pipeline.messages import events
+from pipeline.messages.events import JobEvent
 from pipeline.store import states
 from pipeline.store.models import ID_LENGTH, TEXT_LIMIT, Job, QueueLog, Workflow
 from pipeline.store.states import Policy

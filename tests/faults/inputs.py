@@ -21,8 +21,8 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from pipeline.actions.maintenance import sweep_once
 from pipeline.broker import setaside
-from pipeline.maintenance import sweep_once
 from tests.faults.probes import work
 from tests.faults.rig import Figure, Rig, wait_until
 

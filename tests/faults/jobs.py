@@ -17,8 +17,9 @@ import signal
 import time
 from typing import Any
 
-from pipeline import deadletters, workflow
-from pipeline.engine import engine_for
+from pipeline import workflow
+from pipeline.actions import deadletters
+from pipeline.runtime.services import engine_for
 from tests.faults.probes import end, fenced, poison, step, work
 from tests.faults.rig import Figure, Rig, wait_until
 from tests.helpers import redisdb

@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from pipeline.engine import engine_for
+from pipeline.runtime.services import engine_for
 from tests.faults.ledger import Run, overlapping, peak
 from tests.faults.probes import work
 from tests.faults.rig import Figure, Rig, wait_until

@@ -8,7 +8,7 @@ from typing import Any
 
 def point_app_at(app: Any, broker: str, backend: str) -> None:
     """Make *app* publish to *broker* and read results from *backend* from now on."""
-    from pipeline.engine import _ENGINES
+    from pipeline.runtime.services import _ENGINES
 
     app.conf.broker_url = broker
     app.conf.result_backend = backend

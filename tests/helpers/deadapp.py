@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from pipeline.appsetup import install
+from pipeline.app.install import install
 from pipeline.runtime.embedded import free_port
 
 DEAD_URL = f"redis://127.0.0.1:{free_port()}/0"

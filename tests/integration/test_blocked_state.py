@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from celery import states
 
-from pipeline.blocked_state import store_blocked
+from pipeline.job.blocked_state import store_blocked
 
 META = {"reason": "waiting for model:m", "resource": "model:m", "blocked_by": "h",
         "position": 1}

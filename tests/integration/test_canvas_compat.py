@@ -40,7 +40,7 @@ TIMEOUT = 30
 def capped_worker(app: Any, start_worker: Callable[..., AbstractContextManager[Any]]
                   ) -> Iterator[Any]:
     """An in-process worker of the app with ``pipeline_concurrency_global = 1``."""
-    from pipeline.engine import _ENGINES
+    from pipeline.runtime.services import _ENGINES
 
     app.conf.pipeline_concurrency_global = 1
     _ENGINES.clear()

@@ -11,9 +11,9 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from pipeline.checks import FAIL, OK, check_database, check_redis, require_safe_redis
 from pipeline.cli.main import cli
 from pipeline.errors import ServiceError
+from pipeline.runtime.checks import FAIL, OK, check_database, check_redis, require_safe_redis
 from pipeline.runtime.embedded import EmbeddedRedis, free_port
 
 
@@ -103,12 +103,12 @@ def test_check_command_says_which_broker_it_uses_and_where_that_came_from(
 
 def test_the_first_connection_logs_the_broker_and_its_source(
         app: Any, caplog: pytest.LogCaptureFixture) -> None:
-    from pipeline import engine
+    from pipeline.runtime import services
 
-    engine._LOGGED.clear()
-    engine._ENGINES.clear()
-    with caplog.at_level(logging.INFO, logger="pipeline.engine"):
-        engine.engine_for(app).redis.ping()
-        engine.engine_for(app).redis.ping()
+    services._LOGGED.clear()
+    services._ENGINES.clear()
+    with caplog.at_level(logging.INFO, logger="pipeline.runtime.services"):
+        services.engine_for(app).redis.ping()
+        services.engine_for(app).redis.ping()
     logged = [r.getMessage() for r in caplog.records if "pipeline: broker" in r.getMessage()]
     assert len(logged) == 1 and "from $PIPELINE_BROKER_URL" in logged[0], logged

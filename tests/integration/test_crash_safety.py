@@ -16,12 +16,13 @@ import pytest
 import redis
 from celery.exceptions import Reject
 
-from pipeline import conf, starting
-from pipeline.heartbeat import Heartbeat
+from pipeline import conf
+from pipeline.job import starting
 from pipeline.keys import Keys
 from pipeline.locks.base import Acquired, Ticket
-from pipeline.locks.redis import RedisLocks
-from pipeline.resources import EXCLUSIVE, Claim
+from pipeline.locks.engine import RedisLocks
+from pipeline.locks.heartbeat import Heartbeat
+from pipeline.locks.resources import EXCLUSIVE, Claim
 from tests.faults.redisserver import PrivateRedis
 from tests.integration.test_serialization import queued_messages
 
@@ -124,7 +125,7 @@ def test_the_sweep_gives_back_the_jobs_of_a_worker_that_died(
         app: Any, redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> None:
     import signal
 
-    from pipeline.maintenance import sweep_once
+    from pipeline.actions.maintenance import sweep_once
     from tests.faults.probes import work
     from tests.helpers.workers import SubprocessWorker
 

@@ -89,7 +89,7 @@ def test_app_without_a_default_priority_still_queues_plain_calls_as_normal(
     from celery import Celery
 
     from pipeline import PipelineTask
-    from pipeline.appsetup import install
+    from pipeline.app.install import install
 
     app = install(Celery("bare", broker=redis_url, set_as_current=False))
     app.conf.task_default_queue = "bare"
@@ -121,7 +121,7 @@ def test_priority_none_means_the_default_level_not_the_most_urgent(
         app: Any, redis_client: redis.Redis) -> None:
     import json
 
-    from pipeline.parking import queue_lists
+    from pipeline.locks.envelope import queue_lists
     from tests.tasks.probes import record
 
     record.apply_async((ORDER_KEY, "none"), priority=None)

@@ -13,7 +13,7 @@ import redis
 from celery import Celery, chain
 
 from pipeline import PipelineTask
-from pipeline.appsetup import install
+from pipeline.app.install import install
 from pipeline.errors import ServiceError
 from pipeline.runtime.embedded import find_server_binary, free_port
 from tests.helpers import redisdb

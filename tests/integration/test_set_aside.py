@@ -103,7 +103,7 @@ def test_pickle_message_is_set_aside_not_dropped(
 
 def test_set_aside_list_keeps_the_newest_items_up_to_its_limit(
         app: Any, redis_client: redis.Redis) -> None:
-    from pipeline.engine import engine_for
+    from pipeline.runtime.services import engine_for
 
     engine = engine_for(app)
     for n in range(5):

@@ -32,4 +32,4 @@ def test_wheel_ships_the_lua_scripts_the_migrations_and_the_default_config(
     assert scripts and scripts <= names, f"missing Lua scripts: {sorted(scripts - names)}"
     assert "pipeline/store/migrations/env.py" in migrations
     assert migrations <= names, f"missing migrations: {sorted(migrations - names)}"
-    assert "pipeline/celery_config.py" in names and "tasks/app.py" in names
+    assert "pipeline/app/defaults.py" in names and "tasks/app.py" in names

@@ -116,7 +116,7 @@ def retry_step(self: Any, countdown: float, tag: str = "") -> str:
 @app.task(base=PipelineTask, bind=True, name="lockprobes.spawn_until_dead")
 def spawn_until_dead(self: Any, child_models: list[str], timeout: float = 20.0) -> str:
     """Publish a child that fails every attempt and hold until it is dead-lettered."""
-    from pipeline import deadletters
+    from pipeline.actions import deadletters
 
     child = flaky.apply_async((100, "child"), models=child_models)
     deadline = time.time() + timeout

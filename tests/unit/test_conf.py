@@ -8,7 +8,7 @@ import pytest
 from celery import Celery
 
 from pipeline import conf
-from pipeline.appsetup import install
+from pipeline.app.install import install
 from pipeline.errors import ConfigurationError
 
 

@@ -6,7 +6,7 @@ import itertools
 
 from celery.events.state import State
 
-from pipeline.appsetup import register_blocked_state
+from pipeline.app.install import register_blocked_state
 
 _clock = itertools.count(1)
 

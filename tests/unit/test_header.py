@@ -7,8 +7,8 @@ import json
 import pytest
 
 from pipeline.errors import InvalidJobError
-from pipeline.header import EMPTY, NAME, VERSION, JobHeader, of_request
-from pipeline.resources import Demand
+from pipeline.locks.resources import Demand
+from pipeline.messages.header import EMPTY, NAME, VERSION, JobHeader, of_request
 
 
 def test_a_header_survives_json_and_back_with_readable_field_names() -> None:

@@ -8,9 +8,9 @@ import pytest
 from celery import Celery
 
 from pipeline.errors import InvalidJobError
+from pipeline.job.task import PipelineTask
+from pipeline.locks.resources import demand_from_options
 from pipeline.priority import Priority, from_seed_scale
-from pipeline.resources import demand_from_options
-from pipeline.task import PipelineTask
 
 
 def test_a_shared_call_reads_its_own_models_but_never_weakens_the_tasks() -> None:
@@ -54,21 +54,21 @@ def test_seed_scale_refuses_what_is_not_1_to_10(value: Any) -> None:
     ("user_id", "user"), ("username", "user"), ("proj", "project"), ("model_names", "models"),
     ("readonly", "shared"), ("read_only", "shared"), ("owner", "user")])
 def test_a_misspelt_resource_option_is_refused_not_dropped(typo: str, meant: str) -> None:
-    from pipeline.resources import check_option_names
+    from pipeline.locks.resources import check_option_names
 
     with pytest.raises(InvalidJobError, match=rf"{typo}=.*did you mean {meant}="):
         check_option_names({"priority": 6, typo: "x"})
 
 
 def test_other_unknown_options_stay_message_properties_as_in_celery() -> None:
-    from pipeline.resources import check_option_names
+    from pipeline.locks.resources import check_option_names
 
     check_option_names({"gpu": "a100", "countdown": 3, "models": ["m"], "trace_id": "t",
                         "thread_name": "t", "spread": 2})
 
 
 def test_celery_stamps_are_not_taken_for_misspelt_resource_options() -> None:
-    from pipeline.resources import check_option_names
+    from pipeline.locks.resources import check_option_names
 
     check_option_names({"users": "ops", "stamped_headers": ["users"]})
 
@@ -79,7 +79,7 @@ def test_models_given_by_a_property_are_read_per_instance() -> None:
         def models(self) -> tuple[str, ...]:  # type: ignore[override]
             return ("bert",)
 
-    from pipeline.resources import declared_models
+    from pipeline.locks.resources import declared_models
 
     assert Dynamic().models == ("bert",)
     assert declared_models(Dynamic()) == (("bert",), ())

@@ -1,8 +1,10 @@
-"""The package's import graph: no circles, imports pointing downward only.
+"""The package's import graph: packages by concept, imports pointing downward only.
 
-Every module of ``pipeline/`` has a layer; a module may import modules of its
-own layer or below, never above (lazy imports inside functions count too).
-A new module must be given its layer here.
+Every package of ``pipeline/`` (and each of the few modules at its top) has a
+layer. A module may import modules of lower layers, and modules of its own
+package; never a higher layer (lazy imports inside functions count too), and
+never in a circle. A new package must be given its layer here, and
+``docs/architecture.md`` draws the same picture.
 """
 
 from __future__ import annotations
@@ -13,48 +15,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "pipeline"
 
-#: Module name prefix -> layer (the longest matching prefix wins).
+#: Package (or top-level module) -> layer. Lower layers know nothing of higher ones.
 LAYERS: dict[str, int] = {
-    # what imports nothing of the project but errors
-    "pipeline.errors": 0, "pipeline.events": 0, "pipeline.keys": 0, "pipeline.running": 0,
-    "pipeline.locks.fastcall": 0, "pipeline.locks": 0,
-    "pipeline.priority": 1, "pipeline.conf": 1, "pipeline.checks": 5,
-    "pipeline.timewindow": 1,
-    # what a job needs, its header, its stored message, its retry policy
-    "pipeline.resources": 2, "pipeline.header": 3, "pipeline.parking": 2, "pipeline.retries": 2,
-    # the lock engine, the store (Redis and SQL; no Celery task, no screen)
-    "pipeline.locks.base": 3, "pipeline.locks.scripts": 3, "pipeline.locks.redis": 4,
-    "pipeline.heartbeat": 4, "pipeline.emitter": 1, "pipeline.store": 4,
-    # the per-process handle
-    "pipeline.engine": 5,
-    # operator actions and reads, workflows, the result-backend state
-    "pipeline.blocked_state": 5, "pipeline.deadletters": 6, "pipeline.workflows": 6,
-    "pipeline.control": 6, "pipeline.fencing": 6, "pipeline.maintenance": 6,
-    "pipeline.canvas": 3, "pipeline.revoked": 6, "pipeline.outage": 1,
-    # load, the load gate, worker agents and allocation (read by the CLI and the API)
-    "pipeline.admission": 6,
-    # read-only views of the running system (CLI, monitor, API)
-    "pipeline.inspection": 7,
-    # the worker's side of the broker: kombu's transport and Celery's consumer, guarded
+    # the error tree
+    "pipeline.errors": 0,
+    # every setting, every Redis key name, priorities: declared once
+    "pipeline.conf": 1, "pipeline.keys": 1, "pipeline.priority": 1,
+    # the lock engine: claims, tickets, the Lua scripts, the parked message (Redis only)
+    "pipeline.locks": 2,
+    # what crosses a process boundary: the job header, the job events
+    "pipeline.messages": 3,
+    # the job store (SQL; no Celery task, no lock engine)
+    "pipeline.store": 4,
+    # processes: the per-process services handle, running jobs, embedded Redis, launch
+    "pipeline.runtime": 5,
+    # the guarded broker transport: fetch, renewals, set-aside, rescue
     "pipeline.broker": 6,
-    # the job's path, one phase a module
-    "pipeline.publishing": 7, "pipeline.starting": 7, "pipeline.finishing": 7,
-    "pipeline.deliveries": 7,
-    "pipeline.attempts": 8,
-    # the Celery hooks, and what publishes through them
-    "pipeline.task": 9, "pipeline.request": 9, "pipeline.batch": 10,
-    # the worker's default time limits of pipeline tasks
-    "pipeline.limits": 10,
-    # importing a pending-requests file (validated, then published as a batch)
-    "pipeline.importer": 11,
-    # wiring an app, its default config, the package's public API
-    "pipeline.appsetup": 11, "pipeline.celery_config": 11, "pipeline": 12,
-    # processes and people
-    "pipeline.runtime": 1, "pipeline.cli": 13, "pipeline.__main__": 14,
+    # the job's path: publish, start, park, attempts, finish; the Celery hooks
+    "pipeline.job": 7,
+    # what operators do; the load gate and worker agents
+    "pipeline.actions": 8, "pipeline.admission": 8,
+    # read-only views: metrics, inspection
+    "pipeline.observe": 9,
+    # wiring an app: its install and default configuration
+    "pipeline.app": 10,
+    # the faces
+    "pipeline.api": 11, "pipeline.cli": 12,
+    # the public API
+    "pipeline": 13, "pipeline.__main__": 13,
 }
-#: The store knows neither Celery tasks nor the lock engine.
-STORE_MUST_NOT_IMPORT = ("pipeline.engine", "pipeline.locks", "pipeline.task",
-                         "pipeline.starting", "pipeline.finishing", "pipeline.publishing")
+#: At most this many modules at the top of ``pipeline/`` (the public API, errors, settings).
+TOP_LEVEL_MAX = 6
 
 
 def _modules() -> dict[str, Path]:
@@ -68,17 +59,24 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
-    out: set[str] = set()
+def _imported_names(path: Path) -> list[tuple[str, list[str]]]:
+    out: list[tuple[str, list[str]]] = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            out.update(a.name for a in node.names if a.name.startswith("pipeline"))
+            out += [(a.name, []) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            if not node.module.startswith("pipeline"):
-                continue
-            subs = [f"{node.module}.{a.name}" for a in node.names]
-            named = [s for s in subs if s in modules]
-            out.update(named if len(named) == len(subs) else [node.module, *named])
+            out.append((node.module, [a.name for a in node.names]))
+    return out
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    out: set[str] = set()
+    for module, names in _imported_names(path):
+        if not module.startswith("pipeline"):
+            continue
+        subs = [f"{module}.{name}" for name in names]
+        named = [s for s in subs if s in modules]
+        out.update(named if named and len(named) == len(subs) else [module, *named])
     return out
 
 
@@ -88,17 +86,20 @@ def _graph() -> dict[str, set[str]]:
             for name, path in modules.items()}
 
 
-def _layer(module: str) -> int:
+def _unit(module: str) -> str:
+    """The package (or top-level module) *module* belongs to."""
     best = max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len,
                default=None)
-    assert best is not None, f"{module} has no layer: add it to LAYERS in {__file__}"
-    return LAYERS[best]
+    assert best is not None, f"{module} belongs to no package: add it to LAYERS in {__file__}"
+    return best
 
 
-def test_every_import_points_to_the_same_layer_or_below() -> None:
-    upward = [f"{source} ({_layer(source)}) imports {target} ({_layer(target)})"
+def test_every_import_points_to_its_own_package_or_a_lower_layer() -> None:
+    upward = [f"{source} ({_unit(source)}, {LAYERS[_unit(source)]}) imports {target} "
+              f"({_unit(target)}, {LAYERS[_unit(target)]})"
               for source, targets in _graph().items() for target in targets
-              if _layer(target) > _layer(source)]
+              if _unit(target) != _unit(source)
+              and LAYERS[_unit(target)] >= LAYERS[_unit(source)]]
     assert upward == []
 
 
@@ -134,19 +135,35 @@ def test_no_import_circles() -> None:
     assert circles == []
 
 
-def test_the_store_imports_neither_the_lock_engine_nor_the_task_path() -> None:
-    found = [f"{source} imports {target}" for source, targets in _graph().items()
-             if source.startswith("pipeline.store") for target in targets
-             if target.startswith(STORE_MUST_NOT_IMPORT)]
+def test_the_top_of_the_package_holds_only_the_public_api_errors_and_settings() -> None:
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= TOP_LEVEL_MAX, top
+
+
+def _third_party(prefix: str) -> list[str]:
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        if module.startswith(prefix):
+            found += [f"{module}: {name}" for name, _ in _imported_names(path)]
+    return found
+
+
+def test_the_lock_engine_knows_redis_not_celery_tasks_nor_sql() -> None:
+    found = [line for line in _third_party("pipeline.locks")
+             if line.split(": ")[1].startswith(("sqlalchemy", "celery.app.task", "celery.worker"))]
+    assert found == []
+
+
+def test_the_store_knows_no_celery_task_no_lock_engine_and_no_screen() -> None:
+    found = [line for line in _third_party("pipeline.store")
+             if line.split(": ")[1].startswith((
+                 "celery.app", "celery.worker", "celery.canvas", "click", "fastapi", "rich",
+                 "pipeline.locks", "pipeline.runtime"))]
     assert found == []
 
 
 def test_the_library_never_imports_the_deployable_app() -> None:
-    found = []
-    for path in PACKAGE.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            found += [f"{path.relative_to(ROOT)}: {n}" for n in names
-                      if n == "tasks" or n.startswith("tasks.")]
+    found = [line for line in _third_party("pipeline")
+             if line.split(": ")[1] == "tasks" or line.split(": ")[1].startswith("tasks.")]
     assert found == []

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pipeline.errors import InvalidJobError
+from pipeline.observe.timewindow import parse_since
 from pipeline.priority import priorities_at
-from pipeline.timewindow import parse_since
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 

@@ -24,7 +24,7 @@
 --   fair             hash per priority level: the fair-share state (see fair_rank)
 -- and of the broker's: a granted job's message goes to its queue's most urgent
 -- list (p.q), with a token on the queue's wake list (p.q .. WAKE_SUFFIX, see
--- pipeline/lua/fetch.lua).
+-- pipeline/broker/fetch.lua).
 --
 -- A claim is "<mode>|<capacity>|<rid>", mode x (exclusive) or s (shared);
 -- claims of a job are joined by newlines.
@@ -59,7 +59,7 @@ local function begin(argv)
 end
 local function num(n) return string.format('%.0f', n) end
 local US = '\31'
--- The most expired jobs kept for the sweep to report (pipeline.revoked).
+-- The most expired jobs kept for the sweep to report (pipeline.job.revoked).
 local EXPIRED_KEPT = 10000
 
 -- A parked job's record is one string of eight fields separated by US:
@@ -110,7 +110,7 @@ local function park_write(job, p)
 end
 
 -- The stored message as the broker needs it: a message stored without its
--- correlation id and delivery tag (pipeline.parking.envelope with
+-- correlation id and delivery tag (pipeline.locks.envelope.envelope with
 -- complete=False: 110 bytes less per parked job) gets them here.
 local function deliverable(msg, job, token)
   -- Only the end of the message tells: a name or header anywhere in it may
@@ -321,7 +321,7 @@ local function drop_parked(job, etype, detail, maxlen)
   unpark(job, p, claims)
   emit(maxlen, etype, job, detail)
   if etype == 'expired' then
-    -- The sweep marks it REVOKED in the result backend (pipeline.revoked), with
+    -- The sweep marks it REVOKED in the result backend (pipeline.job.revoked), with
     -- the workflow steps its message carries; bounded like the event stream.
     redis.call('RPUSH', KEY.expired, job .. US .. p.msg)
     redis.call('LTRIM', KEY.expired, -EXPIRED_KEPT, -1)

@@ -11,7 +11,7 @@ from pipeline.admission import gate_state, list_agents
 from pipeline.admission.agents import AgentStatus, publish, withdraw
 from pipeline.admission.gate import ALL_PAUSED
 from pipeline.admission.load import LoadReading
-from pipeline.engine import engine_for
+from pipeline.runtime.services import engine_for
 
 
 def status(name: str, *, accepting: bool = True, cpu: float = 0.2) -> AgentStatus:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis
 
-from pipeline.engine import engine_for
-from pipeline.events import decode
+from pipeline.messages.events import decode
+from pipeline.runtime.services import engine_for
 from tests.integration.locks.support import wait_for
 from tests.tasks.admissionprobes import after, started_tags
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import redis
 
-from pipeline import control, explain
+from pipeline import explain
+from pipeline.actions import control
 from tests.integration.locks.support import max_running, wait_for
 from tests.tasks.lockprobes import hold, runs
 

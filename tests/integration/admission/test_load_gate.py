@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from pipeline.admission import ALL_PAUSED, gate_state, list_agents
-from pipeline.events import MAINTENANCE, decode
+from pipeline.messages.events import MAINTENANCE, decode
 from tests.integration.admission.conftest import cpu_burner
 from tests.integration.locks.support import queue_length, wait_for
 from tests.tasks.lockprobes import hold, runs

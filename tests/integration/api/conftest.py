@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from pipeline import conf
 from pipeline.api.app import create_app
 from pipeline.api.auth import TokenSet, parse_tokens
-from pipeline.engine import engine_for
-from pipeline.metrics import Metrics
-from pipeline.parking import queue_lists
+from pipeline.locks.envelope import queue_lists
+from pipeline.observe.metrics import Metrics
+from pipeline.runtime.services import engine_for
 from pipeline.store import migrate
 from pipeline.store.recorder import recorder_for
 from tests.helpers.browser import launched_browser

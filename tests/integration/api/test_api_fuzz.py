@@ -18,12 +18,13 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from pipeline import control, explain
+from pipeline import explain
+from pipeline.actions import control
 from pipeline.api.app import create_app
-from pipeline.engine import engine_for
 from pipeline.locks.base import Acquired, Blocked, Ticket
-from pipeline.metrics import Metrics
-from pipeline.resources import Demand, claims
+from pipeline.locks.resources import Demand, claims
+from pipeline.observe.metrics import Metrics
+from pipeline.runtime.services import engine_for
 from tests.integration.api.conftest import ADMIN, TOKENS
 
 EXAMPLES = int(os.environ.get("PIPELINE_FUZZ_EXAMPLES", "10"))

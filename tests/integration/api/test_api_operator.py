@@ -9,9 +9,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from pipeline import explain
-from pipeline.engine import engine_for
 from pipeline.locks.base import Acquired, Ticket
-from pipeline.resources import Demand, claims
+from pipeline.locks.resources import Demand, claims
+from pipeline.runtime.services import engine_for
 from tests.integration.api.conftest import ADMIN, READ, hold_job, new_user, wait_for
 
 

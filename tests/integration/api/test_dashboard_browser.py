@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline import explain
 from pipeline.api.app import create_app
-from pipeline.metrics import Metrics
+from pipeline.observe.metrics import Metrics
 from tests.helpers.browser import ServedApi
 from tests.integration.api.conftest import (
     ADMIN,

@@ -15,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from pipeline import explain
-from pipeline.engine import engine_for
 from pipeline.locks.base import Acquired, Blocked, Duplicate, Ticket
-from pipeline.resources import Demand, claims
+from pipeline.locks.resources import Demand, claims
+from pipeline.runtime.services import engine_for
 from pipeline.store.models import QueueLog
 from pipeline.store.session import session_scope
 from tests.integration.api.conftest import ADMIN, READ, hold_job, new_user, wait_for
@@ -145,7 +145,7 @@ def _commands_during(app: Any, action: Callable[[], Any]) -> list[str]:
 
 def test_a_scrape_reads_a_fixed_number_of_keys_however_many_jobs_are_parked(
         app: Any, store: str) -> None:
-    from pipeline.metrics import StateCollector
+    from pipeline.observe.metrics import StateCollector
 
     collector = StateCollector(app)
     _park(app, 20)

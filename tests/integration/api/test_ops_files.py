@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.metrics import Metrics
+from pipeline.observe.metrics import Metrics
 from tests.helpers.workers import ROOT
 
 OPS = ROOT / "ops"
@@ -25,7 +25,7 @@ DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 
 def served_names(app: Any) -> set[str]:
     """Every sample name the API's registry and a worker's serve (counters with _total...)."""
-    from pipeline.metrics.workers import OwnWorker
+    from pipeline.observe.metrics.workers import OwnWorker
 
     metrics = Metrics(app, worker_refresh=1.0)
     families = list(metrics.registry.collect()) + list(OwnWorker("w").collect())

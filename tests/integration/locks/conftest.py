@@ -10,7 +10,7 @@ import redis
 
 from pipeline import conf
 from pipeline.keys import Keys
-from pipeline.locks.redis import RedisLocks
+from pipeline.locks.engine import RedisLocks
 from tests.helpers import redisdb
 from tests.helpers.apps import point_app_at
 

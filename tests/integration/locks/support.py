@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from pipeline.events import decode
+from pipeline.messages.events import decode
 from tests.helpers import redisdb
 from tests.tasks.lockprobes import runs
 

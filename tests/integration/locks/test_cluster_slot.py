@@ -22,8 +22,8 @@ from redis.crc import key_slot
 
 from pipeline.locks import scripts
 from pipeline.locks.base import Ticket
-from pipeline.locks.redis import RedisLocks
-from pipeline.resources import EXCLUSIVE, SHARED, Claim
+from pipeline.locks.engine import RedisLocks
+from pipeline.locks.resources import EXCLUSIVE, SHARED, Claim
 from tests.helpers import redisdb
 
 QUEUE = "{pipeline}:pipeline"
@@ -131,7 +131,7 @@ def test_every_key_each_lock_script_touches_is_in_the_pipeline_slot(
 
 def test_the_result_backend_script_touches_only_the_key_it_is_given(
         lock_redis: redis.Redis) -> None:
-    source = resources.files("pipeline").joinpath("lua", "set_blocked.lua").read_text("utf-8")
+    source = resources.files("pipeline.job").joinpath("blocked_state.lua").read_text("utf-8")
     script = lock_redis.register_script(source)
     key = "celery-task-meta-job"
     meta = json.dumps({"status": "BLOCKED", "task_id": "job"})

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import redis
 
 from pipeline.locks.base import Acquired, Ticket
-from pipeline.locks.redis import RedisLocks
-from pipeline.resources import EXCLUSIVE, Claim
+from pipeline.locks.engine import RedisLocks
+from pipeline.locks.resources import EXCLUSIVE, Claim
 
 QUEUE = "{pipeline}:testq"
 SLOT = Claim("global", EXCLUSIVE, 1)

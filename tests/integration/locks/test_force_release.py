@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import redis
 
-from pipeline.events import decode
 from pipeline.locks.base import Acquired, Blocked
-from pipeline.locks.redis import RedisLocks
-from pipeline.resources import EXCLUSIVE, SHARED, Claim
+from pipeline.locks.engine import RedisLocks
+from pipeline.locks.resources import EXCLUSIVE, SHARED, Claim
+from pipeline.messages.events import decode
 from tests.integration.locks.test_scripts import deliver, events, model, pushed, take, ticket
 
 

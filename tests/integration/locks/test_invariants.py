@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.locks.base import Acquired, Blocked, Ticket
-from pipeline.locks.redis import RedisLocks
-from pipeline.resources import EXCLUSIVE, SHARED, Claim
+from pipeline.locks.engine import RedisLocks
+from pipeline.locks.resources import EXCLUSIVE, SHARED, Claim
 
 QUEUE = "{pipeline}:testq"
 RESOURCES = [("user:u1", 1), ("user:u2", 1), ("model:a", 1), ("model:b", 1),

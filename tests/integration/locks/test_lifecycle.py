@@ -11,9 +11,10 @@ import pytest
 import redis
 from celery.exceptions import TaskRevokedError
 
-from pipeline import InvalidJobError, control, deadletters, explain, maintenance, workflow
-from pipeline.batch import enqueue_many
-from pipeline.events import decode
+from pipeline import InvalidJobError, explain, workflow
+from pipeline.actions import control, deadletters, maintenance
+from pipeline.job.batch import enqueue_many
+from pipeline.messages.events import decode
 from tests.integration.locks.support import events_of, queue_length, started_order, wait_for
 from tests.tasks.lockprobes import flaky, hold, runs, step
 

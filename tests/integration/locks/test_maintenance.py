@@ -7,10 +7,10 @@ from typing import Any
 
 import redis
 
-from pipeline.engine import engine_for
+from pipeline.actions.maintenance import SWEEP
 from pipeline.locks.base import Ticket
-from pipeline.maintenance import SWEEP
-from pipeline.resources import EXCLUSIVE, Claim
+from pipeline.locks.resources import EXCLUSIVE, Claim
+from pipeline.runtime.services import engine_for
 
 
 def test_beat_sweep_hands_a_dead_holders_model_to_the_parked_job(
@@ -33,7 +33,7 @@ def test_beat_sweep_hands_a_dead_holders_model_to_the_parked_job(
 
 
 def _maintenance_events(client: redis.Redis) -> list[dict[str, Any]]:
-    from pipeline.events import MAINTENANCE, decode
+    from pipeline.messages.events import MAINTENANCE, decode
 
     found = [decode(i, f) for i, f in client.xrange("{pipeline}:events")]
     return [e.detail for e in found if e.type == MAINTENANCE]
@@ -41,7 +41,7 @@ def _maintenance_events(client: redis.Redis) -> list[dict[str, Any]]:
 
 def test_sweep_records_what_it_did_and_an_idle_sweep_records_nothing(
         pipeline_app: Any, lock_redis: redis.Redis) -> None:
-    from pipeline.maintenance import SweepReport, sweep_once
+    from pipeline.actions.maintenance import SweepReport, sweep_once
 
     pipeline_app.conf.pipeline_lock_lease = 1.0
     pipeline_app.conf.pipeline_wait_timeout = 1.0

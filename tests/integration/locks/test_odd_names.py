@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import redis
 
-from pipeline import control, explain
-from pipeline.events import decode
+from pipeline import explain
+from pipeline.actions import control
 from pipeline.keys import Keys
+from pipeline.messages.events import decode
 from pipeline.store import migrate, session
 from pipeline.store.models import Job, QueueLog
 from pipeline.store.recorder import Recorder

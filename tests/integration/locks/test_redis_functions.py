@@ -11,9 +11,9 @@ import redis
 from pipeline import conf
 from pipeline.keys import Keys
 from pipeline.locks.base import Acquired, Blocked, Ticket
-from pipeline.locks.redis import RedisLocks
+from pipeline.locks.engine import RedisLocks
+from pipeline.locks.resources import EXCLUSIVE, Claim
 from pipeline.locks.scripts import library
-from pipeline.resources import EXCLUSIVE, Claim
 from pipeline.runtime.embedded import EmbeddedRedis
 
 MODEL = (Claim("model:m", EXCLUSIVE, 1),)

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from pipeline.locks.base import Acquired, Blocked, Cancelled, Ticket
-from pipeline.locks.redis import RedisLocks
-from pipeline.resources import EXCLUSIVE, Claim
+from pipeline.locks.engine import RedisLocks
+from pipeline.locks.resources import EXCLUSIVE, Claim
 
 QUEUE = "{pipeline}:testq"
 
@@ -113,7 +113,7 @@ def test_cancelled_workflow_keeps_nothing_when_its_next_step_came_first(
 
 def test_a_name_that_looks_like_a_delivery_tag_still_gets_one(
         make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
-    from pipeline.parking import envelope
+    from pipeline.locks.envelope import envelope
 
     locks = make_locks()
     take(locks, ticket("H", x("model:delivery_tag")))
@@ -146,9 +146,9 @@ def test_job_sent_by_another_client_with_a_control_character_fails_before_lockin
         pipeline_app: Any, lock_redis: redis.Redis) -> None:
     from types import SimpleNamespace
 
-    from pipeline.engine import engine_for
     from pipeline.errors import InvalidJobError
-    from pipeline.starting import ticket_for
+    from pipeline.job.starting import ticket_for
+    from pipeline.runtime.services import engine_for
     from tests.tasks.lockprobes import hold as task
 
     request = SimpleNamespace(id="job\x1fone", pipeline={"version": 1, "models": ["m"]},
@@ -163,7 +163,7 @@ def test_job_sent_by_another_client_with_a_control_character_fails_before_lockin
 
 def test_parked_job_blocked_anew_by_something_else_writes_a_conflict_event(
         make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
-    from pipeline.events import decode
+    from pipeline.messages.events import decode
 
     locks = make_locks()
     take(locks, ticket("H1", x("model:a")))
@@ -181,7 +181,7 @@ def test_parked_job_blocked_anew_by_something_else_writes_a_conflict_event(
 
 def test_a_new_holder_ahead_in_the_same_line_is_no_conflict(
         make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
-    from pipeline.events import decode
+    from pipeline.messages.events import decode
 
     locks = make_locks()
     for job in ("H", "J1", "J2", "J3"):

@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import redis
 
-from pipeline.events import decode
 from pipeline.keys import WAKE_TOKEN, wake_key
 from pipeline.locks.base import Acquired, Blocked, Duplicate, Ticket
-from pipeline.locks.redis import RedisLocks
-from pipeline.resources import EXCLUSIVE, SHARED, Claim
+from pipeline.locks.engine import RedisLocks
+from pipeline.locks.resources import EXCLUSIVE, SHARED, Claim
+from pipeline.messages.events import decode
 
 QUEUE = "{pipeline}:testq"
 HOST = "testhost"
@@ -324,7 +324,7 @@ def test_parked_record_is_one_compact_string_and_explains_the_job(
 
 def test_message_stored_without_its_tags_is_completed_at_hand_off(
         make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
-    from pipeline.parking import envelope
+    from pipeline.locks.envelope import envelope
 
     locks = make_locks()
     take(locks, ticket("holder", model("a")))

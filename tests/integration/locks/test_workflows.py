@@ -12,7 +12,7 @@ import redis
 from celery import chain, chord, group
 
 from pipeline import InvalidJobError, explain, workflow
-from pipeline.events import decode
+from pipeline.messages.events import decode
 from tests.helpers import redisdb
 from tests.integration.locks.support import by_tag, lock_keys, queue_length, started_order, wait_for
 from tests.tasks.lockprobes import hold, runs, spawn_and_wait, step
@@ -112,7 +112,7 @@ def test_each_step_runs_at_its_own_priority_and_the_calls_where_it_has_none(
 
 def test_eager_call_inside_a_job_runs_under_its_hold_at_a_global_cap_of_one(
         pipeline_app: Any, lock_redis: redis.Redis) -> None:
-    from pipeline.engine import _ENGINES
+    from pipeline.runtime.services import _ENGINES
 
     pipeline_app.conf.task_always_eager = True
     old_cap = pipeline_app.conf.get("pipeline_concurrency_global")
@@ -226,16 +226,16 @@ def test_hold_kept_for_a_retry_that_could_not_be_published_is_released(
 
     from celery.exceptions import Reject
 
-    from pipeline.attempts import call_with_retries
-    from pipeline.engine import engine_for
+    from pipeline.job.attempts import call_with_retries
     from pipeline.locks.base import Acquired, Blocked, Ticket
-    from pipeline.resources import Claim
+    from pipeline.locks.resources import Claim
+    from pipeline.runtime.services import engine_for
 
     locks = engine_for(pipeline_app).locks
     claim = (Claim("model:m", "x", 1),)
     taken = locks.acquire(Ticket("s1", "W", claim, 6), host="h", pid=1)
     assert isinstance(taken, Acquired)
-    from pipeline.running import RunningJob
+    from pipeline.runtime.running import RunningJob
 
     engine_for(pipeline_app).running.add("s1", RunningJob("W", taken.tokens, "W",
                                                            has_next_step=True))
@@ -255,7 +255,7 @@ def test_hold_kept_for_a_retry_that_could_not_be_published_is_released(
         call_with_retries(task, body, (), {})
     locks._fast.flush()
     assert locks.explain("W").status == "unknown", "the workflow kept a hold for nothing"
-    from pipeline.events import decode
+    from pipeline.messages.events import decode
 
     last = [decode(i, f) for i, f in lock_redis.xrange("{pipeline}:events")][-1]
     assert (last.type, last.job_id) == ("failed", "s1")

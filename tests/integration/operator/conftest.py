@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pipeline.cli.main import cli
-from pipeline.engine import _ENGINES, engine_for
+from pipeline.runtime.services import _ENGINES, engine_for
 from pipeline.store import migrate, session
 from pipeline.store.recorder import recorder_for
 from tests.integration.locks.support import wait_for  # noqa: F401 -- used by the tests

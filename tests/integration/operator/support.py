@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline import parking
-from pipeline.engine import engine_for
-from pipeline.header import NAME, JobHeader
+from pipeline.locks import envelope
 from pipeline.locks.base import AcquireResult, Ticket
-from pipeline.resources import EXCLUSIVE, SHARED, Claim
+from pipeline.locks.resources import EXCLUSIVE, SHARED, Claim
+from pipeline.messages.header import NAME, JobHeader
+from pipeline.runtime.services import engine_for
 
 TASK = "tests.tasks.probes.record"
 
@@ -29,7 +29,7 @@ def message(job_id: str, *, task: str = TASK, who: str | None = None,
             priority: int = 6) -> str:
     """A task message as the broker keeps it (what a parked job stores)."""
     headers = {"id": job_id, "task": task, NAME: JobHeader(user=who).encode()}
-    return parking.envelope(headers, [["probe:ops", job_id], {}, {}], priority, "pipeline")
+    return envelope.envelope(headers, [["probe:ops", job_id], {}, {}], priority, "pipeline")
 
 
 def lock(app: Any, job_id: str, *claims: Claim, priority: int = 6, submitted_ms: int = 0,
@@ -39,4 +39,4 @@ def lock(app: Any, job_id: str, *claims: Claim, priority: int = 6, submitted_ms:
     return engine_for(app).locks.acquire(
         ticket, host="testhost", pid=4242, park_message=message(job_id, who=who,
                                                                  priority=priority),
-        queue_key=parking.queue_key(app, "pipeline"))
+        queue_key=envelope.queue_key(app, "pipeline"))

@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 import redis
 
-from pipeline import control, deadletters, inspection
+from pipeline.actions import control, deadletters
 from pipeline.admission.agents import AgentStatus, publish
 from pipeline.admission.load import LoadReading
-from pipeline.engine import engine_for
 from pipeline.errors import InvalidJobError, UnknownJobError
-from pipeline.events import decode
 from pipeline.keys import WAKE_SUFFIX
 from pipeline.locks.base import Blocked
+from pipeline.messages.events import decode
+from pipeline.observe import inspection
+from pipeline.runtime.services import engine_for
 from tests.integration.operator.support import lock, model, reads, user
 from tests.tasks.probes import record
 

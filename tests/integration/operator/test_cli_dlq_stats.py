@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from pipeline import deadletters
+from pipeline.actions import deadletters
 from tests.integration.operator.conftest import invoke, invoke_json, wait_for
 from tests.tasks.lockprobes import flaky, hold
 

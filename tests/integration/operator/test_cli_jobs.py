@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis
 
-from pipeline import inspection
-from pipeline.engine import engine_for
+from pipeline.observe import inspection
+from pipeline.runtime.services import engine_for
 from tests.integration.operator.conftest import invoke, invoke_json, wait_for
 from tests.integration.operator.support import lock, model
 from tests.tasks.lockprobes import hold

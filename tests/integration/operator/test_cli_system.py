@@ -11,8 +11,8 @@ from typing import Any
 
 import redis
 
-from pipeline import inspection
-from pipeline.engine import engine_for
+from pipeline.observe import inspection
+from pipeline.runtime.services import engine_for
 from tests.integration.operator.conftest import invoke, invoke_json, wait_for
 from tests.integration.operator.support import lock, model, user
 from tests.tasks.lockprobes import hold, runs

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import inspection
-from pipeline.engine import engine_for
+from pipeline.actions.importer import import_file
 from pipeline.errors import InvalidJobError
-from pipeline.importer import import_file
+from pipeline.observe import inspection
+from pipeline.runtime.services import engine_for
 from tests.integration.operator.conftest import invoke, invoke_json, wait_for
 
 Worker = Callable[..., AbstractContextManager[Any]]

@@ -1,4 +1,4 @@
-"""The read-only operator views (pipeline.inspection) on the real Redis."""
+"""The read-only operator views (pipeline.observe.inspection) on the real Redis."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 import redis
 
-from pipeline import inspection
 from pipeline.admission.agents import AgentStatus, publish
 from pipeline.admission.load import LoadReading
-from pipeline.engine import engine_for
 from pipeline.locks.base import Acquired, Blocked
+from pipeline.observe import inspection
+from pipeline.runtime.services import engine_for
 from tests.integration.locks.support import wait_for
 from tests.integration.operator.support import lock, model, reads, user
 from tests.tasks.probes import record

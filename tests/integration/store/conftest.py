@@ -19,8 +19,8 @@ import pytest
 import redis
 from sqlalchemy.orm import Session
 
-from pipeline import events
 from pipeline.keys import Keys
+from pipeline.messages import events
 from pipeline.store import migrate, session
 from pipeline.store.recorder import Recorder
 from tests.helpers import redisdb

@@ -12,9 +12,9 @@ import pytest
 import redis
 from sqlalchemy import inspect
 
-from pipeline import events
 from pipeline.errors import StoreNotMigrated
 from pipeline.keys import Keys
+from pipeline.messages import events
 from pipeline.store import migrate, session
 from pipeline.store.recorder import GROUP, Recorder
 

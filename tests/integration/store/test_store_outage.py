@@ -24,8 +24,8 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from pipeline import events
 from pipeline.keys import Keys
+from pipeline.messages import events
 from pipeline.store import session
 from pipeline.store.models import Job, QueueLog
 from pipeline.store.recorder import GROUP, Recorder, RecorderThread

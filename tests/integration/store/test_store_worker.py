@@ -15,16 +15,16 @@ import redis
 from celery import Celery, signals
 from sqlalchemy import func, select
 
-from pipeline import events
-from pipeline.appsetup import install as install_pipeline
+from pipeline.app.install import install as install_pipeline
 from pipeline.keys import Keys
+from pipeline.messages import events
 from pipeline.store import recorder, session
 from pipeline.store.models import Job
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = """
 from celery import Celery
-from pipeline.appsetup import install
+from pipeline.app.install import install
 from pipeline.store import recorder
 
 app = install(Celery("storeapp", broker={broker!r}))

@@ -7,8 +7,8 @@ from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
 from pipeline import PipelineTask, conf
-from pipeline.limits import apply_default_time_limits, default_time_limits
-from pipeline.retries import policy_for
+from pipeline.job.limits import apply_default_time_limits, default_time_limits
+from pipeline.job.retries import policy_for
 
 DEFAULTS = conf.read({})
 

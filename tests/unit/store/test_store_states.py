@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline import events
-from pipeline.events import JobEvent
+from pipeline.messages import events
+from pipeline.messages.events import JobEvent
 from pipeline.store import states, writer
 
 T0 = 1_700_000_000_000

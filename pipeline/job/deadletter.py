@@ -1,0 +1,44 @@
+"""A job that failed its last attempt becomes a dead letter (written in the worker).
+
+Each is a hash ``{pipeline}:dlq:<job>`` (its message, ready to publish again,
+its error and who it was for) indexed by the sorted set ``{pipeline}:dlq``;
+:mod:`pipeline.actions.deadletters` lists, requeues and purges them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery import Celery
+
+from pipeline.locks import envelope
+from pipeline.messages.header import NAME, JobHeader
+from pipeline.runtime.services import engine_for
+
+
+def record(app: Celery, request: Any, task_name: str, priority: int, error: str,
+           header: JobHeader, *, guest: bool = False,
+           headers: dict[str, Any] | None = None) -> None:
+    """Keep the job that just failed its last attempt (called in the worker).
+
+    A guest (a job that ran under the hold of the job that published it) is kept
+    without that tie: requeued, it takes its own locks. *headers* replaces the
+    request's extra headers (the worker's main process, which has none, gives
+    the job header).
+    """
+    keys = engine_for(app).keys
+    if guest:
+        headers = dict(headers if headers is not None else request.headers or {})
+        headers[NAME] = header.but(workflow=None).encode()
+    queue = (request.delivery_info or {}).get("routing_key") or app.conf.task_default_queue
+    entry: dict[Any, Any] = {
+        "task": task_name, "error": error, "at": str(time.time()), "priority": str(priority),
+        "queue": queue, "user": header.user or "", "project": header.project or "",
+        "attempts": str((request.retries or 0) + 1),
+        "msg": envelope.message_for(app, request, priority, retries=0, headers=headers),
+    }
+    pipe = engine_for(app).redis.pipeline(transaction=True)
+    pipe.hset(keys.dead_letter(request.id), mapping=entry)
+    pipe.zadd(keys.dead_letters, {request.id: time.time()})
+    pipe.execute()

@@ -1,0 +1,236 @@
+"""Counts of job events: celery-exporter's task counters and the pipeline's own.
+
+A thread tails the event stream ``{pipeline}:events`` with plain ``XREAD``
+from the moment it starts. It is not a consumer group: it never holds back the
+recorder's trim, so a metrics reader that stops can never make the stream
+grow. The price: events the recorder trimmed before this reader saw them are
+not counted; they are counted in ``pipeline_metrics_events_missed_total``
+instead (from the stream's ``entries-added``, whenever the reader has caught
+up).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import re
+import threading
+from typing import Any
+
+import redis
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from pipeline.messages import events
+from pipeline.observe.metrics.state import kind_of, text
+from pipeline.runtime.services import engine_for
+
+log = logging.getLogger(__name__)
+
+#: Seconds: hand-offs take milliseconds, lock waits up to the wait timeout.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                   float("inf"))
+WAIT_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, float("inf"))
+#: Jobs whose name or first park is remembered to label or time later events.
+MEMORY = 200_000
+_EXCEPTION = re.compile(r"^(\w+)\(")
+
+
+class EventCounter:
+    """Counts job events from the stream into celery-exporter's and the pipeline's metrics.
+
+    Celery's events map to the pipeline's: ``sent`` is ``queued``; ``received``
+    is each delivery to a worker (``started`` or ``blocked``: a parked job is
+    received again when its locks are handed to it, as Celery counts it);
+    ``started``, ``succeeded`` (``completed``), ``failed`` (``failed`` and
+    ``dead_lettered``: its last attempt failed), ``retried``, ``revoked``
+    (``cancelled``) and ``rejected`` (``expired``: parked too long, refused).
+    """
+
+    def __init__(self, app: Any, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.queue = str(app.conf.task_default_queue)
+        labels = ["name", "hostname", "queue_name"]
+        self.celery = {
+            kind: Counter(f"celery_task_{kind}", f"Tasks {kind} (from the pipeline's events).",
+                          labels, registry=registry)
+            for kind in ("sent", "received", "started", "succeeded", "retried", "rejected",
+                         "revoked")
+        }
+        self.failed = Counter("celery_task_failed", "Tasks failed (their last attempt, or an "
+                              "attempt that is retried no more).", [*labels, "exception"],
+                              registry=registry)
+        self.runtime = Histogram("celery_task_runtime", "Task runtime (started to finished).",
+                                 labels, registry=registry)
+        self.lock_wait = Histogram(
+            "pipeline_lock_wait_seconds", "From a job's first park to its start.",
+            ["name"], buckets=WAIT_BUCKETS, registry=registry)
+        self.handoff = Histogram(
+            "pipeline_handoff_latency_seconds",
+            "From the release that handed a parked job its locks to its start.",
+            buckets=LATENCY_BUCKETS, registry=registry)
+        self.by_type = Counter("pipeline_events", "Job events read, per type.", ["type"],
+                               registry=registry)
+        self.dead_lettered = Counter("pipeline_dead_lettered", "Jobs dead-lettered.", ["name"],
+                                     registry=registry)
+        self.expired = Counter("pipeline_jobs_expired",
+                               "Parked jobs that expired (waited past pipeline_wait_timeout).",
+                               ["name"], registry=registry)
+        self.blocked = Counter("pipeline_jobs_blocked",
+                               "Parks, per kind of the resource that blocked the job.",
+                               ["resource_kind"], registry=registry)
+        self.operator = Counter("pipeline_operator_actions", "Operator actions, per action.",
+                                ["action"], registry=registry)
+        self.maintenance = Counter("pipeline_maintenance_actions",
+                                   "Maintenance actions, per action.", ["action"],
+                                   registry=registry)
+        self.maintenance_items = Counter(
+            "pipeline_maintenance_items", "Things maintenance acted on (holds dropped, jobs "
+            "expired or rescued...), per action.", ["action"], registry=registry)
+        self.missed = Counter("pipeline_metrics_events_missed",
+                              "Events trimmed from the stream before this reader saw them.",
+                              registry=registry)
+        self._names: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._running: dict[str, tuple[str, int]] = {}
+        self._first_parked: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._granted: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._hosts: dict[str, str] = {}
+        self.cursor = "$"
+        self._added_at_start: int | None = None
+        self._read = 0
+
+    # --- bookkeeping ------------------------------------------------------------------
+
+    @staticmethod
+    def _remember(memory: collections.OrderedDict[str, Any], key: str, value: Any) -> None:
+        memory[key] = value
+        if len(memory) > MEMORY:
+            memory.popitem(last=False)
+
+    def _labels(self, job_id: str) -> tuple[str, str, str]:
+        return (self._names.get(job_id, "unknown"), self._hosts.get(job_id, ""), self.queue)
+
+    def _ended(self, job_id: str, at_ms: int) -> tuple[str, str, str]:
+        labels = self._labels(job_id)
+        started = self._running.pop(job_id, None)
+        if started is not None:
+            self.runtime.labels(*labels).observe(max(0.0, (at_ms - started[1]) / 1000))
+        self._hosts.pop(job_id, None)
+        return labels
+
+    # --- counting ---------------------------------------------------------------------
+
+    def count(self, event: events.JobEvent) -> None:
+        """Count one event."""
+        kind, job, detail, at = event.type, event.job_id, event.detail, event.time_ms
+        self.by_type.labels(kind).inc()
+        if isinstance(detail.get("task"), str):
+            self._remember(self._names, job, detail["task"])
+        if kind == events.QUEUED:
+            self.celery["sent"].labels(*self._labels(job)).inc()
+        elif kind == events.BLOCKED:
+            self.celery["received"].labels(*self._labels(job)).inc()
+            self._first_parked.setdefault(job, at)
+            self.blocked.labels(kind_of(str(detail.get("resource", "")))).inc()
+        elif kind == events.GRANTED:
+            self._remember(self._granted, job, at)
+        elif kind == events.STARTED:
+            self._started(job, detail, at)
+        elif kind == events.COMPLETED:
+            self.celery["succeeded"].labels(*self._ended(job, at)).inc()
+        elif kind in (events.FAILED, events.DEAD_LETTERED):
+            labels = self._ended(job, at)
+            match = _EXCEPTION.match(str(detail.get("error", "")))
+            self.failed.labels(*labels, match.group(1) if match else "").inc()
+            if kind == events.DEAD_LETTERED:
+                self.dead_lettered.labels(labels[0]).inc()
+        elif kind == events.RETRIED:
+            self.celery["retried"].labels(*self._ended(job, at)).inc()
+        elif kind == events.CANCELLED:
+            self._first_parked.pop(job, None)
+            self.celery["revoked"].labels(*self._ended(job, at)).inc()
+        elif kind == events.EXPIRED:
+            self._first_parked.pop(job, None)
+            labels = self._labels(job)
+            self.celery["rejected"].labels(*labels).inc()
+            self.expired.labels(labels[0]).inc()
+        elif kind in (events.OPERATOR, events.MAINTENANCE):
+            self._action(kind, detail)
+
+    def _started(self, job: str, detail: dict[str, Any], at: int) -> None:
+        self._hosts[job] = str(detail.get("host", ""))
+        labels = self._labels(job)
+        self.celery["received"].labels(*labels).inc()
+        self.celery["started"].labels(*labels).inc()
+        self._running[job] = (labels[0], at)
+        parked = self._first_parked.pop(job, None)
+        if parked is not None:
+            self.lock_wait.labels(labels[0]).observe(max(0.0, (at - parked) / 1000))
+        granted = self._granted.pop(job, None)
+        if granted is not None:
+            self.handoff.observe(max(0.0, (at - granted) / 1000))
+
+    def _action(self, kind: str, detail: dict[str, Any]) -> None:
+        action = str(detail.get("action") or "unknown")
+        if kind == events.OPERATOR:
+            self.operator.labels(action).inc()
+            return
+        self.maintenance.labels(action).inc()
+        count = detail.get("count")
+        if isinstance(count, (int, float)) and count > 0:
+            self.maintenance_items.labels(action).inc(count)
+
+    # --- reading ----------------------------------------------------------------------
+
+    def read_once(self, client: redis.Redis, stream: str, block_ms: int = 1000,
+                  count: int = 1000) -> int:
+        """Read and count the next entries (waiting up to *block_ms*); returns how many."""
+        if self._added_at_start is None:
+            self._start_cursor(client, stream)
+        reply: Any = client.xread({stream: self.cursor}, count=count, block=block_ms)
+        entries = reply[0][1] if reply else []
+        for stream_id, fields in entries:
+            self.cursor = text(stream_id)
+            if fields:
+                self.count(events.decode(stream_id, fields))
+        self._read += len(entries)
+        if len(entries) < count:
+            self._check_missed(client, stream)
+        return len(entries)
+
+    def _start_cursor(self, client: redis.Redis, stream: str) -> None:
+        try:
+            info: Any = client.xinfo_stream(stream)
+        except redis.ResponseError:  # no stream yet: everything from the beginning
+            self.cursor, self._added_at_start = "0-0", 0
+            return
+        self.cursor = text(info["last-generated-id"])
+        self._added_at_start = int(info.get("entries-added") or 0)
+
+    def _check_missed(self, client: redis.Redis, stream: str) -> None:
+        """When caught up, whatever was added but not read was trimmed unseen."""
+        try:
+            info: Any = client.xinfo_stream(stream)
+        except redis.ResponseError:
+            return
+        added = info.get("entries-added")
+        if added is None or text(info["last-generated-id"]) != self.cursor:
+            return  # Redis < 7, or more arrived meanwhile: look again next time
+        missed = int(added) - int(self._added_at_start or 0) - self._read
+        if missed > 0:
+            self.missed.inc(missed)
+            self._read += missed
+
+    def run(self, stop: threading.Event) -> None:
+        """Read until *stop* is set; Redis errors are logged and retried."""
+        engine = engine_for(self.app)
+        client = engine.redis
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                self.read_once(client, engine.keys.events)
+                delay = 0.5
+            except redis.RedisError as exc:
+                log.warning("metrics: event stream unreadable (retrying in %.1f s): %s",
+                            delay, exc)
+                stop.wait(delay)
+                delay = min(delay * 2, 10.0)
