@@ -111,13 +111,13 @@ def set_publisher_store(app: Any, enabled: bool) -> None:
     The workers get the same setting from their environment; the publisher is
     this process, whose settings were read once, so they are replaced here.
     """
-    from pipeline.runtime.services import engine_for
+    from pipeline.runtime.services import services_for
 
-    engine = engine_for(app)
-    if engine.settings.store_enabled and not enabled:
-        engine.emitter.flush()
+    services = services_for(app)
+    if services.settings.store_enabled and not enabled:
+        services.emitter.flush()
     app.conf.pipeline_store_enabled = enabled
-    engine.settings = replace(engine.settings, store_enabled=enabled)
+    services.settings = replace(services.settings, store_enabled=enabled)
 
 
 #: Job numbers of :func:`distinct_senders`, shared by every sender of this process:

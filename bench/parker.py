@@ -21,7 +21,7 @@ from pipeline.locks.engine import RedisLocks
 from pipeline.locks.resources import Demand, claims
 from pipeline.messages.header import NAME, JobHeader
 from pipeline.priority import Priority
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 FAKE = "bench-fake-holder"
 RENEW_EVERY = 5.0
@@ -31,11 +31,11 @@ class Parker:
     """Parks background jobs on the model behind a fake hold that it keeps renewed."""
 
     def __init__(self, target: Target, model: str) -> None:
-        engine = engine_for(target.app)
+        services = services_for(target.app)
         self.app = target.app
         self.model = model
-        self.locks: RedisLocks = engine.locks
-        self.claims = claims(Demand(models=(model,)), engine.settings)
+        self.locks: RedisLocks = services.locks
+        self.claims = claims(Demand(models=(model,)), services.settings)
         self.queue = target.queues[0]
         self.queue_key = envelope.queue_key(self.app, self.queue)
         self.renewed = 0.0

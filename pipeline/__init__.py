@@ -37,9 +37,9 @@ def explain(job_id: str, app: Any = None) -> Explanation:
     """
     from celery import current_app
 
-    from pipeline.runtime.services import engine_for
+    from pipeline.runtime.services import services_for
 
-    return engine_for(app or current_app).locks.explain(job_id)
+    return services_for(app or current_app).locks.explain(job_id)
 
 
 __all__ = [

@@ -40,7 +40,7 @@ from pipeline.locks.base import Blocked, Ticket
 from pipeline.locks.resources import Demand, claims
 from pipeline.messages.header import NAME, JobHeader
 from pipeline.priority import Priority
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 GATE_ON = {**STORE_OFF, "PIPELINE_LOAD_GATE": "true", "PIPELINE_LOAD_MAX_CPU": "1.0",
            "PIPELINE_LOAD_MAX_MEMORY": "100", "PIPELINE_AGENT_HEARTBEAT": "2"}
@@ -85,7 +85,7 @@ def gate(ctx: Context) -> dict[str, Any]:
 def park_spread(parker: Parker, target: Target, count: int, projects: int) -> list[str]:
     """Park *count* timed jobs on the model, job i in project ``p<i % projects>``."""
     app = target.app
-    settings = engine_for(app).settings
+    settings = services_for(app).settings
     ids = []
     for n in range(count):
         job, now, project = str(uuid.uuid4()), time.time(), f"p{n % projects}"

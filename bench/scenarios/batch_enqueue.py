@@ -32,7 +32,7 @@ from bench.scenarios import Scenario
 from bench.stats import ratio, summary
 from bench.targets import Target
 from pipeline.job.batch import enqueue_many
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 BATCH = 1000
 PIPELINE_BATCH = "pipeline_batch"
@@ -80,7 +80,7 @@ def run(ctx: Context) -> dict[str, Any]:
         publishers[name](batches)
         rate = batches * BATCH / (time.perf_counter() - started)
         if name == PIPELINE_BATCH:
-            engine_for(pipe.app).emitter.flush()
+            services_for(pipe.app).emitter.flush()
         published = purge(owner[name], owner[name].queues)
         if published != batches * BATCH:
             raise BenchError(f"{name}: {published} of {batches * BATCH} jobs reached the queue")

@@ -20,7 +20,7 @@ from pipeline.locks.resources import KINDS, check_id
 from pipeline.messages.events import CANCELLED, OPERATOR, emit
 from pipeline.messages.header import NAME, JobHeader
 from pipeline.priority import PRIORITY_STEPS, Priority, level_of, parse_priority
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Position:
 
 def position(app: Celery, job_id: str, queue: str | None = None) -> Position:
     """Where *job_id* stands: its place among the jobs ahead of it."""
-    locks = engine_for(app).locks
+    locks = services_for(app).locks
     found = locks.explain(job_id)
     if found.status == "parked":
         return Position("parked", found.position, found.waiting_for, found.priority)
@@ -67,8 +67,8 @@ def cancel(app: Celery, job_id: str, *, terminate: bool = False,
     is true. A workflow's remaining
     steps are dropped when they reach a worker and its locks are freed.
     """
-    engine = engine_for(app)
-    locks = engine.locks
+    services = services_for(app)
+    locks = services.locks
     stored = locks.parked_message(job_id)
     if locks.cancel_parked(job_id, reason):
         mark_revoked(app, ids_in_message(stored) or [job_id], reason)
@@ -99,7 +99,7 @@ def reprioritize(app: Celery, job_id: str, priority: Any, queue: str | None = No
     in the middle).
     """
     new = parse_priority(priority)
-    locks = engine_for(app).locks
+    locks = services_for(app).locks
     if locks.reprioritize_parked(job_id, new) is not None:
         return "parked"
     lists = queue_lists(app, queue)
@@ -194,7 +194,7 @@ def _take_queued(app: Celery, level: Priority | None, queue: str | None, dry_run
     lanes = [(key, Priority(step)) for key, step in zip(queue_lists(app, queue),
                                                         PRIORITY_STEPS, strict=True)
              if level is None or Priority(step) == level]
-    pipe = engine_for(app).redis.pipeline(transaction=not dry_run)
+    pipe = services_for(app).redis.pipeline(transaction=not dry_run)
     for key, _ in lanes:
         pipe.lrange(key, 0, -1)
         if not dry_run:
@@ -215,17 +215,17 @@ def _end_queued(app: Celery, taken: list[tuple[FlushedJob, str]], reason: str) -
     step under its workflow's, which is cancelled with it (its other steps are
     dropped and its hold is not kept between steps).
     """
-    engine = engine_for(app)
-    locks = engine.locks
+    services = services_for(app)
+    locks = services.locks
     ids = [job.job_id for job, _ in taken if job.job_id]
-    pipe = engine.redis.pipeline(transaction=False)
+    pipe = services.redis.pipeline(transaction=False)
     for job_id in ids:
-        emit(pipe, engine.keys.events, CANCELLED, job_id, {"reason": reason},
-             maxlen=engine.settings.events_maxlen)
+        emit(pipe, services.keys.events, CANCELLED, job_id, {"reason": reason},
+             maxlen=services.settings.events_maxlen)
     workflows = sorted({workflow for _, workflow in taken if workflow})
     holders = sorted(set(ids) | set(workflows))
     for holder in holders:
-        pipe.exists(engine.keys.holder(holder))
+        pipe.exists(services.keys.holder(holder))
     held = pipe.execute()[len(ids):]
     # A redelivered copy of a taken message is dropped when it reaches a worker.
     locks.mark_cancelled(*ids, *workflows)
@@ -246,7 +246,7 @@ def _take_parked(app: Celery, level: Priority | None, dry_run: bool, reason: str
     Taking a job out of a line can only let the jobs behind it run; ending the
     last-ranked first, no job about to be flushed is handed its locks meanwhile.
     """
-    locks = engine_for(app).locks
+    locks = services_for(app).locks
     chosen = []
     for job_id, record in locks.parked_records():
         if level is None or level_of(record.priority) == level:
@@ -299,11 +299,11 @@ def flush(app: Celery, *, priority: Any = None, state: str | None = None, dry_ru
     report = FlushReport(dry_run, by, None if level is None else level.label, state,
                          tuple(jobs))
     if not dry_run:
-        engine = engine_for(app)
+        services = services_for(app)
         target = f"{state or 'queued and parked'} jobs at {report.priority or 'every level'}"
-        emit(engine.redis, engine.keys.events, OPERATOR, "", {
+        emit(services.redis, services.keys.events, OPERATOR, "", {
             "action": "flush", "by": by, "target": target, "reason": reason,
-            "count": report.count}, maxlen=engine.settings.events_maxlen)
+            "count": report.count}, maxlen=services.settings.events_maxlen)
     return report
 
 
@@ -364,7 +364,7 @@ def release_resource(app: Celery, resource: str, *, reason: str,
         InvalidJobError: *resource* is not a resource id (``kind:name`` or ``global``).
     """
     check_resource(resource)
-    holds, handed = engine_for(app).locks.force_release(resource, by=by, reason=reason)
+    holds, handed = services_for(app).locks.force_release(resource, by=by, reason=reason)
     ended = tuple(EndedHold(h.holder, h.job, h.token, tuple(c.resource for c in h.claims))
                   for h in holds)
     return ReleaseReport(resource, by, reason, ended, tuple(handed))

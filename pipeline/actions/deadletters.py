@@ -16,7 +16,7 @@ from pipeline.keys import WAKE_TOKEN, wake_key
 from pipeline.locks import envelope
 from pipeline.messages.events import OPERATOR, QUEUED, emit, encode
 from pipeline.priority import PRIORITY_STEPS, level_of, parse_priority
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,11 @@ def _text(value: Any) -> str:
 
 
 def _load(app: Celery, job_ids: Iterable[str]) -> list[tuple[DeadLetter, str]]:
-    engine = engine_for(app)
-    pipe = engine.redis.pipeline(transaction=False)
+    services = services_for(app)
+    pipe = services.redis.pipeline(transaction=False)
     ids = list(job_ids)
     for job_id in ids:
-        pipe.hgetall(engine.keys.dead_letter(job_id))
+        pipe.hgetall(services.keys.dead_letter(job_id))
     out = []
     for job_id, raw in zip(ids, pipe.execute(), strict=True):
         if not raw:
@@ -92,21 +92,21 @@ def _select(app: Celery, job_ids: Iterable[str] | None, chosen: Filter,
     if job_ids is not None:
         candidates = list(job_ids)
     else:
-        keys = engine_for(app).keys
+        keys = services_for(app).keys
         low = "-inf" if chosen.since is None else chosen.since
         candidates = [_text(j) for j in
-                      engine_for(app).redis.zrangebyscore(keys.dead_letters, low, "+inf")]
+                      services_for(app).redis.zrangebyscore(keys.dead_letters, low, "+inf")]
     found = [(entry, msg) for entry, msg in _load(app, candidates) if chosen.matches(entry)]
     return found[:limit] if limit else found
 
 
 def _record_operator(app: Celery, action: str, job_ids: Iterable[str], by: str) -> None:
     """One ``operator`` event per dead letter acted on, in one round trip."""
-    engine = engine_for(app)
-    pipe = engine.redis.pipeline(transaction=False)
+    services = services_for(app)
+    pipe = services.redis.pipeline(transaction=False)
     for job_id in job_ids:
-        emit(pipe, engine.keys.events, OPERATOR, job_id, {"action": action, "by": by},
-             maxlen=engine.settings.events_maxlen)
+        emit(pipe, services.keys.events, OPERATOR, job_id, {"action": action, "by": by},
+             maxlen=services.settings.events_maxlen)
     pipe.execute()
 
 
@@ -132,21 +132,21 @@ def requeue(app: Celery, job_ids: Iterable[str] | None = None, *, task: str | No
     With no ids and no filter, every dead letter is requeued. Each is recorded
     in the audit log as an ``operator`` event (``dlq_requeue``, *by*).
     """
-    engine = engine_for(app)
+    services = services_for(app)
     done = []
     chosen = Filter(task, user, project, priority, since)
     for entry, msg in _select(app, job_ids, chosen, 0):
         lists = envelope.queue_lists(app, entry.queue)
         target = lists[PRIORITY_STEPS.index(int(level_of(entry.priority)))]
-        pipe = engine.redis.pipeline(transaction=True)
+        pipe = services.redis.pipeline(transaction=True)
         pipe.lpush(target, msg)
         pipe.lpush(wake_key(lists[0]), WAKE_TOKEN)
-        pipe.delete(engine.keys.dead_letter(entry.job_id))
-        pipe.zrem(engine.keys.dead_letters, entry.job_id)
+        pipe.delete(services.keys.dead_letter(entry.job_id))
+        pipe.zrem(services.keys.dead_letters, entry.job_id)
         fields: dict[Any, Any] = encode(QUEUED, entry.job_id, {
             "task": entry.task, "priority": entry.priority, "user": entry.user or None,
             "project": entry.project or None, "attempt": 1, "requeued": True})
-        pipe.xadd(engine.keys.events, fields, maxlen=engine.settings.events_maxlen,
+        pipe.xadd(services.keys.events, fields, maxlen=services.settings.events_maxlen,
                   approximate=True)
         pipe.execute()
         done.append(entry.job_id)
@@ -161,12 +161,12 @@ def purge(app: Celery, job_ids: Iterable[str] | None = None, *, task: str | None
 
     Each is recorded in the audit log as an ``operator`` event (``dlq_purge``, *by*).
     """
-    engine = engine_for(app)
+    services = services_for(app)
     chosen = _select(app, job_ids, Filter(task, user, project, priority, since), 0)
-    pipe = engine.redis.pipeline(transaction=True)
+    pipe = services.redis.pipeline(transaction=True)
     for entry, _ in chosen:
-        pipe.delete(engine.keys.dead_letter(entry.job_id))
-        pipe.zrem(engine.keys.dead_letters, entry.job_id)
+        pipe.delete(services.keys.dead_letter(entry.job_id))
+        pipe.zrem(services.keys.dead_letters, entry.job_id)
     pipe.execute()
     _record_operator(app, "dlq_purge", [entry.job_id for entry, _ in chosen], by)
     return len(chosen)

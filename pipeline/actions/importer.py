@@ -53,7 +53,7 @@ from pipeline.job.batch import enqueue_many
 from pipeline.locks.resources import check_id, check_name
 from pipeline.messages.record import Record
 from pipeline.priority import Priority, from_seed_scale, level_of, parse_priority
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 APPROVED, PENDING, COMPLETED = "approved", "pending", "completed"
 #: Accepted ``status`` words and what each means.
@@ -225,9 +225,9 @@ def read_requests(path: str | Path) -> list[Request]:
 
 def plan(app: Celery, requests: Sequence[Request]) -> list[Planned]:
     """What an import of *requests* does, given the ids imported before (one read)."""
-    engine = engine_for(app)
+    services = services_for(app)
     ids = [r.request_id for r in requests]
-    known = engine.redis.hmget(engine.keys.imported, ids) if ids else []
+    known = services.redis.hmget(services.keys.imported, ids) if ids else []
     seen: set[str] = set()
     rows = []
     for request, before in zip(requests, known, strict=True):
@@ -252,11 +252,11 @@ def _publish(app: Celery, task: Any, batch: Sequence[Request], source: str) -> s
     An id another import claimed meanwhile is left to it. A publish that fails
     gives its claims back, so a later import can enqueue them.
     """
-    engine = engine_for(app)
+    services = services_for(app)
     record = json.dumps({"file": source, "at": time.time()})
-    pipe = engine.redis.pipeline(transaction=False)
+    pipe = services.redis.pipeline(transaction=False)
     for request in batch:
-        pipe.hsetnx(engine.keys.imported, request.request_id, record)
+        pipe.hsetnx(services.keys.imported, request.request_id, record)
     claimed = [r for r, new in zip(batch, pipe.execute(), strict=True) if new]
     signatures = []
     for request in claimed:
@@ -270,7 +270,7 @@ def _publish(app: Celery, task: Any, batch: Sequence[Request], source: str) -> s
         enqueue_many(app, signatures)
     except BaseException:
         if claimed:
-            engine.redis.hdel(engine.keys.imported, *[r.request_id for r in claimed])
+            services.redis.hdel(services.keys.imported, *[r.request_id for r in claimed])
         raise
     return {r.request_id for r in claimed}
 

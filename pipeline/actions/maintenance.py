@@ -25,7 +25,7 @@ from celery import Celery
 from pipeline import conf
 from pipeline.job.revoked import report_expired
 from pipeline.messages.events import MAINTENANCE, emit
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 SWEEP = "pipeline.sweep"
 PURGE = "pipeline.purge_queue_log"
@@ -79,16 +79,16 @@ def sweep_once(app: Any, limit: int = 500) -> SweepReport:
     """
     from pipeline.broker.rescue import rescue_silent
 
-    engine = engine_for(app)
-    dropped, expired, served = engine.locks.sweep_counts(limit)
+    services = services_for(app)
+    dropped, expired, served = services.locks.sweep_counts(limit)
     # Expired here or in a hand-off since the last sweep: REVOKED where Celery users look.
     report_expired(app, limit)
     report = SweepReport(holds_dropped=dropped, jobs_expired=expired, lines_served=served,
                          jobs_rescued=rescue_silent(app, limit))
     if report.did_something:
-        emit(engine.redis, engine.keys.events, MAINTENANCE, "",
+        emit(services.redis, services.keys.events, MAINTENANCE, "",
              {"action": "sweep", "count": report.count, **report.as_dict()},
-             maxlen=engine.settings.events_maxlen)
+             maxlen=services.settings.events_maxlen)
     return report
 
 

@@ -20,7 +20,7 @@ import redis
 from pipeline.admission.gate import GateState
 from pipeline.admission.load import LoadLevel, LoadReading
 from pipeline.keys import Keys
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +159,8 @@ def list_agents(app: Any) -> list[AgentStatus]:
     A worker whose last record is older than its ``pipeline_agent_timeout`` is
     not listed. Workers with ``pipeline_agent_heartbeat = 0`` publish nothing.
     """
-    engine = engine_for(app)
-    return read_agents(engine.redis, engine.keys)
+    services = services_for(app)
+    return read_agents(services.redis, services.keys)
 
 
 def gate_state(app: Any) -> GateState:

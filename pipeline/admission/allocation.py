@@ -131,9 +131,9 @@ def allocate(app: Any) -> Allocation:
     """The recommendation for *app*'s live workers and the jobs waiting in their queues."""
     from pipeline.admission.agents import list_agents
     from pipeline.locks.envelope import queue_lists
-    from pipeline.runtime.services import engine_for
+    from pipeline.runtime.services import services_for
 
     agents = list_agents(app)
     queues = sorted({q for a in agents for q in a.queues}) or [app.conf.task_default_queue]
     lists = [name for queue in queues for name in queue_lists(app, queue)]
-    return recommend(agents, broker_backlog(engine_for(app).redis, lists))
+    return recommend(agents, broker_backlog(services_for(app).redis, lists))

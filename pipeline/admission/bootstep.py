@@ -39,7 +39,7 @@ from pipeline.admission.agents import AgentStatus, publish, withdraw
 from pipeline.admission.gate import Hysteresis, LoadLimits, Transition
 from pipeline.admission.load import HostSampler, LoadReading, host_cpu_average, queue_depth
 from pipeline.messages.events import MAINTENANCE, emit
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 logger = get_logger(__name__)
 
@@ -96,8 +96,8 @@ class LoadMonitor:
             self._thread.join(5.0)
         if self.settings.agent_heartbeat > 0:
             try:
-                engine = engine_for(self.app)
-                withdraw(engine.redis, engine.keys, self.name)
+                services = services_for(self.app)
+                withdraw(services.redis, services.keys, self.name)
             except Exception:  # shutting down: the record expires on its own
                 logger.warning("pipeline: could not withdraw the load record of %s", self.name)
 
@@ -131,18 +131,18 @@ class LoadMonitor:
         self.reading = LoadReading(cpu, memory, 0.0)
         if self.gate:
             self.hysteresis.update(cpu, memory, time.monotonic())
-        engine = engine_for(self.app)
+        services = services_for(self.app)
         changed = False
         while self._applied:
             transition = self._applied.popleft()
             changed = True
-            emit(engine.redis, engine.keys.events, MAINTENANCE, "",
+            emit(services.redis, services.keys.events, MAINTENANCE, "",
                  {"action": f"gate_{transition.action}", "worker": self.name,
                   "reason": transition.reason}, maxlen=self.settings.events_maxlen)
         heartbeat = self.settings.agent_heartbeat
         if heartbeat > 0 and (changed or time.monotonic() >= self._next_publish):
             self._next_publish = time.monotonic() + heartbeat
-            publish(engine.redis, engine.keys, self.status(), self.settings.agent_timeout)
+            publish(services.redis, services.keys, self.status(), self.settings.agent_timeout)
 
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_EVERY):

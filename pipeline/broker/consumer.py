@@ -20,7 +20,7 @@ from celery.worker.consumer import Consumer
 from kombu.exceptions import ContentDisallowed
 
 from pipeline.broker.setaside import set_aside_or_log
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +45,10 @@ class PipelineConsumer(Consumer):  # type: ignore[misc]
 
     def set_aside(self, message: Any, reason: str) -> None:
         """Keep a copy of *message* in the set-aside list (never raises)."""
-        engine = engine_for(self.app)
+        services = services_for(self.app)
         queue = (getattr(message, "delivery_info", None) or {}).get("routing_key") or "?"
-        set_aside_or_log(engine.redis, engine.keys, raw_of(message), queue=str(queue),
-                         reason=reason, limit=engine.settings.set_aside_max)
+        set_aside_or_log(services.redis, services.keys, raw_of(message), queue=str(queue),
+                         reason=reason, limit=services.settings.set_aside_max)
 
     def _refuse(self, message: Any, reason: str, handler: Any, *args: Any) -> None:
         """Set *message* aside, then let Celery's *handler* log and drop it.

@@ -29,7 +29,7 @@ from typing import Any
 
 from pipeline.keys import Keys
 from pipeline.messages.events import MAINTENANCE, emit
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 logger = logging.getLogger(__name__)
 
@@ -133,22 +133,23 @@ def _decode(entry: Any) -> SetAside:
 
 def items(app: Any, limit: int = 100) -> list[SetAside]:
     """The items set aside, newest first (at most *limit*; 0 = all kept)."""
-    engine = engine_for(app)
-    return [_decode(entry) for entry in engine.redis.lrange(engine.keys.set_aside, 0, limit - 1)]
+    services = services_for(app)
+    entries = services.redis.lrange(services.keys.set_aside, 0, limit - 1)
+    return [_decode(entry) for entry in entries]
 
 
 def counts(app: Any) -> dict[str, int]:
     """Items set aside per reason since the counts were last purged (``total`` included)."""
-    engine = engine_for(app)
-    raw: Mapping[Any, Any] = engine.redis.hgetall(engine.keys.set_aside_count)
+    services = services_for(app)
+    raw: Mapping[Any, Any] = services.redis.hgetall(services.keys.set_aside_count)
     return {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in raw.items()}
 
 
 def purge(app: Any) -> int:
     """Forget every item set aside and its counts; returns how many items were kept."""
-    engine = engine_for(app)
-    pipe = engine.redis.pipeline(transaction=True)
-    pipe.llen(engine.keys.set_aside)
-    pipe.delete(engine.keys.set_aside, engine.keys.set_aside_count)
+    services = services_for(app)
+    pipe = services.redis.pipeline(transaction=True)
+    pipe.llen(services.keys.set_aside)
+    pipe.delete(services.keys.set_aside, services.keys.set_aside_count)
     kept, _ = pipe.execute()
     return int(kept)

@@ -34,7 +34,7 @@ from pipeline.cli.output import console, level_text, show
 from pipeline.cli.views import depth_table, parked_table, running_table, summary_grid
 from pipeline.observe import inspection
 from pipeline.observe.inspection import SystemStatus, WorkerSeen
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 QUIT_KEYS = ("q", "Q")
 #: Lines the frame needs besides the job rows (heading, tables' heads, summary).
@@ -77,7 +77,7 @@ def frame(app: Any, *, rows: int, interval: float,
         f"[bold]pipeline monitor[/]  {time.strftime('%H:%M:%S')}  every {interval:g}s  "
         f"load {level_text(found.level)}  [dim]q quits[/]")
     parked_view = parked_table(parked, title=f"parked: {found.parked}, longest first",
-                               wait_timeout=engine_for(app).settings.wait_timeout)
+                               wait_timeout=services_for(app).settings.wait_timeout)
     parts: list[RenderableType] = [
         heading, depth_table(found),
         running_table(running, limit=rows, title=f"running: {len(running)}"),

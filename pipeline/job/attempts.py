@@ -21,7 +21,7 @@ from pipeline.job import retries
 from pipeline.job.finishing import finish
 from pipeline.messages.events import FAILED, summary
 from pipeline.runtime.running import RunningJob
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
     continuation of its canvas, not a child of the job (see
     :meth:`pipeline.runtime.running.RunningJobs.in_body`).
     """
-    engine = engine_for(task.app)
+    services = services_for(task.app)
     try:
         return body(*args, **kwargs)
     except (Retry, Ignore, Reject):
@@ -66,14 +66,14 @@ def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
         request = task.request
         if request.called_directly or request.is_eager:
             raise
-        policy = retries.policy_for(task, engine.settings)
+        policy = retries.policy_for(task, services.settings)
         done = request.retries or 0
         if not policy.retries(exc) or done >= policy.max_retries:
             raise
         # Release before the retry is published: with a short countdown the next
         # attempt could otherwise start while this one still holds the locks.
         countdown = policy.countdown(done)
-        running = engine.running.get(request.id)
+        running = services.running.get(request.id)
         finish(task, request.id, states.RETRY, exc, retry_in=countdown)
         try:
             raise task.retry(exc=exc, countdown=countdown,
@@ -86,7 +86,7 @@ def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
             _end_unpublished_retry(task, request.id, running, failed)
             raise
     finally:
-        engine.running.body_done(task.request.id)
+        services.running.body_done(task.request.id)
 
 
 def _end_unpublished_retry(task: Any, task_id: str, running: RunningJob | None,
@@ -100,7 +100,7 @@ def _end_unpublished_retry(task: Any, task_id: str, running: RunningJob | None,
         holder, token = running.holder, running.token
     detail = json.dumps({"error": f"its retry could not be published: {summary(failed)}"})
     try:
-        engine_for(task.app).locks.release(holder, task_id, event=FAILED, detail=detail,
+        services_for(task.app).locks.release(holder, task_id, event=FAILED, detail=detail,
                                            token=token)
     except Exception:  # the error that matters is the one being raised
         logger.exception("could not release job %s after its retry failed", task_id)

@@ -14,7 +14,7 @@ from celery import Celery
 
 from pipeline.locks import envelope
 from pipeline.messages.header import NAME, JobHeader
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 
 def record(app: Celery, request: Any, task_name: str, priority: int, error: str,
@@ -27,7 +27,7 @@ def record(app: Celery, request: Any, task_name: str, priority: int, error: str,
     request's extra headers (the worker's main process, which has none, gives
     the job header).
     """
-    keys = engine_for(app).keys
+    keys = services_for(app).keys
     if guest:
         headers = dict(headers if headers is not None else request.headers or {})
         headers[NAME] = header.but(workflow=None).encode()
@@ -38,7 +38,7 @@ def record(app: Celery, request: Any, task_name: str, priority: int, error: str,
         "attempts": str((request.retries or 0) + 1),
         "msg": envelope.message_for(app, request, priority, retries=0, headers=headers),
     }
-    pipe = engine_for(app).redis.pipeline(transaction=True)
+    pipe = services_for(app).redis.pipeline(transaction=True)
     pipe.hset(keys.dead_letter(request.id), mapping=entry)
     pipe.zadd(keys.dead_letters, {request.id: time.time()})
     pipe.execute()

@@ -18,7 +18,7 @@ from pipeline.job import deadletter
 from pipeline.messages.events import DEAD_LETTERED, emit, summary
 from pipeline.messages.header import NAME, of_request
 from pipeline.priority import of_request as priority_of
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 #: Seconds a count of deaths is kept after the last one.
 KEEP_COUNT = 86_400
@@ -36,13 +36,13 @@ def worker_lost(request: Any, exc: BaseException) -> JobLost | None:
         job is requeued as usual).
     """
     task = request.task
-    engine = engine_for(task.app)
-    key = engine.keys.worker_lost(request.id)
-    pipe = engine.redis.pipeline(transaction=True)
+    services = services_for(task.app)
+    key = services.keys.worker_lost(request.id)
+    pipe = services.redis.pipeline(transaction=True)
     pipe.incr(key)
     pipe.expire(key, KEEP_COUNT)
     deaths = int(pipe.execute()[0])
-    limit = engine.settings.max_deliveries
+    limit = services.settings.max_deliveries
     if deaths < limit:
         return None
     error = (f"worker lost: the process running job {request.id} died on each of its "
@@ -51,7 +51,7 @@ def worker_lost(request: Any, exc: BaseException) -> JobLost | None:
     raw = getattr(context, NAME, None)
     deadletter.record(task.app, context, task.name, priority_of(context), error,
                        of_request(context), headers={NAME: raw} if raw is not None else {})
-    emit(engine.redis, engine.keys.events, DEAD_LETTERED, request.id,
-         {"error": error, "attempt": deaths}, maxlen=engine.settings.events_maxlen)
-    engine.redis.delete(key)
+    emit(services.redis, services.keys.events, DEAD_LETTERED, request.id,
+         {"error": error, "attempt": deaths}, maxlen=services.settings.events_maxlen)
+    services.redis.delete(key)
     return JobLost(error)

@@ -7,17 +7,17 @@ for the job Celery is running in this thread.
 from __future__ import annotations
 
 from pipeline.runtime.running import RunningJob
-from pipeline.runtime.services import Engine, engine_for
+from pipeline.runtime.services import Services, services_for
 
 
-def _current() -> tuple[Engine | None, RunningJob | None]:
+def _current() -> tuple[Services | None, RunningJob | None]:
     from celery import current_task
 
     if current_task is None:
         return None, None
     request = getattr(current_task, "request", None)
-    engine = engine_for(current_task.app)
-    return engine, engine.running.get(getattr(request, "id", None))
+    services = services_for(current_task.app)
+    return services, services.running.get(getattr(request, "id", None))
 
 
 def lease_lost() -> bool:
@@ -26,10 +26,10 @@ def lease_lost() -> bool:
     The heartbeat notices within one interval; a job doing external writes
     should check this, or better pass :func:`fencing_tokens` to the store.
     """
-    engine, running = _current()
-    if engine is None or running is None:
+    services, running = _current()
+    if services is None or running is None:
         return False
-    return bool(engine.heartbeat.is_lost(running.holder))
+    return bool(services.heartbeat.is_lost(running.holder))
 
 
 def fencing_tokens() -> dict[str, int]:

@@ -31,7 +31,7 @@ from pipeline.messages.events import (
 from pipeline.messages.header import NAME, JobHeader, of_request
 from pipeline.priority import of_request as priority_of
 from pipeline.runtime.running import RunningJob
-from pipeline.runtime.services import Engine, engine_for
+from pipeline.runtime.services import Services, services_for
 
 logger = logging.getLogger(__name__)
 #: Seconds between tries of a release while Redis does not answer (about 8 s in all).
@@ -47,16 +47,16 @@ def finish(task: Any, task_id: str, status: str, retval: Any,
     and after a step that retries (*retry_in*: seconds until its next attempt):
     the workflow holds its resources until its last step ends.
     """
-    engine = engine_for(task.app)
-    running = engine.running.pop(task_id)
+    services = services_for(task.app)
+    running = services.running.pop(task_id)
     if running is None:
         return
-    lost = engine.heartbeat.is_lost(running.holder)
-    engine.heartbeat.untrack(running.holder)
+    lost = services.heartbeat.is_lost(running.holder)
+    services.heartbeat.untrack(running.holder)
     event = _OUTCOME_EVENTS.get(status, RELEASED)
     key = "result" if status == states.SUCCESS else "error"
     request = task.request
-    if status == states.FAILURE and _out_of_attempts(task, retval, engine):
+    if status == states.FAILURE and _out_of_attempts(task, retval, services):
         event = DEAD_LETTERED
         header = of_request(request)
         deadletter.record(task.app, request, task.name, priority_of(request),
@@ -64,24 +64,24 @@ def finish(task: Any, task_id: str, status: str, retval: Any,
     outcome: dict[str, Any] = {key: summary(retval), "attempt": (request.retries or 0) + 1}
     if lost:
         outcome["lock_lost"] = True
-        _record_lock_lost(engine, task_id, running)
+        _record_lock_lost(services, task_id, running)
     detail = compact_json(outcome)
     keep = 0.0
     if running.workflow and not running.guest:
         if status == states.SUCCESS and running.has_next_step:
-            keep = engine.settings.workflow_gap
+            keep = services.settings.workflow_gap
         elif status == states.RETRY:
-            keep = engine.settings.workflow_gap + max(retry_in or 0.0, 0.0)
+            keep = services.settings.workflow_gap + max(retry_in or 0.0, 0.0)
     # Not waiting for the reply: Redis runs the release (and its hand-off) as soon
     # as it reads it; the reply is read before this process's next lock call.
     try:
-        engine.locks.release(running.holder, task_id, event=event, detail=detail,
+        services.locks.release(running.holder, task_id, event=event, detail=detail,
                              keep_seconds=keep, wait=False, token=running.token)
     except (redis.ConnectionError, redis.TimeoutError, OSError):
-        _release_after_outage(engine, task_id, running, keep)
+        _release_after_outage(services, task_id, running, keep)
 
 
-def _release_after_outage(engine: Engine, task_id: str, running: RunningJob,
+def _release_after_outage(services: Services, task_id: str, running: RunningJob,
                           keep: float) -> None:
     """Redis did not take the release (it restarts): send it again once Redis is back.
 
@@ -91,7 +91,7 @@ def _release_after_outage(engine: Engine, task_id: str, running: RunningJob,
     """
     for delay in (*OUTAGE_BACKOFF, None):
         try:
-            engine.locks.release(running.holder, task_id, keep_seconds=keep, token=running.token)
+            services.locks.release(running.holder, task_id, keep_seconds=keep, token=running.token)
             return
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             if delay is None:
@@ -101,24 +101,24 @@ def _release_after_outage(engine: Engine, task_id: str, running: RunningJob,
             time.sleep(delay)
 
 
-def _record_lock_lost(engine: Engine, task_id: str, running: RunningJob) -> None:
+def _record_lock_lost(services: Services, task_id: str, running: RunningJob) -> None:
     """The job ran on after its lease ran out (its process was stopped or starved): say so.
 
     Another job may have held its resources meanwhile; its release (fenced by
     its token) frees nothing of theirs, and its outcome carries ``lock_lost``.
     """
     try:
-        emit(engine.redis, engine.keys.events, LOCK_LOST, task_id,
+        emit(services.redis, services.keys.events, LOCK_LOST, task_id,
              {"holder": running.holder, "resources": sorted(running.tokens),
               "reason": "the lease ran out while the job ran"},
-             maxlen=engine.settings.events_maxlen)
+             maxlen=services.settings.events_maxlen)
     except (redis.ConnectionError, redis.TimeoutError, OSError):  # its outcome still says so
         logger.warning("could not record that job %s lost its lease", task_id)
 
 
-def _out_of_attempts(task: Any, exc: Any, engine: Engine) -> bool:
+def _out_of_attempts(task: Any, exc: Any, services: Services) -> bool:
     """A retriable failure after the last allowed attempt (dead-letter it)."""
-    policy = retries.policy_for(task, engine.settings)
+    policy = retries.policy_for(task, services.settings)
     return (isinstance(exc, BaseException) and policy.max_retries > 0
             and policy.retries(exc) and (task.request.retries or 0) >= policy.max_retries)
 
@@ -128,7 +128,7 @@ def release_orphan(task: Any, task_id: str, request_dict: dict[str, Any], reason
     raw = request_dict.get(NAME) or (request_dict.get("headers") or {}).get(NAME)
     holder = JobHeader.decode(raw).workflow or task_id
     detail = compact_json({"reason": reason})
-    engine_for(task.app).locks.release(holder, task_id, event=RELEASED, detail=detail)
+    services_for(task.app).locks.release(holder, task_id, event=RELEASED, detail=detail)
 
 
 def release_on_skipped_after_return(task_id: str | None = None, task: Any = None,
@@ -140,5 +140,5 @@ def release_on_skipped_after_return(task_id: str | None = None, task: Any = None
     """
     if task_id is None or task is None or not hasattr(task, "app"):
         return
-    if task_id in engine_for(task.app).running:
+    if task_id in services_for(task.app).running:
         finish(task, task_id, state or RELEASED, retval)

@@ -25,7 +25,7 @@ from pipeline.messages.events import QUEUED, summary
 from pipeline.messages.header import FRONT, NAME, JobHeader, in_options
 from pipeline.priority import DEFAULT_PRIORITY, parse_priority
 from pipeline.runtime.checks import redact
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 
 def prepare(task: Any, options: dict[str, Any], task_id: str | None) -> tuple[str, JobHeader]:
@@ -110,7 +110,7 @@ def not_published(task: Any, task_id: str, exc: Exception) -> Exception:
     url = redact(str(task.app.conf.broker_url))
     return ServiceError(
         f"job {task_id} ({task.name}) was not published: the broker {url} did not answer "
-        f"within pipeline_publish_timeout ({engine_for(task.app).settings.publish_timeout:g} s)"
+        f"within pipeline_publish_timeout ({services_for(task.app).settings.publish_timeout:g} s)"
         f" ({str(cause).strip()}); nothing was published")
 
 
@@ -121,11 +121,11 @@ def record_queued(task: Any, task_id: str, args: Any, options: dict[str, Any],
     *sent_at* is when the publish began: a worker may park the job within
     milliseconds, and its ``blocked`` event must come after this one.
     """
-    engine = engine_for(task.app)
-    if task.app.conf.task_always_eager or not engine.settings.store_enabled:
+    services = services_for(task.app)
+    if task.app.conf.task_always_eager or not services.settings.store_enabled:
         return
     priority = header.priority if header.priority is not None else options.get("priority")
-    engine.emitter.add(QUEUED, task_id, {
+    services.emitter.add(QUEUED, task_id, {
         "task": task.name, "priority": int(DEFAULT_PRIORITY) if priority is None else priority,
         "user": header.user, "project": header.project,
         "models": list(header.models + header.shared_models),
@@ -146,18 +146,18 @@ def _running_parent(task: Any, demand: Demand) -> str | None:
         WorkflowError: the job shares some resources with the running job but
             needs others its hold lacks (it would wait on its own parent).
     """
-    engine = engine_for(task.app)
-    if not engine.running or task.app.conf.task_always_eager:
+    services = services_for(task.app)
+    if not services.running or task.app.conf.task_always_eager:
         # No job runs here (a client publishing), or an eager call, which runs
         # inline under its parent's hold (see pipeline.job.starting).
         return None
     from celery import current_task
 
     request = getattr(current_task, "request", None)
-    running = engine.running.in_body(getattr(request, "id", None))
+    running = services.running.in_body(getattr(request, "id", None))
     if running is None:
         return None
-    wanted = {c.resource for c in claims(demand, engine.settings)} - {"global"}
+    wanted = {c.resource for c in claims(demand, services.settings)} - {"global"}
     held = set(running.tokens) - {"global"}
     if not wanted & held:
         return None

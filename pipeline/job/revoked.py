@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +26,11 @@ def mark_revoked(app: Any, job_ids: Iterable[str], reason: str, *,
 
     Never raises: the job is cancelled already; a report that fails is logged.
     """
-    engine = engine_for(app)
+    services = services_for(app)
     for job_id in job_ids:
         try:
             app.backend.mark_as_revoked(job_id, reason)
-            engine.send_task_event("task-revoked", hostname, uuid=job_id, terminated=False,
+            services.send_task_event("task-revoked", hostname, uuid=job_id, terminated=False,
                                    signum=None, expired=False)
         except Exception:
             logger.exception("could not record job %s as REVOKED", job_id)
@@ -39,10 +39,10 @@ def mark_revoked(app: Any, job_ids: Iterable[str], reason: str, *,
 def report_expired(app: Any, limit: int = 500) -> int:
     """Mark REVOKED the parked jobs that expired since the last call (and the workflow
     steps their messages carry); returns how many jobs. Called by every sweep."""
-    engine = engine_for(app)
-    expired = engine.locks.take_expired(limit)
+    services = services_for(app)
+    expired = services.locks.take_expired(limit)
     reason = (f"expired: parked longer than pipeline_wait_timeout "
-              f"({engine.settings.wait_timeout:g} s)")
+              f"({services.settings.wait_timeout:g} s)")
     for job_id, message in expired:
         mark_revoked(app, ids_in_message(message) or [job_id], reason)
     return len(expired)

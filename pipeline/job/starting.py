@@ -31,7 +31,7 @@ from pipeline.messages.events import RELEASED, compact_json
 from pipeline.messages.header import EMPTY, of_request
 from pipeline.priority import of_request as priority_of
 from pipeline.runtime.running import RunningJob
-from pipeline.runtime.services import Engine, engine_for
+from pipeline.runtime.services import Services, services_for
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,7 +40,7 @@ HOST = socket.gethostname()
 RECHECK = "pipeline_recheck"
 
 
-def ticket_for(task: Any, request: Any, engine: Engine) -> Ticket:
+def ticket_for(task: Any, request: Any, services: Services) -> Ticket:
     """The lock ticket of the job *request* describes."""
     header = of_request(request)
     demand = header.demand
@@ -49,7 +49,7 @@ def ticket_for(task: Any, request: Any, engine: Engine) -> Ticket:
         # the task's own models still apply.
         models, shared = declared_models(task)
         demand = Demand(models=models, shared_models=shared)
-    job_claims = claims(demand, engine.settings)
+    job_claims = claims(demand, services.settings)
     holder = demand.workflow or request.id
     if CONTROL.search(holder + request.id + "".join(c.resource for c in job_claims)):
         # Published by another client (send_task) with ids or names that would
@@ -87,27 +87,27 @@ def start(task: Any, task_id: str) -> str | None:
             where a job cannot be parked, when a resource is taken.
     """
     request = task.request
-    engine = engine_for(task.app)
+    services = services_for(task.app)
     # A copy published again by _duplicate, or a message the broker gave back
     # (its worker died or lost the connection, perhaps after the job ended):
     # a job whose result is stored already never runs twice.
     again = getattr(request, RECHECK, None) or (request.delivery_info or {}).get("redelivered")
     if again and task.backend.get_state(task_id) in states.READY_STATES:
         return f"job {task_id} already finished; this copy is dropped"
-    ticket = ticket_for(task, request, engine)
-    locks = engine.locks
+    ticket = ticket_for(task, request, services)
+    locks = services.locks
     pid = os.getpid()
     if request.is_eager:
-        parent = engine.running.in_body(getattr(request, "parent_id", None))
+        parent = services.running.in_body(getattr(request, "parent_id", None))
         if parent is not None:
-            _start_inline(task, request, engine, ticket, parent)
+            _start_inline(task, request, services, ticket, parent)
             return None
     else:
-        engine.heartbeat.ensure_started()
+        services.heartbeat.ensure_started()
     # Build the message to park with only when parking is likely: the claims of
     # a job blocked moments ago in this process are probably still taken.
     result: Any = None
-    if request.is_eager or not engine.running.likely_blocked(ticket.claims):
+    if request.is_eager or not services.running.likely_blocked(ticket.claims):
         result = through_outage(request, locks.acquire, ticket, host=HOST, pid=pid)
         if isinstance(result, Blocked) and request.is_eager:
             raise LockNotAcquired(f"job {task_id} ({task.name}) cannot run now: {result.reason}")
@@ -121,7 +121,7 @@ def start(task: Any, task_id: str) -> str | None:
     if isinstance(result, Acquired):
         # Read now: Celery pops the next step off request.chain when it sends it.
         workflow = of_request(request).workflow
-        _run(engine, request, RunningJob(result.holder or ticket.holder, result.tokens, workflow,
+        _run(services, request, RunningJob(result.holder or ticket.holder, result.tokens, workflow,
                                          result.guest, workflows.continues(request.chain,
                                                                            workflow)))
         return None
@@ -137,7 +137,7 @@ def start(task: Any, task_id: str) -> str | None:
     if isinstance(result, Duplicate):
         return _duplicate(task, task_id, ticket)
     blocked: Blocked = result
-    engine.running.blocked(ticket.claims)
+    services.running.blocked(ticket.claims)
     _report_blocked(task, task_id, blocked)
     return blocked.reason
 
@@ -169,7 +169,7 @@ def through_outage(request: Any, call: Callable[..., T], *args: Any, **kwargs: A
     raise AssertionError("unreachable")
 
 
-def _start_inline(task: Any, request: Any, engine: Engine, ticket: Ticket,
+def _start_inline(task: Any, request: Any, services: Services, ticket: Ticket,
                   parent: RunningJob) -> None:
     """Start an eager call made inside a running job of this process.
 
@@ -183,20 +183,20 @@ def _start_inline(task: Any, request: Any, engine: Engine, ticket: Ticket,
     own = tuple(c for c in ticket.claims if c.resource != "global"
                 and c.resource not in parent.tokens)
     if not own:
-        _run(engine, request, RunningJob(parent.holder, parent.tokens, parent.workflow,
+        _run(services, request, RunningJob(parent.holder, parent.tokens, parent.workflow,
                                          guest=True))
         return
-    result = engine.locks.acquire(replace(ticket, holder=request.id, claims=own),
+    result = services.locks.acquire(replace(ticket, holder=request.id, claims=own),
                                   host=HOST, pid=os.getpid())
     if not isinstance(result, Acquired):
         raise LockNotAcquired(f"job {request.id} ({task.name}) cannot run now: "
                               f"{getattr(result, 'reason', result)}")
-    _run(engine, request, RunningJob(request.id, result.tokens))
+    _run(services, request, RunningJob(request.id, result.tokens))
 
 
-def _run(engine: Engine, request: Any, job: RunningJob) -> None:
-    engine.running.add(request.id, job)
-    engine.heartbeat.track(job.holder)
+def _run(services: Services, request: Any, job: RunningJob) -> None:
+    services.running.add(request.id, job)
+    services.heartbeat.track(job.holder)
 
 
 def _duplicate(task: Any, task_id: str, ticket: Ticket) -> str | None:
@@ -211,14 +211,14 @@ def _duplicate(task: Any, task_id: str, ticket: Ticket) -> str | None:
       lease has not run out yet: publish the copy again after one lease, when
       the hold is either released (finished, so then dropped) or gone.
     """
-    engine = engine_for(task.app)
-    found = engine.locks.explain(task_id, ticket.holder)
+    services = services_for(task.app)
+    found = services.locks.explain(task_id, ticket.holder)
     pid = int(found.pid) if found.pid.isdigit() else -1
     if found.host == HOST and pid == os.getpid():
-        _run(engine, task.request, RunningJob(ticket.holder, found.tokens))
+        _run(services, task.request, RunningJob(ticket.holder, found.tokens))
         return None
     if found.host == HOST and pid > 0 and not _alive(pid):
-        engine.locks.release(ticket.holder, task_id, event=RELEASED,
+        services.locks.release(ticket.holder, task_id, event=RELEASED,
                              detail='{"reason":"the process holding it is gone"}')
         return start(task, task_id)
     if task.backend.get_state(task_id) in states.READY_STATES:
@@ -226,11 +226,11 @@ def _duplicate(task: Any, task_id: str, ticket: Ticket) -> str | None:
     request = task.request
     headers = {**(request.headers or {}), RECHECK: 1}
     task.apply_async(request.args, request.kwargs, task_id=task_id,
-                     countdown=engine.settings.lease, headers=headers,
+                     countdown=services.settings.lease, headers=headers,
                      priority=priority_of(request), chain=request.chain,
                      retries=request.retries or None)
     return (f"job {task_id} still holds its locks elsewhere; this copy runs again in "
-            f"{engine.settings.lease:.0f} s unless that run finishes first")
+            f"{services.settings.lease:.0f} s unless that run finishes first")
 
 
 def _alive(pid: int) -> bool:
@@ -254,7 +254,7 @@ def _report_blocked(task: Any, task_id: str, blocked: Blocked) -> None:
     meta = {"reason": blocked.reason, "resource": blocked.resource,
             "blocked_by": blocked.blocked_by, "position": blocked.position}
     try:
-        engine_for(task.app).send_task_event("task-blocked", task.request.hostname,
+        services_for(task.app).send_task_event("task-blocked", task.request.hostname,
                                              uuid=task_id, **meta)
         request = task.request
         ignored = request.ignore_result if request.ignore_result is not None else (

@@ -17,7 +17,7 @@ from celery.exceptions import Ignore
 
 from pipeline.job import attempts, finishing, publishing, starting
 from pipeline.locks.resources import check_models
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 
 class PipelineTask(Task):  # type: ignore[misc]
@@ -66,7 +66,7 @@ class PipelineTask(Task):  # type: ignore[misc]
     @property
     def max_retries(self) -> int:
         """Retries after the first attempt: the task's option, else ``pipeline_retry_max``."""
-        return engine_for(self.app).settings.retry_max
+        return services_for(self.app).settings.retry_max
 
     def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None,
                     producer: Any = None, link: Any = None, link_error: Any = None,

@@ -26,11 +26,11 @@ if TYPE_CHECKING:
     from pipeline.messages.emitter import BufferedEmitter
 
 logger = logging.getLogger(__name__)
-_ENGINES: dict[int, Engine] = {}
+_SERVICES: dict[int, Services] = {}
 _LOCK = threading.Lock()
 
 
-class Engine:
+class Services:
     """Settings, keys, the Redis client and the lock engine of one app in this process."""
 
     def __init__(self, app: Celery) -> None:
@@ -114,21 +114,21 @@ def _log_broker_once(url: str) -> None:
     logger.log(level, "pipeline: broker %s, from %s", redact(url), source)
 
 
-def engine_for(app: Any) -> Engine:
-    """The engine of *app* in this process (a new one after ``fork``)."""
+def services_for(app: Any) -> Services:
+    """The services of *app* in this process (a new one after ``fork``)."""
     key = id(app)
-    engine = _ENGINES.get(key)
-    if engine is None or engine.pid != os.getpid():
+    services = _SERVICES.get(key)
+    if services is None or services.pid != os.getpid():
         with _LOCK:
-            engine = _ENGINES.get(key)
-            if engine is None or engine.pid != os.getpid():
-                engine = Engine(app)
-                _ENGINES[key] = engine
-    return engine
+            services = _SERVICES.get(key)
+            if services is None or services.pid != os.getpid():
+                services = Services(app)
+                _SERVICES[key] = services
+    return services
 
 
 def _forget_after_fork() -> None:
-    _ENGINES.clear()
+    _SERVICES.clear()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

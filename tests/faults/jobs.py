@@ -19,7 +19,7 @@ from typing import Any
 
 from pipeline import workflow
 from pipeline.actions import deadletters
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from tests.faults.probes import end, fenced, poison, step, work
 from tests.faults.rig import Figure, Rig, wait_until
 from tests.helpers import redisdb
@@ -125,7 +125,7 @@ def stopped_holder(rig: Rig, times: int = 1, lease: float = 2.0) -> Figure:
         stalled.append(time.time() - stopped)
         ids += [old.id, new.id]
         done = wait_until(lambda o=old.id: _end_record(rig, o), 30.0, "the old holder to end")
-        holding = engine_for(rig.app).locks.explain(new.id)
+        holding = services_for(rig.app).locks.explain(new.id)
         events = _events(rig, old.id)
         outcome = next((d for e, d in events if e == "completed"), {})
         for name, broken in {

@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from tests.faults.ledger import Run, overlapping, peak
 from tests.faults.probes import work
 from tests.faults.rig import Figure, Rig, wait_until
@@ -97,7 +97,7 @@ def mixed_capacity(rig: Rig, jobs: int = 2000, workers: int = 2, concurrency: in
     stop, sweeps = threading.Event(), [0]
 
     def sweeper() -> None:
-        locks = engine_for(rig.app).locks
+        locks = services_for(rig.app).locks
         while not stop.wait(sweep_every):
             locks.sweep()
             sweeps[0] += 1
@@ -131,7 +131,7 @@ def mixed_capacity(rig: Rig, jobs: int = 2000, workers: int = 2, concurrency: in
 def _hold_left(rig: Rig, job_id: str, pid: int) -> bool:
     """Whether the killed process no longer holds *job_id*'s locks (a lease that ran out is free:
     the next script that looks at the resource drops it)."""
-    explained = engine_for(rig.app).locks.explain(job_id)
+    explained = services_for(rig.app).locks.explain(job_id)
     return (explained.status != "running" or explained.pid != str(pid)
             or (explained.expires_at or 0) < time.time())
 

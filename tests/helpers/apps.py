@@ -8,11 +8,11 @@ from typing import Any
 
 def point_app_at(app: Any, broker: str, backend: str) -> None:
     """Make *app* publish to *broker* and read results from *backend* from now on."""
-    from pipeline.runtime.services import _ENGINES
+    from pipeline.runtime.services import _SERVICES
 
     app.conf.broker_url = broker
     app.conf.result_backend = backend
     app._after_fork()  # drop connection and producer pools made for the old URL
     app._backend_cache = None
     app._local = threading.local()
-    _ENGINES.clear()
+    _SERVICES.clear()

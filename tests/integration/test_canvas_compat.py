@@ -40,16 +40,16 @@ TIMEOUT = 30
 def capped_worker(app: Any, start_worker: Callable[..., AbstractContextManager[Any]]
                   ) -> Iterator[Any]:
     """An in-process worker of the app with ``pipeline_concurrency_global = 1``."""
-    from pipeline.runtime.services import _ENGINES
+    from pipeline.runtime.services import _SERVICES
 
     app.conf.pipeline_concurrency_global = 1
-    _ENGINES.clear()
+    _SERVICES.clear()
     try:
         with start_worker(pool="threads", concurrency=2) as worker:
             yield worker
     finally:
         app.conf.changes.pop("pipeline_concurrency_global", None)
-        _ENGINES.clear()
+        _SERVICES.clear()
 
 
 def test_chain_with_a_group_in_the_middle(capped_worker: Any) -> None:

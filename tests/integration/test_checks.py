@@ -106,9 +106,9 @@ def test_the_first_connection_logs_the_broker_and_its_source(
     from pipeline.runtime import services
 
     services._LOGGED.clear()
-    services._ENGINES.clear()
+    services._SERVICES.clear()
     with caplog.at_level(logging.INFO, logger="pipeline.runtime.services"):
-        services.engine_for(app).redis.ping()
-        services.engine_for(app).redis.ping()
+        services.services_for(app).redis.ping()
+        services.services_for(app).redis.ping()
     logged = [r.getMessage() for r in caplog.records if "pipeline: broker" in r.getMessage()]
     assert len(logged) == 1 and "from $PIPELINE_BROKER_URL" in logged[0], logged

@@ -103,11 +103,11 @@ def test_pickle_message_is_set_aside_not_dropped(
 
 def test_set_aside_list_keeps_the_newest_items_up_to_its_limit(
         app: Any, redis_client: redis.Redis) -> None:
-    from pipeline.runtime.services import engine_for
+    from pipeline.runtime.services import services_for
 
-    engine = engine_for(app)
+    services = services_for(app)
     for n in range(5):
-        setaside.set_aside(engine.redis, engine.keys, f"junk {n}", queue="pipeline",
+        setaside.set_aside(services.redis, services.keys, f"junk {n}", queue="pipeline",
                            reason="not JSON", limit=3)
     assert [entry.raw for entry in setaside.items(app)] == ["junk 4", "junk 3", "junk 2"]
     assert setaside.counts(app) == {"not JSON": 5, "total": 5}

@@ -19,7 +19,7 @@ from pipeline.errors import UnknownJobError
 from pipeline.locks.base import Explanation
 from pipeline.messages.record import Record
 from pipeline.observe.inspection.live import label
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from pipeline.store import queries, states
 from pipeline.store.models import Job
 from pipeline.store.session import session_scope
@@ -77,7 +77,7 @@ class JobDetail(Record):
 
 def _blocker(app: Celery, blocked_by: str) -> str:
     """What the job in the way is doing, in words."""
-    other = engine_for(app).locks.explain(blocked_by)
+    other = services_for(app).locks.explain(blocked_by)
     if other.status == "running":
         where = f"on {other.host} pid {other.pid}" if other.host else ""
         return f"held by {blocked_by} (running {where})".replace(" )", ")")
@@ -95,7 +95,7 @@ def _why_locked(app: Celery, found: Explanation) -> str:
         return (f"waiting for {found.waiting_for}, {_blocker(app, found.blocked_by)}; "
                 f"position {found.position} in line; needs {', '.join(found.resources)}")
     if found.status == "granted":
-        grant = engine_for(app).settings.grant_ttl
+        grant = services_for(app).settings.grant_ttl
         return ("handed its locks by a release: it starts as soon as a worker takes its "
                 f"message (the grant passes on if none does within {grant:g} s)")
     if found.status == "between":
@@ -135,7 +135,7 @@ def _why_elsewhere(record: dict[str, Any] | None, dead: deadletters.DeadLetter |
 
 def _store_part(app: Celery, job_id: str, history: int
                 ) -> tuple[dict[str, Any] | None, tuple[dict[str, Any], ...]]:
-    settings = engine_for(app).settings
+    settings = services_for(app).settings
     if not settings.store_enabled:
         return None, ()
     with session_scope(settings.store_url) as session:
@@ -153,7 +153,7 @@ def job_detail(app: Celery, job_id: str, *, history: int = 20) -> JobDetail:
             dead letter, result or store row).
         StoreNotMigrated, StoreError: the store is enabled but cannot be read.
     """
-    found = engine_for(app).locks.explain(job_id)
+    found = services_for(app).locks.explain(job_id)
     record, events = _store_part(app, job_id, history)
     result_state = str(app.AsyncResult(job_id).state)
     common: dict[str, Any] = {"result_state": result_state, "record": record,

@@ -18,7 +18,7 @@ from pipeline.locks.envelope import queue_lists
 from pipeline.locks.resources import SHARED
 from pipeline.messages.record import Record
 from pipeline.priority import PRIORITY_STEPS, Priority, level_of
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 #: Level labels, most urgent first.
 LEVELS: tuple[str, ...] = tuple(Priority(step).label for step in PRIORITY_STEPS)
@@ -35,7 +35,7 @@ def queue_depth(app: Celery, queue: str | None = None) -> dict[str, int]:
     The critical lane also holds the jobs a release has just handed their locks
     and the next steps of running workflows: they go first.
     """
-    pipe = engine_for(app).redis.pipeline(transaction=False)
+    pipe = services_for(app).redis.pipeline(transaction=False)
     for key in queue_lists(app, queue):
         pipe.llen(key)
     return dict(zip(LEVELS, (int(n) for n in pipe.execute()), strict=True))
@@ -81,7 +81,7 @@ def _running(hold: HoldRecord, now: float) -> RunningJob:
 def running_jobs(app: Celery, limit: int = 1000) -> list[RunningJob]:
     """Every live hold, longest held first."""
     now = time.time()
-    found = [_running(h, now) for h in engine_for(app).locks.holds(limit)]
+    found = [_running(h, now) for h in services_for(app).locks.holds(limit)]
     return sorted(found, key=lambda r: (r.since, r.holder))
 
 
@@ -120,7 +120,7 @@ def parked_jobs(app: Celery, limit: int = 100) -> list[ParkedJob]:
         waiting_for=e.waiting_for, blocked_by=e.blocked_by, position=e.position,
         parked_at=e.parked_at, needs=e.resources, holder=e.holder,
         reason=blocked_reason(e.waiting_for, e.blocked_by, e.position),
-    ) for e in engine_for(app).locks.parked_jobs(limit)]
+    ) for e in services_for(app).locks.parked_jobs(limit)]
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def locks(app: Celery, limit: int = 1000) -> list[LockHeld]:
     """Every resource held, by resource id then holder (from the live holds)."""
     now = time.time()
     found = []
-    for hold in engine_for(app).locks.holds(limit):
+    for hold in services_for(app).locks.holds(limit):
         for claim in hold.claims:
             kind, name = split_resource(claim.resource)
             found.append(LockHeld(

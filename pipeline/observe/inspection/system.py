@@ -19,7 +19,7 @@ from pipeline.admission.load import level_for
 from pipeline.locks.engine import HoldRecord
 from pipeline.messages.record import Record
 from pipeline.observe.inspection.live import LEVELS, label, queue_depth, split_resource
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 
 def load_level(utilisation: float | None) -> str:
@@ -135,12 +135,12 @@ def _held_by_kind(holds: list[HoldRecord]) -> dict[str, dict[str, int]]:
 def status(app: Celery, *, with_workers: bool = True, worker_timeout: float = 1.0,
            queue: str | None = None) -> SystemStatus:
     """Read the whole system's state (a few reads; workers waits *worker_timeout*)."""
-    engine = engine_for(app)
-    settings = engine.settings
-    holds = engine.locks.holds()
+    services = services_for(app)
+    settings = services.settings
+    holds = services.locks.holds()
     states = Counter(h.state for h in holds)
     by_priority = dict.fromkeys(LEVELS, 0)
-    for priority, count in engine.locks.parked_counts().items():
+    for priority, count in services.locks.parked_counts().items():
         by_priority[label(priority)] += count
     held = _held_by_kind(holds)
     capacity = settings.capacity_global
@@ -149,10 +149,10 @@ def status(app: Celery, *, with_workers: bool = True, worker_timeout: float = 1.
         running=states.get("running", 0), granted=states.get("granted", 0),
         between=states.get("between", 0),
         parked=sum(by_priority.values()), parked_by_priority=by_priority,
-        parked_by_kind=dict(sorted(engine.locks.parked_by_kind().items())),
+        parked_by_kind=dict(sorted(services.locks.parked_by_kind().items())),
         locks_by_user=held["user"], locks_by_project=held["project"],
         locks_by_model=held["model"],
-        dead_letters=int(engine.redis.zcard(engine.keys.dead_letters)),
+        dead_letters=int(services.redis.zcard(services.keys.dead_letters)),
         capacities={"user": settings.capacity_user, "project": settings.capacity_project,
                     "model": settings.capacity_model, "global": capacity},
         serialized=settings.serialized,

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from pipeline.messages import events
 from pipeline.observe.metrics.state import kind_of, text
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 log = logging.getLogger(__name__)
 
@@ -222,12 +222,12 @@ class EventCounter:
 
     def run(self, stop: threading.Event) -> None:
         """Read until *stop* is set; Redis errors are logged and retried."""
-        engine = engine_for(self.app)
-        client = engine.redis
+        services = services_for(self.app)
+        client = services.redis
         delay = 0.5
         while not stop.is_set():
             try:
-                self.read_once(client, engine.keys.events)
+                self.read_once(client, services.keys.events)
                 delay = 0.5
             except redis.RedisError as exc:
                 log.warning("metrics: event stream unreadable (retrying in %.1f s): %s",

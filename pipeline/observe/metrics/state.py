@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from pipeline.locks.engine import HoldRecord
 from pipeline.locks.envelope import queue_lists
 from pipeline.priority import Priority, level_of
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from pipeline.store.recorder import GROUP as RECORDER_GROUP
 
 PRIORITY_LABELS = tuple(p.label for p in Priority)
@@ -57,8 +57,8 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Read the state and yield one family per metric."""
-        engine = engine_for(self.app)
-        keys, client = engine.keys, engine.redis
+        services = services_for(self.app)
+        keys, client = services.keys, services.redis
         now_ms = time.time() * 1000
         pipe = client.pipeline(transaction=False)
         lists = {queue: queue_lists(self.app, queue) for queue in self.queues}
@@ -91,14 +91,14 @@ class StateCollector(Collector):
         yield queue_length
         yield depth
         yield self._parked(counts, kinds)
-        yield from self._locks(engine.locks.holds(), now_ms)
+        yield from self._locks(services.locks.holds(), now_ms)
         yield GaugeMetricFamily("pipeline_dead_letters", "Dead-lettered jobs kept in Redis.",
                                 value=int(dead))
         yield GaugeMetricFamily("pipeline_events_stream_length",
                                 "Entries in the event stream (not yet trimmed).",
                                 value=int(stream_length))
         yield from self._recorder(client, keys.events, now_ms)
-        yield self._oldest_parked(engine, now_ms)
+        yield self._oldest_parked(services, now_ms)
 
     def _parked(self, counts: dict[Any, Any], kinds: dict[Any, Any]) -> GaugeMetricFamily:
         family = GaugeMetricFamily(
@@ -177,8 +177,8 @@ class StateCollector(Collector):
         yield lag_events
         yield lag_seconds
 
-    def _oldest_parked(self, engine: Any, now_ms: float) -> GaugeMetricFamily:
-        oldest = engine.locks.parked_jobs(1)
+    def _oldest_parked(self, services: Any, now_ms: float) -> GaugeMetricFamily:
+        oldest = services.locks.parked_jobs(1)
         parked_at = oldest[0].parked_at if oldest else None
         return GaugeMetricFamily(
             "pipeline_parked_oldest_seconds",

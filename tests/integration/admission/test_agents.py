@@ -11,7 +11,7 @@ from pipeline.admission import gate_state, list_agents
 from pipeline.admission.agents import AgentStatus, publish, withdraw
 from pipeline.admission.gate import ALL_PAUSED
 from pipeline.admission.load import LoadReading
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 
 def status(name: str, *, accepting: bool = True, cpu: float = 0.2) -> AgentStatus:
@@ -21,38 +21,38 @@ def status(name: str, *, accepting: bool = True, cpu: float = 0.2) -> AgentStatu
 
 def test_agent_that_stops_publishing_leaves_the_list_after_its_timeout(
         app: Any, redis_client: redis.Redis) -> None:
-    engine = engine_for(app)
-    publish(engine.redis, engine.keys, status("celery@quiet"), timeout=0.6)
-    publish(engine.redis, engine.keys, status("celery@busy"), timeout=30)
+    services = services_for(app)
+    publish(services.redis, services.keys, status("celery@quiet"), timeout=0.6)
+    publish(services.redis, services.keys, status("celery@busy"), timeout=30)
     assert [a.name for a in list_agents(app)] == ["celery@busy", "celery@quiet"]
     time.sleep(0.8)
     assert [a.name for a in list_agents(app)] == ["celery@busy"]
 
 
 def test_agent_key_lives_under_the_pipeline_hash_tag(app: Any, redis_client: redis.Redis) -> None:
-    engine = engine_for(app)
-    publish(engine.redis, engine.keys, status("celery@a"), timeout=5)
+    services = services_for(app)
+    publish(services.redis, services.keys, status("celery@a"), timeout=5)
     keys = sorted(k.decode() for k in redis_client.keys("*agent*"))
     assert keys == ["{pipeline}:agent:celery@a", "{pipeline}:agents"]
     assert 0 < redis_client.pttl("{pipeline}:agent:celery@a") <= 5000
 
 
 def test_withdrawn_agent_is_gone_at_once(app: Any, redis_client: redis.Redis) -> None:
-    engine = engine_for(app)
-    publish(engine.redis, engine.keys, status("celery@a"), timeout=30)
-    withdraw(engine.redis, engine.keys, "celery@a")
+    services = services_for(app)
+    publish(services.redis, services.keys, status("celery@a"), timeout=30)
+    withdraw(services.redis, services.keys, "celery@a")
     assert list_agents(app) == []
 
 
 def test_gate_state_says_a_queued_job_waits_only_when_every_worker_paused(
         app: Any, redis_client: redis.Redis) -> None:
-    engine = engine_for(app)
+    services = services_for(app)
     assert gate_state(app).waiting_reason is None                 # no agents: nothing known
-    publish(engine.redis, engine.keys, status("celery@a", accepting=False), timeout=30)
-    publish(engine.redis, engine.keys, status("celery@b"), timeout=30)
+    publish(services.redis, services.keys, status("celery@a", accepting=False), timeout=30)
+    publish(services.redis, services.keys, status("celery@b"), timeout=30)
     assert gate_state(app).paused == ("celery@a",)
     assert gate_state(app).waiting_reason is None
-    publish(engine.redis, engine.keys, status("celery@b", accepting=False), timeout=30)
+    publish(services.redis, services.keys, status("celery@b", accepting=False), timeout=30)
     assert gate_state(app).all_paused
     assert gate_state(app).waiting_reason == ALL_PAUSED == (
         "waiting: every worker is over its load limit")

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from pipeline.messages.events import decode
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from tests.integration.locks.support import wait_for
 from tests.tasks.admissionprobes import after, started_tags
 
@@ -23,7 +23,7 @@ def test_five_jobs_of_a_second_project_start_before_the_tenth_of_the_first(
         pipeline_app: Any, start_workers: Callable[..., Any], lock_redis: redis.Redis) -> None:
     start_workers(concurrency=4, include=("tests.tasks.admissionprobes",),
                   concurrency_global=2)
-    locks = engine_for(pipeline_app).locks
+    locks = services_for(pipeline_app).locks
 
     def submit(project: str, i: int) -> Any:
         time.sleep(0.002)   # one millisecond each: the order of submission is unambiguous

@@ -21,7 +21,7 @@ from pipeline.api.app import create_app
 from pipeline.api.auth import TokenSet, parse_tokens
 from pipeline.locks.envelope import queue_lists
 from pipeline.observe.metrics import Metrics
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from pipeline.store import migrate
 from pipeline.store.recorder import recorder_for
 from tests.helpers.browser import launched_browser
@@ -53,7 +53,7 @@ def record(app: Any, store: str) -> Callable[[], None]:
     recorder = recorder_for(app, block_ms=50, consumer="api-tests", linger_ms=0)
 
     def drain() -> None:
-        engine_for(app).emitter.flush()
+        services_for(app).emitter.flush()
         recorder.ensure_group()
         while recorder.run_once():
             pass
@@ -87,15 +87,15 @@ def client(app: Any, store: str) -> Iterator[TestClient]:
 
 def broker_messages(app: Any) -> int:
     """Messages waiting in the broker's lists of the default queue."""
-    client = engine_for(app).redis
+    client = services_for(app).redis
     return sum(int(client.llen(name)) for name in queue_lists(app))
 
 
 def queued_events(app: Any) -> int:
     """``queued`` events in the stream (published jobs), the emitter's buffer included."""
-    engine_for(app).emitter.flush()
-    client = engine_for(app).redis
-    return sum(1 for _, fields in client.xrange(engine_for(app).keys.events)
+    services_for(app).emitter.flush()
+    client = services_for(app).redis
+    return sum(1 for _, fields in client.xrange(services_for(app).keys.events)
                if fields.get(b"e") == b"queued")
 
 

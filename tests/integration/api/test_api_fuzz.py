@@ -24,7 +24,7 @@ from pipeline.api.app import create_app
 from pipeline.locks.base import Acquired, Blocked, Ticket
 from pipeline.locks.resources import Demand, claims
 from pipeline.observe.metrics import Metrics
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from tests.integration.api.conftest import ADMIN, TOKENS
 
 EXAMPLES = int(os.environ.get("PIPELINE_FUZZ_EXAMPLES", "10"))
@@ -38,12 +38,12 @@ def waiting(app: Any, store: str) -> dict[str, list[str]]:
     from tests.tasks.lockprobes import hold
 
     queued = [hold.apply_async((0.0,), priority=p).id for p in ("low", "high")]
-    engine = engine_for(app)
-    needed = claims(Demand(user="fuzz"), engine.settings)
-    assert isinstance(engine.locks.acquire(Ticket("fuzz-holder", "fuzz-holder", needed, 6),
+    services = services_for(app)
+    needed = claims(Demand(user="fuzz"), services.settings)
+    assert isinstance(services.locks.acquire(Ticket("fuzz-holder", "fuzz-holder", needed, 6),
                                            host="fuzz", pid=1), Acquired)
     parked = str(uuid.uuid4())
-    assert isinstance(engine.locks.acquire(Ticket(parked, parked, needed, 6), host="fuzz",
+    assert isinstance(services.locks.acquire(Ticket(parked, parked, needed, 6), host="fuzz",
                                            pid=1, park_message='{"body":"[]"}',
                                            queue_key="q"), Blocked)
     return {"queued": queued, "parked": [parked]}

@@ -11,13 +11,13 @@ from fastapi.testclient import TestClient
 from pipeline import explain
 from pipeline.locks.base import Acquired, Ticket
 from pipeline.locks.resources import Demand, claims
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from tests.integration.api.conftest import ADMIN, READ, hold_job, new_user, wait_for
 
 
 def _operator_events(app: Any, action: str) -> list[dict[bytes, bytes]]:
-    engine = engine_for(app)
-    return [fields for _, fields in engine.redis.xrange(engine.keys.events)
+    services = services_for(app)
+    return [fields for _, fields in services.redis.xrange(services.keys.events)
             if fields[b"e"] == b"operator" and f'"action":"{action}"'.encode() in fields[b"d"]]
 
 
@@ -99,14 +99,14 @@ def test_stats_cover_the_jobs_that_finished_in_the_window(
 
 
 def test_maintenance_drops_a_hold_whose_lease_ran_out(client: TestClient, app: Any) -> None:
-    engine = engine_for(app)
-    needed = claims(Demand(user=new_user()), engine.settings)
-    assert isinstance(engine.locks.acquire(Ticket("dead-holder", "dead-holder", needed, 6),
+    services = services_for(app)
+    needed = claims(Demand(user=new_user()), services.settings)
+    assert isinstance(services.locks.acquire(Ticket("dead-holder", "dead-holder", needed, 6),
                                            host="gone", pid=1), Acquired)
     past = int((time.time() - 60) * 1000)
     for claim in needed:  # its worker died a minute ago and stopped renewing
-        engine.redis.zadd(engine.keys.writers(claim.resource), {"dead-holder": past})
-    engine.redis.zadd(engine.keys.holders, {"dead-holder": past})
+        services.redis.zadd(services.keys.writers(claim.resource), {"dead-holder": past})
+    services.redis.zadd(services.keys.holders, {"dead-holder": past})
     report = client.post("/api/maintenance/requeue-expired", headers=ADMIN).json()
     assert report["holds_dropped"] == 1
     assert explain("dead-holder", app).status == "unknown"

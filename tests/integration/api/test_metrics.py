@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from pipeline import explain
 from pipeline.locks.base import Acquired, Blocked, Duplicate, Ticket
 from pipeline.locks.resources import Demand, claims
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from pipeline.store.models import QueueLog
 from pipeline.store.session import session_scope
 from tests.integration.api.conftest import ADMIN, READ, hold_job, new_user, wait_for
@@ -59,7 +59,7 @@ def test_metrics_match_redis_and_the_store(client: TestClient, workers: Any, app
                         headers=ADMIN).json()["id"]
 
     parked = scrape(client)
-    counts = engine_for(app).locks.parked_counts()
+    counts = services_for(app).locks.parked_counts()
     assert value(parked, "pipeline_parked_jobs", priority="normal") == counts[6] == 1
     assert value(parked, "pipeline_parked_jobs", resource_kind="user") == 1
     assert value(parked, "pipeline_locks_held", kind="user") >= 1
@@ -93,7 +93,7 @@ def test_metrics_match_redis_and_the_store(client: TestClient, workers: Any, app
     assert value(samples, "pipeline_lock_wait_seconds_count") == 1
     assert value(samples, "pipeline_handoff_latency_seconds_count") == 1
     assert value(samples, "pipeline_dead_letters") == \
-        engine_for(app).redis.zcard(engine_for(app).keys.dead_letters) == 1
+        services_for(app).redis.zcard(services_for(app).keys.dead_letters) == 1
     assert value(samples, "pipeline_dead_lettered_total", name="lockprobes.flaky") == 1
     assert value(samples, "pipeline_parked_jobs") == 0
     assert value(samples, "pipeline_metrics_events_missed_total") == 0
@@ -102,21 +102,21 @@ def test_metrics_match_redis_and_the_store(client: TestClient, workers: Any, app
 
 def _park(app: Any, count: int) -> None:
     """Park *count* jobs behind a hold on one user (straight through the lock engine)."""
-    engine = engine_for(app)
-    needed = claims(Demand(user="crowd"), engine.settings)
-    taken = engine.locks.acquire(Ticket("holder", "holder", needed, 6), host="test",
+    services = services_for(app)
+    needed = claims(Demand(user="crowd"), services.settings)
+    taken = services.locks.acquire(Ticket("holder", "holder", needed, 6), host="test",
                                  pid=os.getpid())
     assert isinstance(taken, (Acquired, Duplicate))
     for _ in range(count):
         job = str(uuid.uuid4())
-        result = engine.locks.acquire(Ticket(job, job, needed, 9), host="test", pid=os.getpid(),
+        result = services.locks.acquire(Ticket(job, job, needed, 9), host="test", pid=os.getpid(),
                                       park_message='{"body":"[]"}', queue_key="q")
         assert isinstance(result, Blocked)
 
 
 def _commands_during(app: Any, action: Callable[[], Any]) -> list[str]:
     """The commands this test's Redis database received while *action* ran (MONITOR)."""
-    url = engine_for(app).redis.connection_pool.connection_kwargs
+    url = services_for(app).redis.connection_pool.connection_kwargs
     database = url.get("db", 0)
     monitor_client = redis.Redis(host=url.get("host"), port=url.get("port"), db=database)
     seen: list[str] = []
@@ -138,7 +138,7 @@ def _commands_during(app: Any, action: Callable[[], Any]) -> list[str]:
     ready.wait(5)
     time.sleep(0.2)
     action()
-    engine_for(app).redis.echo(marker)
+    services_for(app).redis.echo(marker)
     thread.join(10)
     return seen
 
@@ -152,7 +152,7 @@ def test_a_scrape_reads_a_fixed_number_of_keys_however_many_jobs_are_parked(
     list(collector.collect())  # the first scrape opens its connections (SELECT): not counted
     few = _commands_during(app, lambda: list(collector.collect()))
     _park(app, 1500)
-    assert engine_for(app).locks.parked_counts()[9] == 1520
+    assert services_for(app).locks.parked_counts()[9] == 1520
     many = _commands_during(app, lambda: list(collector.collect()))
     parked_reads = [c for c in many if ":park:" in c]
     assert len(parked_reads) <= 2, parked_reads

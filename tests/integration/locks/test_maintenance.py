@@ -10,14 +10,14 @@ import redis
 from pipeline.actions.maintenance import SWEEP
 from pipeline.locks.base import Ticket
 from pipeline.locks.resources import EXCLUSIVE, Claim
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 
 def test_beat_sweep_hands_a_dead_holders_model_to_the_parked_job(
         pipeline_app: Any, lock_redis: redis.Redis) -> None:
     pipeline_app.conf.pipeline_lock_lease = 1.0
     try:
-        locks = engine_for(pipeline_app).locks
+        locks = services_for(pipeline_app).locks
         claims = (Claim("model:m", EXCLUSIVE, 1),)
         locks.acquire(Ticket("dead", "dead", claims, 6), host="h", pid=1)
         locks.acquire(Ticket("waiting", "waiting", claims, 6), host="h", pid=1,
@@ -46,7 +46,7 @@ def test_sweep_records_what_it_did_and_an_idle_sweep_records_nothing(
     pipeline_app.conf.pipeline_lock_lease = 1.0
     pipeline_app.conf.pipeline_wait_timeout = 1.0
     try:
-        locks = engine_for(pipeline_app).locks
+        locks = services_for(pipeline_app).locks
         claims = (Claim("model:m", EXCLUSIVE, 1),)
         locks.acquire(Ticket("dead", "dead", claims, 6), host="h", pid=1)
         locks.acquire(Ticket("waiting", "waiting", (Claim("model:n", EXCLUSIVE, 1),), 6),

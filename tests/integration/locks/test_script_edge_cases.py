@@ -148,17 +148,17 @@ def test_job_sent_by_another_client_with_a_control_character_fails_before_lockin
 
     from pipeline.errors import InvalidJobError
     from pipeline.job.starting import ticket_for
-    from pipeline.runtime.services import engine_for
+    from pipeline.runtime.services import services_for
     from tests.tasks.lockprobes import hold as task
 
     request = SimpleNamespace(id="job\x1fone", pipeline={"version": 1, "models": ["m"]},
                               delivery_info={}, retries=0)
     with pytest.raises(InvalidJobError, match=r"task_id.*control characters"):
-        ticket_for(task, request, engine_for(pipeline_app))
+        ticket_for(task, request, services_for(pipeline_app))
     request = SimpleNamespace(id="ok", pipeline={"version": 1, "models": ["a\nb"]},
                               delivery_info={}, retries=0)
     with pytest.raises(InvalidJobError, match=r"resource.*control characters"):
-        ticket_for(task, request, engine_for(pipeline_app))
+        ticket_for(task, request, services_for(pipeline_app))
 
 
 def test_parked_job_blocked_anew_by_something_else_writes_a_conflict_event(

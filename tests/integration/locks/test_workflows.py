@@ -112,12 +112,12 @@ def test_each_step_runs_at_its_own_priority_and_the_calls_where_it_has_none(
 
 def test_eager_call_inside_a_job_runs_under_its_hold_at_a_global_cap_of_one(
         pipeline_app: Any, lock_redis: redis.Redis) -> None:
-    from pipeline.runtime.services import _ENGINES
+    from pipeline.runtime.services import _SERVICES
 
     pipeline_app.conf.task_always_eager = True
     old_cap = pipeline_app.conf.get("pipeline_concurrency_global")
     pipeline_app.conf.pipeline_concurrency_global = 1
-    _ENGINES.clear()
+    _SERVICES.clear()
     try:
         inside = spawn_and_wait.apply_async((["a"],), models=["a"]).get(timeout=20)
         extra = spawn_and_wait.apply_async((["a", "z"],), models=["a"]).get(timeout=20)
@@ -127,7 +127,7 @@ def test_eager_call_inside_a_job_runs_under_its_hold_at_a_global_cap_of_one(
             pipeline_app.conf.changes.pop("pipeline_concurrency_global", None)
         else:
             pipeline_app.conf.pipeline_concurrency_global = old_cap
-        _ENGINES.clear()
+        _SERVICES.clear()
     got = {r["id"]: r for r in runs(lock_redis)}
     parent = next(r for r in runs(lock_redis) if r["tag"] == "parent")
     assert got[inside]["tokens"] == parent["tokens"] == {"model:a": 1, "global": 1}, (
@@ -229,15 +229,15 @@ def test_hold_kept_for_a_retry_that_could_not_be_published_is_released(
     from pipeline.job.attempts import call_with_retries
     from pipeline.locks.base import Acquired, Blocked, Ticket
     from pipeline.locks.resources import Claim
-    from pipeline.runtime.services import engine_for
+    from pipeline.runtime.services import services_for
 
-    locks = engine_for(pipeline_app).locks
+    locks = services_for(pipeline_app).locks
     claim = (Claim("model:m", "x", 1),)
     taken = locks.acquire(Ticket("s1", "W", claim, 6), host="h", pid=1)
     assert isinstance(taken, Acquired)
     from pipeline.runtime.running import RunningJob
 
-    engine_for(pipeline_app).running.add("s1", RunningJob("W", taken.tokens, "W",
+    services_for(pipeline_app).running.add("s1", RunningJob("W", taken.tokens, "W",
                                                            has_next_step=True))
 
     def retry(**_: Any) -> None:

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from pipeline.cli.main import cli
-from pipeline.runtime.services import _ENGINES, engine_for
+from pipeline.runtime.services import _SERVICES, services_for
 from pipeline.store import migrate, session
 from pipeline.store.recorder import recorder_for
 from tests.integration.locks.support import wait_for  # noqa: F401 -- used by the tests
@@ -51,9 +51,9 @@ def sqlite_store(migrated_template: Path, tmp_path: Path) -> Iterator[str]:
 
 
 def point_store(app: Any, url: str | None) -> None:
-    """Make *app*'s engine use the store at *url* (settings are read once per engine)."""
+    """Make *app*'s services use the store at *url* (settings are read once per process handle)."""
     app.conf.pipeline_store_url = url
-    _ENGINES.clear()
+    _SERVICES.clear()
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def record_events(ops_app: Any) -> Callable[[], int]:
     """Write every event in the stream to the app's store; returns how many were read."""
 
     def run() -> int:
-        engine_for(ops_app).emitter.flush()
+        services_for(ops_app).emitter.flush()
         recorder = recorder_for(ops_app, block_ms=20, consumer="test")
         try:
             return drain(recorder)

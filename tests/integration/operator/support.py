@@ -8,7 +8,7 @@ from pipeline.locks import envelope
 from pipeline.locks.base import AcquireResult, Ticket
 from pipeline.locks.resources import EXCLUSIVE, SHARED, Claim
 from pipeline.messages.header import NAME, JobHeader
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 
 TASK = "tests.tasks.probes.record"
 
@@ -36,7 +36,7 @@ def lock(app: Any, job_id: str, *claims: Claim, priority: int = 6, submitted_ms:
          who: str | None = None) -> AcquireResult:
     """Take *claims* for *job_id*, or park it with its message when they are taken."""
     ticket = Ticket(job_id, job_id, tuple(sorted(claims)), priority, "{}", submitted_ms)
-    return engine_for(app).locks.acquire(
+    return services_for(app).locks.acquire(
         ticket, host="testhost", pid=4242, park_message=message(job_id, who=who,
                                                                  priority=priority),
         queue_key=envelope.queue_key(app, "pipeline"))

@@ -18,7 +18,7 @@ from pipeline.keys import WAKE_SUFFIX
 from pipeline.locks.base import Blocked
 from pipeline.messages.events import decode
 from pipeline.observe import inspection
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from tests.integration.operator.support import lock, model, reads, user
 from tests.tasks.probes import record
 
@@ -41,7 +41,7 @@ def test_dry_run_lists_what_a_flush_takes_and_changes_nothing(
     assert report.jobs[1].task == "tests.tasks.probes.record" and report.jobs[1].user == "carol"
     assert report.jobs[0].user == "dan"
     assert inspection.queue_depth(app)["low"] == 1
-    assert engine_for(app).locks.explain("parked-low").status == "parked"
+    assert services_for(app).locks.explain("parked-low").status == "parked"
     assert not [e for e in stream(redis_client) if e.type in ("cancelled", "operator")]
 
 
@@ -56,8 +56,8 @@ def test_flush_takes_the_jobs_and_records_each_and_the_flush(
 
     assert {j.job_id for j in report.jobs} == {gone.id, "parked"}
     assert inspection.queue_depth(app) == {"critical": 0, "high": 1, "normal": 0, "low": 0}
-    assert engine_for(app).locks.explain("parked").status == "unknown"
-    assert engine_for(app).locks.explain("holder").status == "running"
+    assert services_for(app).locks.explain("parked").status == "unknown"
+    assert services_for(app).locks.explain("holder").status == "running"
     events = stream(redis_client)
     cancelled = {e.job_id: e.detail["reason"] for e in events if e.type == "cancelled"}
     assert cancelled == {gone.id: "flushed by tester", "parked": "flushed by tester"}
@@ -86,13 +86,13 @@ def test_flushing_a_job_handed_its_locks_frees_them(
         app: Any, redis_client: redis.Redis) -> None:
     lock(app, "holder", model("bert"))
     lock(app, "next", model("bert"))
-    engine_for(app).locks.release("holder", "holder")
-    assert engine_for(app).locks.explain("next").status == "granted"
+    services_for(app).locks.release("holder", "holder")
+    assert services_for(app).locks.explain("next").status == "granted"
 
     report = control.flush(app, state="queued", dry_run=False, by="tester")
 
     assert [(j.job_id, j.priority) for j in report.jobs] == [("next", "critical")]
-    assert engine_for(app).locks.explain("next").status == "unknown"
+    assert services_for(app).locks.explain("next").status == "unknown"
     assert inspection.locks(app) == []
 
 
@@ -127,12 +127,12 @@ def test_release_resource_refuses_what_is_not_a_resource_id(app: Any, resource: 
 
 def dead_letter(app: Any, job_id: str, *, task: str = "tests.tasks.probes.record", who: str = "",
                 project: str = "", priority: int = 6, at: float | None = None) -> None:
-    engine = engine_for(app)
-    engine.redis.hset(engine.keys.dead_letter(job_id), mapping={
+    services = services_for(app)
+    services.redis.hset(services.keys.dead_letter(job_id), mapping={
         "task": task, "error": "boom", "at": str(at or time.time()), "priority": priority,
         "queue": "pipeline", "user": who, "project": project, "attempts": 4,
         "msg": json.dumps({"headers": {"id": job_id}})})
-    engine.redis.zadd(engine.keys.dead_letters, {job_id: at or time.time()})
+    services.redis.zadd(services.keys.dead_letters, {job_id: at or time.time()})
 
 
 def test_dead_letters_filter_by_project_priority_and_time(app: Any) -> None:
@@ -214,9 +214,9 @@ def test_job_detail_reads_the_store_record_and_history(
 
 
 def test_job_detail_of_a_queued_job_says_when_every_worker_paused(ops_app: Any) -> None:
-    engine = engine_for(ops_app)
+    services = services_for(ops_app)
     reading = LoadReading(cpu=0.99, memory=0.2, queue_depth=0.0)
-    publish(engine.redis, engine.keys, AgentStatus.measured(
+    publish(services.redis, services.keys, AgentStatus.measured(
         "w1@host", "host", 1, 2, 0, 0, reading, accepting=False, pause_reason="cpu"),
         timeout=30)
     queued = record.apply_async(("probe:detail", "1"))

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from pipeline.observe import inspection
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from tests.integration.operator.conftest import invoke, invoke_json, wait_for
 from tests.integration.operator.support import lock, model
 from tests.tasks.lockprobes import hold
@@ -69,10 +69,10 @@ def test_show_says_why_a_parked_job_waits_and_gives_its_history(
         ops_app: Any, start_worker: Worker, record_events: Callable[[], int]) -> None:
     with start_worker(pool="threads", concurrency=2):
         first = hold.apply_async((3.0, "first"), user="alice")
-        wait_for(lambda: engine_for(ops_app).locks.explain(first.id).status == "running",
+        wait_for(lambda: services_for(ops_app).locks.explain(first.id).status == "running",
                  what="the first job to start")
         second = hold.apply_async((0.0, "second"), user="alice")
-        wait_for(lambda: engine_for(ops_app).locks.explain(second.id).status == "parked",
+        wait_for(lambda: services_for(ops_app).locks.explain(second.id).status == "parked",
                  what="the second job to park")
         record_events()
         outcome = invoke("show", second.id)
@@ -136,7 +136,7 @@ def test_cancel_takes_a_parked_job_out_and_exits_1_for_an_unknown_one(
     assert outcome.stdout.splitlines()[0] == "waiting: cancelled (it was parked)"
     assert "ghost: unknown job 'ghost'" in outcome.stdout
     assert outcome.stderr.startswith("Error: 1 of 2 not cancelled: unknown job 'ghost'")
-    assert engine_for(ops_app).locks.explain("waiting").status == "unknown"
+    assert services_for(ops_app).locks.explain("waiting").status == "unknown"
     reasons = [json.loads(f[b"d"]) for _, f in redis_client.xrange("{pipeline}:events")
                if f[b"e"] == b"cancelled"]
     assert reasons == [{"reason": "cancelled by tester: not needed"}]

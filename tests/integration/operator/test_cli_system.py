@@ -12,7 +12,7 @@ from typing import Any
 import redis
 
 from pipeline.observe import inspection
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from tests.integration.operator.conftest import invoke, invoke_json, wait_for
 from tests.integration.operator.support import lock, model, user
 from tests.tasks.lockprobes import hold, runs
@@ -21,11 +21,11 @@ Worker = Callable[..., AbstractContextManager[Any]]
 
 
 def parked(app: Any, job_id: str) -> bool:
-    return engine_for(app).locks.explain(job_id).status == "parked"
+    return services_for(app).locks.explain(job_id).status == "parked"
 
 
 def started(app: Any, job_id: str) -> None:
-    wait_for(lambda: engine_for(app).locks.explain(job_id).status == "running",
+    wait_for(lambda: services_for(app).locks.explain(job_id).status == "running",
              what=f"{job_id} to start")
 
 
@@ -92,7 +92,7 @@ def test_locks_release_hands_a_stuck_model_to_the_parked_job(
         waiting.get(timeout=10)
         assert not stuck.ready()  # it ran alongside: the lock was taken from it
         # The worker's next renewal (the pool shares this process) finds the lease lost.
-        assert stuck.id in engine_for(ops_app).heartbeat.beat()
+        assert stuck.id in services_for(ops_app).heartbeat.beat()
         stuck.get(timeout=20)
     tags = {r["tag"]: r for r in runs(redis_client)}
     assert tags["waiting"]["start"] < tags["stuck"]["end"]
@@ -108,7 +108,7 @@ def test_locks_release_asks_first_and_refuses_what_nobody_holds(ops_app: Any) ->
     lock(ops_app, "j1", model("bert"))
     declined = invoke("locks", "release", "model:bert", input="n\n")
     assert declined.exit_code == 1 and "Aborted" in declined.stderr
-    assert engine_for(ops_app).locks.explain("j1").status == "running"
+    assert services_for(ops_app).locks.explain("j1").status == "running"
     nobody = invoke("locks", "release", "model:gpt", "--yes")
     assert nobody.exit_code == 1
     assert nobody.stderr == ("Error: nobody holds model:gpt: nothing to release "

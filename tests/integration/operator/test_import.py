@@ -13,7 +13,7 @@ import pytest
 from pipeline.actions.importer import import_file
 from pipeline.errors import InvalidJobError
 from pipeline.observe import inspection
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from tests.integration.operator.conftest import invoke, invoke_json, wait_for
 
 Worker = Callable[..., AbstractContextManager[Any]]
@@ -41,8 +41,8 @@ def write(tmp_path: Path, data: Any, name: str = "pending-requests.json") -> Pat
 
 
 def imported(app: Any) -> dict[bytes, bytes]:
-    engine = engine_for(app)
-    return dict(engine.redis.hgetall(engine.keys.imported))
+    services = services_for(app)
+    return dict(services.redis.hgetall(services.keys.imported))
 
 
 def test_approved_requests_become_jobs_once_and_run(

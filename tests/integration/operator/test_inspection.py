@@ -11,7 +11,7 @@ from pipeline.admission.agents import AgentStatus, publish
 from pipeline.admission.load import LoadReading
 from pipeline.locks.base import Acquired, Blocked
 from pipeline.observe import inspection
-from pipeline.runtime.services import engine_for
+from pipeline.runtime.services import services_for
 from tests.integration.locks.support import wait_for
 from tests.integration.operator.support import lock, model, reads, user
 from tests.tasks.probes import record
@@ -61,8 +61,8 @@ def test_status_sums_up_the_system(app: Any) -> None:
     lock(app, "park-1", user("alice"), priority=0)
     lock(app, "park-2", model("bert"), priority=9)
     record.apply_async(("probe:status", "x"), priority="low")
-    engine = engine_for(app)
-    engine.redis.zadd(engine.keys.dead_letters, {"dead-1": 1.0})
+    services = services_for(app)
+    services.redis.zadd(services.keys.dead_letters, {"dead-1": 1.0})
 
     found = inspection.status(app, with_workers=False)
 
@@ -118,10 +118,10 @@ def test_status_reads_the_same_whatever_the_number_parked(
 
 
 def test_workers_are_read_from_their_load_records(app: Any) -> None:
-    engine = engine_for(app)
+    services = services_for(app)
     reading = LoadReading(cpu=0.5, memory=0.5, queue_depth=1.0)
     for name, accepting in (("w1@host", True), ("w2@host", False)):
-        publish(engine.redis, engine.keys, AgentStatus.measured(
+        publish(services.redis, services.keys, AgentStatus.measured(
             name, "host", 1, 2, 1, 2, reading, accepting=accepting,
             pause_reason="" if accepting else "cpu 95% over 80%"), timeout=30)
     seen = inspection.workers(app)
