@@ -2,8 +2,8 @@
 
 The driver takes the model (and a global slot) under a holder of its own, keeps
 the hold renewed while it waits, and releases it to start a chain of hand-offs.
-It can also park background jobs directly with ``RedisLocks.acquire``, with a
-message built by ``pipeline.locks.envelope.envelope`` for the real
+It can also park background jobs directly with ``RedisLockEngine.acquire``, with a
+message built by ``pipeline.messages.envelope.envelope`` for the real
 ``bench.pipeline.noop`` task (priority low = 9), faster than any worker would.
 """
 
@@ -15,10 +15,11 @@ import uuid
 
 from bench.errors import BenchError
 from bench.targets import Target
-from pipeline.locks import envelope
-from pipeline.locks.base import Acquired, Blocked, Ticket
-from pipeline.locks.engine import RedisLocks
+from pipeline.broker import layout
+from pipeline.locks.engine import RedisLockEngine
 from pipeline.locks.resources import Demand, claims
+from pipeline.locks.ticket import Acquired, Blocked, Ticket
+from pipeline.messages import envelope
 from pipeline.messages.header import NAME, JobHeader
 from pipeline.priority import Priority
 from pipeline.runtime.services import services_for
@@ -34,10 +35,10 @@ class Parker:
         services = services_for(target.app)
         self.app = target.app
         self.model = model
-        self.locks: RedisLocks = services.locks
+        self.locks: RedisLockEngine = services.engine
         self.claims = claims(Demand(models=(model,)), services.settings)
         self.queue = target.queues[0]
-        self.queue_key = envelope.queue_key(self.app, self.queue)
+        self.queue_key = layout.queue_key(self.app, self.queue)
         self.renewed = 0.0
         self.message_bytes = 0
 

@@ -24,7 +24,7 @@ from pipeline.errors import (
 from pipeline.job.fencing import fencing_tokens, lease_lost
 from pipeline.job.task import PipelineTask
 from pipeline.job.workflows import Workflow, workflow
-from pipeline.locks.base import Explanation
+from pipeline.locks.ticket import Explanation
 from pipeline.priority import Priority, parse_priority
 
 
@@ -39,7 +39,7 @@ def explain(job_id: str, app: Any = None) -> Explanation:
 
     from pipeline.runtime.services import services_for
 
-    return services_for(app or current_app).locks.explain(job_id)
+    return services_for(app or current_app).lock_reads.explain(job_id)
 
 
 __all__ = [

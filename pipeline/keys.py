@@ -9,6 +9,7 @@ puts in front of every script: no key name is spelled out in Lua.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 #: Keys of one thing (a resource, a holder, a job): name -> (text before its
 #: id, text after it), under the base.
@@ -223,3 +224,10 @@ def lua_wake() -> str:
     """``WAKE_SUFFIX`` and ``WAKE_TOKEN`` as Lua locals, for every script that pushes tokens."""
     suffix = "".join(ch if ch.isalnum() else f"\\{ord(ch)}" for ch in WAKE_SUFFIX)
     return f"local WAKE_SUFFIX = '{suffix}'\nlocal WAKE_TOKEN = {_lua_text(WAKE_TOKEN)}\n"
+
+
+def text(value: Any) -> str:
+    """A key, field or value as Redis replies it (bytes, or None for a missing one), as text."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -61,7 +61,7 @@ def parse_priority(value: Any, *, field: str = "priority") -> int:
     raise InvalidJobError(f"{field}={value!r} is not accepted: expected {ACCEPTED}")
 
 
-def of_request(request: Any) -> int:
+def of_request(request: object) -> int:
     """The Redis priority a Celery request was delivered at (the default when unset)."""
     value = (getattr(request, "delivery_info", None) or {}).get("priority")
     return int(DEFAULT_PRIORITY) if value is None else int(value)

@@ -35,9 +35,9 @@ from bench.scenarios import Scenario
 from bench.scenarios.parked_scale import MODEL
 from bench.stats import compare, ratio
 from bench.targets import Target
-from pipeline.locks import envelope
-from pipeline.locks.base import Blocked, Ticket
 from pipeline.locks.resources import Demand, claims
+from pipeline.locks.ticket import Blocked, Ticket
+from pipeline.messages import envelope
 from pipeline.messages.header import NAME, JobHeader
 from pipeline.priority import Priority
 from pipeline.runtime.services import services_for

@@ -2,8 +2,8 @@
 
 Each sample starts from a flushed database and a fresh prefork ``-c 2`` worker. The
 driver takes the model under a fake holder, then parks the background jobs straight
-through the lock engine (``RedisLocks.acquire`` with a message built by
-``pipeline.locks.envelope.envelope`` for the real ``bench.pipeline.noop`` task, priority
+through the lock engine (``RedisLockEngine.acquire`` with a message built by
+``pipeline.messages.envelope.envelope`` for the real ``bench.pipeline.noop`` task, priority
 low = 9), renewing its fake hold meanwhile. Then it publishes the measured jobs
 (``benchlocks.timed``, normal priority, same model): they reach the worker, find the
 model taken and park ahead of the low ones. Once all are parked the fake hold is

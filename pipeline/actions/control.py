@@ -11,16 +11,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Celery
-
+from pipeline.broker.layout import queue_lists
 from pipeline.errors import InvalidJobError
+from pipeline.job.release import release_hold
 from pipeline.job.revoked import ids_in_message, mark_revoked
-from pipeline.locks.envelope import dumps, queue_lists
 from pipeline.locks.resources import KINDS, check_id
+from pipeline.messages.envelope import dumps
 from pipeline.messages.events import CANCELLED, OPERATOR, emit
 from pipeline.messages.header import NAME, JobHeader
 from pipeline.priority import PRIORITY_STEPS, Priority, level_of, parse_priority
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 
 
 @dataclass(frozen=True)
@@ -43,21 +43,21 @@ class Position:
     priority: int | None = None
 
 
-def position(app: Celery, job_id: str, queue: str | None = None) -> Position:
+def position(services: Services, job_id: str, queue: str | None = None) -> Position:
     """Where *job_id* stands: its place among the jobs ahead of it."""
-    locks = services_for(app).locks
+    locks = services.lock_reads
     found = locks.explain(job_id)
     if found.status == "parked":
         return Position("parked", found.position, found.waiting_for, found.priority)
     if found.status != "unknown":
         return Position(found.status)
-    queued = locks.find_queued(queue_lists(app, queue), job_id)
+    queued = locks.queued_position(queue_lists(services.app, queue), job_id)
     if queued is not None:
         return Position("queued", queued.place, priority=PRIORITY_STEPS[queued.index - 1])
     return Position("unknown")
 
 
-def cancel(app: Celery, job_id: str, *, terminate: bool = False,
+def cancel(services: Services, job_id: str, *, terminate: bool = False,
            reason: str = "cancelled by request", queue: str | None = None) -> str:
     """Cancel a job or a workflow (by its id); returns where it was found.
 
@@ -67,30 +67,29 @@ def cancel(app: Celery, job_id: str, *, terminate: bool = False,
     is true. A workflow's remaining
     steps are dropped when they reach a worker and its locks are freed.
     """
-    services = services_for(app)
-    locks = services.locks
-    stored = locks.parked_message(job_id)
-    if locks.cancel_parked(job_id, reason):
-        mark_revoked(app, ids_in_message(stored) or [job_id], reason)
+    reads, actions = services.lock_reads, services.lock_actions
+    stored = reads.parked_message(job_id)
+    if actions.cancel_parked(job_id, reason):
+        mark_revoked(services, ids_in_message(stored) or [job_id], reason)
         return "parked"
-    queued = locks.find_queued(queue_lists(app, queue), job_id, remove=True, reason=reason)
+    queued = actions.take_queued(queue_lists(services.app, queue), job_id, reason)
     if queued is not None:
-        mark_revoked(app, ids_in_message(queued.message) or [job_id], reason)
+        mark_revoked(services, ids_in_message(queued.message) or [job_id], reason)
         return "queued"
-    held = locks.explain(job_id)
+    held = reads.explain(job_id)
     # Drop whatever of it may still arrive (a prefetched copy, a workflow's next step).
-    locks.mark_cancelled(job_id)
+    actions.mark_cancelled(job_id)
     if held.status == "unknown":
         return "unknown"
     current = held.current_job or job_id
-    app.control.revoke(current, terminate=terminate)
+    services.app.control.revoke(current, terminate=terminate)
     if held.status == "between" or terminate:
-        locks.release(held.holder, current, event="cancelled",
-                      detail=json.dumps({"reason": reason}))
+        release_hold(services.locks, held.holder, current, event=CANCELLED,
+                     detail={"reason": reason})
     return held.status
 
 
-def reprioritize(app: Celery, job_id: str, priority: Any, queue: str | None = None) -> str:
+def reprioritize(services: Services, job_id: str, priority: Any, queue: str | None = None) -> str:
     """Move a queued or parked job to *priority*; returns where it was found.
 
     A parked job takes its project's next turn at its new level (fair share),
@@ -99,20 +98,20 @@ def reprioritize(app: Celery, job_id: str, priority: Any, queue: str | None = No
     in the middle).
     """
     new = parse_priority(priority)
-    locks = services_for(app).locks
-    if locks.reprioritize_parked(job_id, new) is not None:
+    actions = services.lock_actions
+    if actions.reprioritize_parked(job_id, new) is not None:
         return "parked"
-    lists = queue_lists(app, queue)
+    lists = queue_lists(services.app, queue)
     target = lists[PRIORITY_STEPS.index(int(level_of(new)))]
     for _ in range(3):  # the message may be taken between the look and the move
-        found = locks.find_queued(lists, job_id)
+        found = services.lock_reads.queued_position(lists, job_id)
         if found is None:
             return "unknown"
         message = json.loads(found.message)
         previous = message["properties"].get("priority")
         message["properties"]["priority"] = new
         detail = json.dumps({"priority": new, "previous": previous})
-        if locks.swap_queued(found, target, dumps(message), detail):
+        if actions.swap_queued(found, target, dumps(message), detail):
             return "queued"
     return "unknown"
 
@@ -188,13 +187,13 @@ def _message_job(raw: bytes | str, lane: str) -> tuple[FlushedJob, str]:
     return FlushedJob(job_id, task or "(not a task message)", "queued", lane, user), workflow
 
 
-def _take_queued(app: Celery, level: Priority | None, queue: str | None, dry_run: bool
+def _take_queued(services: Services, level: Priority | None, queue: str | None, dry_run: bool
                  ) -> list[tuple[FlushedJob, str]]:
     """Read (or atomically take) the messages of the chosen levels, next to run first."""
-    lanes = [(key, Priority(step)) for key, step in zip(queue_lists(app, queue),
+    lanes = [(key, Priority(step)) for key, step in zip(queue_lists(services.app, queue),
                                                         PRIORITY_STEPS, strict=True)
              if level is None or Priority(step) == level]
-    pipe = services_for(app).redis.pipeline(transaction=not dry_run)
+    pipe = services.redis.pipeline(transaction=not dry_run)
     for key, _ in lanes:
         pipe.lrange(key, 0, -1)
         if not dry_run:
@@ -208,15 +207,13 @@ def _take_queued(app: Celery, level: Priority | None, queue: str | None, dry_run
     return found
 
 
-def _end_queued(app: Celery, taken: list[tuple[FlushedJob, str]], reason: str) -> None:
+def _end_queued(services: Services, taken: list[tuple[FlushedJob, str]], reason: str) -> None:
     """Record the taken messages CANCELLED and free the locks granted to them.
 
     A job a release handed its locks holds them under its own id; a workflow
     step under its workflow's, which is cancelled with it (its other steps are
     dropped and its hold is not kept between steps).
     """
-    services = services_for(app)
-    locks = services.locks
     ids = [job.job_id for job, _ in taken if job.job_id]
     pipe = services.redis.pipeline(transaction=False)
     for job_id in ids:
@@ -228,33 +225,32 @@ def _end_queued(app: Celery, taken: list[tuple[FlushedJob, str]], reason: str) -
         pipe.exists(services.keys.holder(holder))
     held = pipe.execute()[len(ids):]
     # A redelivered copy of a taken message is dropped when it reaches a worker.
-    locks.mark_cancelled(*ids, *workflows)
+    services.lock_actions.mark_cancelled(*ids, *workflows)
     for holder, exists in zip(holders, held, strict=True):
         if not exists:
             continue
-        hold = locks.explain(holder, holder)
+        hold = services.lock_reads.explain(holder, holder)
         # Handed its locks, or a workflow between steps: nothing will start under
         # the hold any more. A running hold ends with its job.
         if hold.status in ("granted", "between"):
-            locks.release(holder, hold.current_job or holder)
+            release_hold(services.locks, holder, hold.current_job or holder)
 
 
-def _take_parked(app: Celery, level: Priority | None, dry_run: bool, reason: str
+def _take_parked(services: Services, level: Priority | None, dry_run: bool, reason: str
                  ) -> list[FlushedJob]:
     """Cancel (or list) the parked jobs of the chosen level, last in line first.
 
     Taking a job out of a line can only let the jobs behind it run; ending the
     last-ranked first, no job about to be flushed is handed its locks meanwhile.
     """
-    locks = services_for(app).locks
     chosen = []
-    for job_id, record in locks.parked_records():
+    for job_id, record in services.lock_reads.parked_records():
         if level is None or level_of(record.priority) == level:
             chosen.append((record.rank, job_id, record))
     chosen.sort(reverse=True)
     found = []
     for _, job_id, record in chosen:
-        if not dry_run and not locks.cancel_parked(job_id, reason):
+        if not dry_run and not services.lock_actions.cancel_parked(job_id, reason):
             continue  # started or cancelled meanwhile
         _, task, user, _ = _describe_message(record.message)
         found.append(FlushedJob(job_id, task, "parked", level_of(record.priority).label,
@@ -262,12 +258,12 @@ def _take_parked(app: Celery, level: Priority | None, dry_run: bool, reason: str
     return found[::-1]
 
 
-def flush(app: Celery, *, priority: Any = None, state: str | None = None, dry_run: bool = True,
-          by: str = "operator", queue: str | None = None) -> FlushReport:
+def flush(services: Services, *, priority: Any = None, state: str | None = None,
+          dry_run: bool = True, by: str = "operator", queue: str | None = None) -> FlushReport:
     """Take every waiting job of a level and/or state out of the system.
 
     Args:
-        app: the Celery app.
+        services: the services of the app.
         priority: only this level (a name or an int 0-9); None = every level.
         state: ``queued`` (messages in the broker's lists), ``parked``, or None
             for both.
@@ -290,16 +286,15 @@ def flush(app: Celery, *, priority: Any = None, state: str | None = None, dry_ru
     reason = f"flushed by {by}"
     jobs: list[FlushedJob] = []
     if state in (None, "parked"):
-        jobs += _take_parked(app, level, dry_run, reason)
+        jobs += _take_parked(services, level, dry_run, reason)
     if state in (None, "queued"):
-        taken = _take_queued(app, level, queue, dry_run)
+        taken = _take_queued(services, level, queue, dry_run)
         if not dry_run:
-            _end_queued(app, taken, reason)
+            _end_queued(services, taken, reason)
         jobs += [job for job, _ in taken]
     report = FlushReport(dry_run, by, None if level is None else level.label, state,
                          tuple(jobs))
     if not dry_run:
-        services = services_for(app)
         target = f"{state or 'queued and parked'} jobs at {report.priority or 'every level'}"
         emit(services.redis, services.keys.events, OPERATOR, "", {
             "action": "flush", "by": by, "target": target, "reason": reason,
@@ -349,7 +344,7 @@ def check_resource(resource: str) -> str:
     return check_id("resource", resource)
 
 
-def release_resource(app: Celery, resource: str, *, reason: str,
+def release_resource(services: Services, resource: str, *, reason: str,
                      by: str = "operator") -> ReleaseReport:
     """Force-release a stuck lock: end every hold on *resource* and hand it on.
 
@@ -364,7 +359,7 @@ def release_resource(app: Celery, resource: str, *, reason: str,
         InvalidJobError: *resource* is not a resource id (``kind:name`` or ``global``).
     """
     check_resource(resource)
-    holds, handed = services_for(app).locks.force_release(resource, by=by, reason=reason)
+    holds, handed = services.lock_actions.force_release(resource, by=by, reason=reason)
     ended = tuple(EndedHold(h.holder, h.job, h.token, tuple(c.resource for c in h.claims))
                   for h in holds)
     return ReleaseReport(resource, by, reason, ended, tuple(handed))

@@ -10,13 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Celery
-
+from pipeline.broker import layout
 from pipeline.keys import WAKE_TOKEN, wake_key
-from pipeline.locks import envelope
 from pipeline.messages.events import OPERATOR, QUEUED, emit, encode
 from pipeline.priority import PRIORITY_STEPS, level_of, parse_priority
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 
 
 @dataclass(frozen=True)
@@ -38,8 +36,7 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _load(app: Celery, job_ids: Iterable[str]) -> list[tuple[DeadLetter, str]]:
-    services = services_for(app)
+def _load(services: Services, job_ids: Iterable[str]) -> list[tuple[DeadLetter, str]]:
     pipe = services.redis.pipeline(transaction=False)
     ids = list(job_ids)
     for job_id in ids:
@@ -85,24 +82,23 @@ class Filter:
                 and (self.since is None or entry.dead_at >= self.since))
 
 
-def _select(app: Celery, job_ids: Iterable[str] | None, chosen: Filter,
+def _select(services: Services, job_ids: Iterable[str] | None, chosen: Filter,
             limit: int) -> list[tuple[DeadLetter, str]]:
     if chosen.priority is not None:
         parse_priority(chosen.priority)  # a bad level is an error, not an empty list
     if job_ids is not None:
         candidates = list(job_ids)
     else:
-        keys = services_for(app).keys
+        keys = services.keys
         low = "-inf" if chosen.since is None else chosen.since
         candidates = [_text(j) for j in
-                      services_for(app).redis.zrangebyscore(keys.dead_letters, low, "+inf")]
-    found = [(entry, msg) for entry, msg in _load(app, candidates) if chosen.matches(entry)]
+                      services.redis.zrangebyscore(keys.dead_letters, low, "+inf")]
+    found = [(entry, msg) for entry, msg in _load(services, candidates) if chosen.matches(entry)]
     return found[:limit] if limit else found
 
 
-def _record_operator(app: Celery, action: str, job_ids: Iterable[str], by: str) -> None:
+def _record_operator(services: Services, action: str, job_ids: Iterable[str], by: str) -> None:
     """One ``operator`` event per dead letter acted on, in one round trip."""
-    services = services_for(app)
     pipe = services.redis.pipeline(transaction=False)
     for job_id in job_ids:
         emit(pipe, services.keys.events, OPERATOR, job_id, {"action": action, "by": by},
@@ -110,21 +106,21 @@ def _record_operator(app: Celery, action: str, job_ids: Iterable[str], by: str) 
     pipe.execute()
 
 
-def get(app: Celery, job_id: str) -> DeadLetter | None:
+def get(services: Services, job_id: str) -> DeadLetter | None:
     """The dead letter of *job_id*, or None if it is not dead-lettered (or was purged)."""
-    found = _load(app, [job_id])
+    found = _load(services, [job_id])
     return found[0][0] if found else None
 
 
-def list_dead(app: Celery, *, task: str | None = None, user: str | None = None,
+def list_dead(services: Services, *, task: str | None = None, user: str | None = None,
               project: str | None = None, priority: Any = None, since: float | None = None,
               limit: int = 100) -> list[DeadLetter]:
     """Dead-lettered jobs, oldest first, filtered as :class:`Filter` says (0 = no limit)."""
     chosen = Filter(task, user, project, priority, since)
-    return [entry for entry, _ in _select(app, None, chosen, limit)]
+    return [entry for entry, _ in _select(services, None, chosen, limit)]
 
 
-def requeue(app: Celery, job_ids: Iterable[str] | None = None, *, task: str | None = None,
+def requeue(services: Services, job_ids: Iterable[str] | None = None, *, task: str | None = None,
             user: str | None = None, project: str | None = None, priority: Any = None,
             since: float | None = None, by: str = "operator") -> list[str]:
     """Publish dead-lettered jobs again (same id, fresh attempts); returns their ids.
@@ -132,11 +128,10 @@ def requeue(app: Celery, job_ids: Iterable[str] | None = None, *, task: str | No
     With no ids and no filter, every dead letter is requeued. Each is recorded
     in the audit log as an ``operator`` event (``dlq_requeue``, *by*).
     """
-    services = services_for(app)
     done = []
     chosen = Filter(task, user, project, priority, since)
-    for entry, msg in _select(app, job_ids, chosen, 0):
-        lists = envelope.queue_lists(app, entry.queue)
+    for entry, msg in _select(services, job_ids, chosen, 0):
+        lists = layout.queue_lists(services.app, entry.queue)
         target = lists[PRIORITY_STEPS.index(int(level_of(entry.priority)))]
         pipe = services.redis.pipeline(transaction=True)
         pipe.lpush(target, msg)
@@ -150,25 +145,24 @@ def requeue(app: Celery, job_ids: Iterable[str] | None = None, *, task: str | No
                   approximate=True)
         pipe.execute()
         done.append(entry.job_id)
-    _record_operator(app, "dlq_requeue", done, by)
+    _record_operator(services, "dlq_requeue", done, by)
     return done
 
 
-def purge(app: Celery, job_ids: Iterable[str] | None = None, *, task: str | None = None,
+def purge(services: Services, job_ids: Iterable[str] | None = None, *, task: str | None = None,
           user: str | None = None, project: str | None = None, priority: Any = None,
           since: float | None = None, by: str = "operator") -> int:
     """Delete dead letters for good (the job store keeps their rows); returns how many.
 
     Each is recorded in the audit log as an ``operator`` event (``dlq_purge``, *by*).
     """
-    services = services_for(app)
-    chosen = _select(app, job_ids, Filter(task, user, project, priority, since), 0)
+    chosen = _select(services, job_ids, Filter(task, user, project, priority, since), 0)
     pipe = services.redis.pipeline(transaction=True)
     for entry, _ in chosen:
         pipe.delete(services.keys.dead_letter(entry.job_id))
         pipe.zrem(services.keys.dead_letters, entry.job_id)
     pipe.execute()
-    _record_operator(app, "dlq_purge", [entry.job_id for entry, _ in chosen], by)
+    _record_operator(services, "dlq_purge", [entry.job_id for entry, _ in chosen], by)
     return len(chosen)
 
 

@@ -46,14 +46,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
-
 from pipeline.errors import InvalidJobError, PipelineError
 from pipeline.job.batch import enqueue_many
 from pipeline.locks.resources import check_id, check_name
 from pipeline.messages.record import Record
 from pipeline.priority import Priority, from_seed_scale, level_of, parse_priority
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 
 APPROVED, PENDING, COMPLETED = "approved", "pending", "completed"
 #: Accepted ``status`` words and what each means.
@@ -223,9 +221,8 @@ def read_requests(path: str | Path) -> list[Request]:
     return found
 
 
-def plan(app: Celery, requests: Sequence[Request]) -> list[Planned]:
+def plan(services: Services, requests: Sequence[Request]) -> list[Planned]:
     """What an import of *requests* does, given the ids imported before (one read)."""
-    services = services_for(app)
     ids = [r.request_id for r in requests]
     known = services.redis.hmget(services.keys.imported, ids) if ids else []
     seen: set[str] = set()
@@ -246,13 +243,12 @@ def plan(app: Celery, requests: Sequence[Request]) -> list[Planned]:
     return rows
 
 
-def _publish(app: Celery, task: Any, batch: Sequence[Request], source: str) -> set[str]:
+def _publish(services: Services, task: Any, batch: Sequence[Request], source: str) -> set[str]:
     """Claim the batch's ids, then publish the claimed ones; returns the ids published.
 
     An id another import claimed meanwhile is left to it. A publish that fails
     gives its claims back, so a later import can enqueue them.
     """
-    services = services_for(app)
     record = json.dumps({"file": source, "at": time.time()})
     pipe = services.redis.pipeline(transaction=False)
     for request in batch:
@@ -267,7 +263,7 @@ def _publish(app: Celery, task: Any, batch: Sequence[Request], source: str) -> s
             options["project"] = request.project
         signatures.append(task.s(request.raw).set(**options))
     try:
-        enqueue_many(app, signatures)
+        enqueue_many(services.app, signatures)
     except BaseException:
         if claimed:
             services.redis.hdel(services.keys.imported, *[r.request_id for r in claimed])
@@ -283,13 +279,13 @@ def backup_file(path: str | Path) -> str:
     return str(target)
 
 
-def import_file(app: Celery, path: str | Path, *, task_name: str, dry_run: bool = False,
+def import_file(services: Services, path: str | Path, *, task_name: str, dry_run: bool = False,
                 backup: bool = False,
                 progress: Callable[[int, int], None] | None = None) -> ImportReport:
     """Import the pending-requests file at *path*: approved requests become jobs of *task_name*.
 
     Args:
-        app: the Celery app.
+        services: the services of the Celery app.
         path: the JSON file (format in this module's docstring).
         task_name: the registered task each approved request is given to (its
             one argument is the request object).
@@ -301,20 +297,20 @@ def import_file(app: Celery, path: str | Path, *, task_name: str, dry_run: bool 
         InvalidJobError: the file or an entry is malformed (nothing is
             imported), or *task_name* is not registered.
     """
-    app.loader.import_default_modules()
-    task = app.tasks.get(task_name)
+    services.app.loader.import_default_modules()
+    task = services.app.tasks.get(task_name)
     if task is None:
         raise InvalidJobError(f"task={task_name!r} is not registered with the app: pass the "
                               "task that handles requests (--task)")
     copy = backup_file(path) if backup and not dry_run else None
     requests = read_requests(path)
-    rows = plan(app, requests)
+    rows = plan(services, requests)
     if dry_run:
         return ImportReport(str(path), True, task_name, None, tuple(rows))
     chosen = [r for r, row in zip(requests, rows, strict=True) if row.action == ENQUEUE]
     published: set[str] = set()
     for start in range(0, len(chosen), BATCH):
-        published |= _publish(app, task, chosen[start:start + BATCH], str(path))
+        published |= _publish(services, task, chosen[start:start + BATCH], str(path))
         if progress is not None:
             progress(min(start + BATCH, len(chosen)), len(chosen))
     done = tuple(

@@ -25,7 +25,7 @@ from celery import Celery
 from pipeline import conf
 from pipeline.job.revoked import report_expired
 from pipeline.messages.events import MAINTENANCE, emit
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services, services_for
 
 SWEEP = "pipeline.sweep"
 PURGE = "pipeline.purge_queue_log"
@@ -67,24 +67,22 @@ class SweepReport:
         return asdict(self)
 
 
-def sweep_once(app: Any, limit: int = 500) -> SweepReport:
+def sweep_once(services: Services, limit: int = 500) -> SweepReport:
     """Sweep once and record what it did as a ``maintenance`` event (``action: sweep``).
 
     Nothing is recorded when the sweep found nothing to do, so an idle system
     does not fill the audit log every few seconds.
 
     Args:
-        app: the Celery app.
+        services: the services of the Celery app.
         limit: the most holds dropped and parked jobs expired in one call.
     """
     from pipeline.broker.rescue import rescue_silent
-
-    services = services_for(app)
-    dropped, expired, served = services.locks.sweep_counts(limit)
+    dropped, expired, served = services.lock_actions.sweep_counts(limit)
     # Expired here or in a hand-off since the last sweep: REVOKED where Celery users look.
-    report_expired(app, limit)
+    report_expired(services, limit)
     report = SweepReport(holds_dropped=dropped, jobs_expired=expired, lines_served=served,
-                         jobs_rescued=rescue_silent(app, limit))
+                         jobs_rescued=rescue_silent(services.app, limit))
     if report.did_something:
         emit(services.redis, services.keys.events, MAINTENANCE, "",
              {"action": "sweep", "count": report.count, **report.as_dict()},
@@ -97,7 +95,7 @@ def install(app: Celery) -> None:
 
     def sweep(limit: int = 500) -> dict[str, int]:
         """Drop dead holds, expire jobs parked too long, serve lines left for later."""
-        return sweep_once(app, limit).as_dict()
+        return sweep_once(services_for(app), limit).as_dict()
 
     def purge_queue_log() -> dict[str, Any]:
         """Delete queue-log rows older than ``pipeline_log_retention``, in short batches."""

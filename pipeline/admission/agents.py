@@ -20,7 +20,7 @@ import redis
 from pipeline.admission.gate import GateState
 from pipeline.admission.load import LoadLevel, LoadReading
 from pipeline.keys import Keys
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -153,22 +153,21 @@ def read_agents(client: redis.Redis, keys: Keys) -> list[AgentStatus]:
     return sorted(found, key=lambda s: s.name)
 
 
-def list_agents(app: Any) -> list[AgentStatus]:
-    """The live workers of *app*'s pipeline with their load, sorted by name.
+def list_agents(services: Services) -> list[AgentStatus]:
+    """The live workers of the app's pipeline with their load, sorted by name.
 
     A worker whose last record is older than its ``pipeline_agent_timeout`` is
     not listed. Workers with ``pipeline_agent_heartbeat = 0`` publish nothing.
     """
-    services = services_for(app)
     return read_agents(services.redis, services.keys)
 
 
-def gate_state(app: Any) -> GateState:
+def gate_state(services: Services) -> GateState:
     """Whether the live workers take new jobs: what ``show`` says of a queued job.
 
-    ``gate_state(app).waiting_reason`` is ``"waiting: every worker is over its
+    ``gate_state(services).waiting_reason`` is ``"waiting: every worker is over its
     load limit"`` when every live worker paused, else None.
     """
-    agents = list_agents(app)
+    agents = list_agents(services)
     return GateState(workers=tuple(a.name for a in agents),
                      paused=tuple(a.name for a in agents if not a.accepting))

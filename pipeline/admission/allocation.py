@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.admission.agents import AgentStatus
+from pipeline.runtime.services import Services
 
 TARGET_UTILISATION = 0.8
 ADD, REMOVE, HOLD = "add", "remove", "hold"
@@ -127,13 +128,12 @@ def broker_backlog(client: Any, lists: Iterable[str]) -> int:
     return sum(int(n) for n in pipe.execute()) if names else 0
 
 
-def allocate(app: Any) -> Allocation:
-    """The recommendation for *app*'s live workers and the jobs waiting in their queues."""
+def allocate(services: Services) -> Allocation:
+    """The recommendation for the app's live workers and the jobs waiting in their queues."""
     from pipeline.admission.agents import list_agents
-    from pipeline.locks.envelope import queue_lists
-    from pipeline.runtime.services import services_for
+    from pipeline.broker.layout import queue_lists
 
-    agents = list_agents(app)
-    queues = sorted({q for a in agents for q in a.queues}) or [app.conf.task_default_queue]
-    lists = [name for queue in queues for name in queue_lists(app, queue)]
-    return recommend(agents, broker_backlog(services_for(app).redis, lists))
+    agents = list_agents(services)
+    queues = sorted({q for a in agents for q in a.queues}) or [services.app.conf.task_default_queue]
+    lists = [name for queue in queues for name in queue_lists(services.app, queue)]
+    return recommend(agents, broker_backlog(services.redis, lists))

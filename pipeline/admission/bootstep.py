@@ -39,7 +39,7 @@ from pipeline.admission.agents import AgentStatus, publish, withdraw
 from pipeline.admission.gate import Hysteresis, LoadLimits, Transition
 from pipeline.admission.load import HostSampler, LoadReading, host_cpu_average, queue_depth
 from pipeline.messages.events import MAINTENANCE, emit
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services, services_for
 
 logger = get_logger(__name__)
 
@@ -79,6 +79,11 @@ class LoadMonitor:
         self._thread: threading.Thread | None = None
 
     @property
+    def services(self) -> Services:
+        """The services of the worker's app in this process (the worker's main process)."""
+        return services_for(self.app)
+
+    @property
     def wants_pause(self) -> bool:
         """Whether the host is over a limit (with hysteresis) and the gate is on."""
         return self.gate and self.hysteresis.paused
@@ -96,8 +101,7 @@ class LoadMonitor:
             self._thread.join(5.0)
         if self.settings.agent_heartbeat > 0:
             try:
-                services = services_for(self.app)
-                withdraw(services.redis, services.keys, self.name)
+                withdraw(self.services.redis, self.services.keys, self.name)
             except Exception:  # shutting down: the record expires on its own
                 logger.warning("pipeline: could not withdraw the load record of %s", self.name)
 
@@ -131,7 +135,7 @@ class LoadMonitor:
         self.reading = LoadReading(cpu, memory, 0.0)
         if self.gate:
             self.hysteresis.update(cpu, memory, time.monotonic())
-        services = services_for(self.app)
+        services = self.services
         changed = False
         while self._applied:
             transition = self._applied.popleft()

@@ -13,20 +13,20 @@ from fastapi import APIRouter, Query
 
 from pipeline.actions import control, deadletters, maintenance
 from pipeline.api import models
-from pipeline.api.deps import Admin, App, Reader, unprocessable
+from pipeline.api.deps import Admin, Reader, Svc, unprocessable
 from pipeline.errors import PipelineError
 
 router = APIRouter(prefix="/api", tags=["operator"])
 
 
 @router.get("/dead-letters", response_model=list[deadletters.DeadLetter])
-def list_dead_letters(app: App, _: Reader, task: str | None = None, user: str | None = None,
+def list_dead_letters(services: Svc, _: Reader, task: str | None = None, user: str | None = None,
                       project: str | None = None, priority: str | None = None,
                       limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
                       ) -> list[deadletters.DeadLetter]:
     """Dead-lettered jobs, oldest first, filtered by task, user, project or level."""
     try:
-        found = deadletters.list_dead(app, task=task, user=user, project=project,
+        found = deadletters.list_dead(services, task=task, user=user, project=project,
                                       priority=models.query_priority(priority), limit=limit)
     except PipelineError as exc:
         unprocessable(exc, "query")
@@ -43,23 +43,23 @@ def _selection(body: models.DeadLetterSelection, by: str) -> dict[str, Any]:
 
 
 @router.post("/dead-letters/requeue", response_model=models.DeadLetterAction)
-def requeue_dead_letters(body: models.DeadLetterSelection, app: App,
+def requeue_dead_letters(body: models.DeadLetterSelection, services: Svc,
                          caller: Admin) -> models.DeadLetterAction:
     """Publish dead letters again (same ids, fresh attempts)."""
-    done = deadletters.requeue(app, **_selection(body, caller.name))
+    done = deadletters.requeue(services, **_selection(body, caller.name))
     return models.DeadLetterAction(count=len(done), ids=done)
 
 
 @router.post("/dead-letters/purge", response_model=models.DeadLetterAction)
-def purge_dead_letters(body: models.DeadLetterSelection, app: App,
+def purge_dead_letters(body: models.DeadLetterSelection, services: Svc,
                        caller: Admin) -> models.DeadLetterAction:
     """Delete dead letters for good (the job store keeps their rows)."""
-    return models.DeadLetterAction(count=deadletters.purge(app, **_selection(body,
+    return models.DeadLetterAction(count=deadletters.purge(services, **_selection(body,
                                                                               caller.name)))
 
 
 @router.post("/maintenance/requeue-expired", response_model=dict[str, int])
-def requeue_expired(app: App, _: Admin) -> dict[str, int]:
+def requeue_expired(services: Svc, _: Admin) -> dict[str, int]:
     """Run the maintenance sweep now (``pipeline.actions.maintenance.sweep_once``): holds whose
     lease ran out are dropped and their resources handed to the parked jobs next in line,
     jobs parked too long expire, lines left for later are served.
@@ -67,11 +67,11 @@ def requeue_expired(app: App, _: Admin) -> dict[str, int]:
     The same sweep beat runs every few seconds; this runs it at once. A sweep that did
     something is recorded as a ``maintenance`` event.
     """
-    return maintenance.sweep_once(app, limit=10_000).as_dict()
+    return maintenance.sweep_once(services, limit=10_000).as_dict()
 
 
 @router.post("/admin/clear", response_model=dict[str, Any])
-def clear(body: models.Clear, app: App, caller: Admin) -> dict[str, Any]:
+def clear(body: models.Clear, services: Svc, caller: Admin) -> dict[str, Any]:
     """Flush waiting jobs (``pipeline flush``): queued messages and/or parked jobs, of one
     level or all. Each is recorded CANCELLED, the flush as an ``operator`` event naming
     the token. ``confirm: true`` is required unless ``dry_run``."""
@@ -80,7 +80,7 @@ def clear(body: models.Clear, app: App, caller: Admin) -> dict[str, Any]:
                       "confirm: true, or dry_run: true to see what it would take", "body")
     state = None if body.state == "all" else body.state
     try:
-        report = control.flush(app, priority=body.priority, state=state, dry_run=body.dry_run,
+        report = control.flush(services, priority=body.priority, state=state, dry_run=body.dry_run,
                                by=caller.name)
     except PipelineError as exc:
         unprocessable(exc, "body")
@@ -88,11 +88,11 @@ def clear(body: models.Clear, app: App, caller: Admin) -> dict[str, Any]:
 
 
 @router.post("/locks/release", response_model=dict[str, Any])
-def release_lock(body: models.ReleaseLock, app: App, caller: Admin) -> dict[str, Any]:
+def release_lock(body: models.ReleaseLock, services: Svc, caller: Admin) -> dict[str, Any]:
     """End every hold on a resource and hand it to the parked jobs next in line
     (``pipeline locks release``); recorded as an ``operator`` event."""
     try:
-        report = control.release_resource(app, body.resource, reason=body.reason,
+        report = control.release_resource(services, body.resource, reason=body.reason,
                                           by=caller.name)
     except PipelineError as exc:
         unprocessable(exc, "body")

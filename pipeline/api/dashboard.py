@@ -19,8 +19,9 @@ from pydantic import BaseModel
 
 from pipeline.actions import deadletters
 from pipeline.api import models
-from pipeline.api.deps import App, Reader, store_enabled, store_session
+from pipeline.api.deps import Reader, Svc, store_enabled, store_session
 from pipeline.observe import inspection
+from pipeline.runtime.services import Services
 from pipeline.store import queries
 
 router = APIRouter(tags=["dashboard"])
@@ -75,12 +76,12 @@ class DashboardOut(BaseModel):
     notes: list[str]
 
 
-def workers(request: Request, app: Any) -> list[WorkerOut]:
+def workers(request: Request, services: Services) -> list[WorkerOut]:
     """Workers with their load (their load records), and those only Celery's broadcast saw."""
     from pipeline.admission.agents import list_agents
 
     found = {a.name: WorkerOut(hostname=a.name, up=True, active=a.running, load_score=a.score,
-                               level=a.level.value) for a in list_agents(app)}
+                               level=a.level.value) for a in list_agents(services)}
     view = getattr(request.app.state.metrics, "workers", None)
     if view is None:
         return [found[name] for name in sorted(found)]
@@ -91,28 +92,28 @@ def workers(request: Request, app: Any) -> list[WorkerOut]:
     return [found[name] for name in sorted(found)]
 
 
-def _failures(app: Any, notes: list[str]) -> list[models.JobOut]:
-    if not store_enabled(app):
+def _failures(services: Services, notes: list[str]) -> list[models.JobOut]:
+    if not store_enabled(services.app):
         notes.append("job store disabled")
         return []
-    with store_session(app) as session:
+    with store_session(services.app) as session:
         rows = queries.list_jobs(session, states=["FAILED", "DEAD_LETTERED"], limit=10)
         return [models.JobOut.of(queries.job_dict(row)) for row in rows]
 
 
 @router.get("/api/dashboard", response_model=DashboardOut, tags=["system"])
-def dashboard_data(request: Request, app: App, caller: Reader) -> DashboardOut:
+def dashboard_data(request: Request, services: Svc, caller: Reader) -> DashboardOut:
     """The dashboard's data: depth, running and parked jobs, locks, workers, failures."""
     notes: list[str] = []
-    status = inspection.status(app, with_workers=False)
+    status = inspection.status(services, with_workers=False)
     return DashboardOut(
         scope=caller.scope.name.lower(), generated_at=time.time(),
         levels=list(inspection.LEVELS), depth=status.depth,
         parked_counts=status.parked_by_priority,
-        running=[r.as_dict() for r in inspection.running_jobs(app, limit=ROWS * 4)],
-        parked=[p.as_dict() for p in inspection.parked_jobs(app, limit=ROWS)],
-        locks=[lock.as_dict() for lock in inspection.locks(app, limit=ROWS * 4)],
-        workers=workers(request, app), failures=_failures(app, notes),
-        dead_letters=deadletters.list_dead(app, limit=ROWS),
+        running=[r.as_dict() for r in inspection.running_jobs(services, limit=ROWS * 4)],
+        parked=[p.as_dict() for p in inspection.parked_jobs(services, limit=ROWS)],
+        locks=[lock.as_dict() for lock in inspection.locks(services, limit=ROWS * 4)],
+        workers=workers(request, services), failures=_failures(services, notes),
+        dead_letters=deadletters.list_dead(services, limit=ROWS),
         notes=notes,
     )

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from pipeline import conf
 from pipeline.api.auth import Caller, Scope, TokenSet
+from pipeline.runtime.services import Services, services_for
 
 bearer = HTTPBearer(auto_error=False, description="A token of scope read or admin.")
 #: Who calls when no token is configured (the API then listens on loopback only).
@@ -29,6 +30,11 @@ def celery_app(request: Request) -> Celery:
     """The Celery app the API serves."""
     app: Celery = request.app.state.celery
     return app
+
+
+def app_services(request: Request) -> Services:
+    """The services of the Celery app the API serves, in this process."""
+    return services_for(celery_app(request))
 
 
 def _caller(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
@@ -62,6 +68,7 @@ def admin_access(request: Request,
 Reader = Annotated[Caller, Depends(read_access)]
 Admin = Annotated[Caller, Depends(admin_access)]
 App = Annotated[Celery, Depends(celery_app)]
+Svc = Annotated[Services, Depends(app_services)]
 
 _FIELD = re.compile(r"^(?:item (\d+): )?(\w+)=")
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, NoReturn
 
-from celery import Celery
 from fastapi import APIRouter, HTTPException, Query
 
 from pipeline.actions import control
 from pipeline.api import models
 from pipeline.api.deps import (
     Admin,
-    App,
     Reader,
+    Svc,
     not_found,
     store_session,
     unprocessable,
@@ -28,6 +27,7 @@ from pipeline.api.deps import (
 from pipeline.errors import PipelineError, UnknownJobError
 from pipeline.job.batch import enqueue_many
 from pipeline.observe import inspection
+from pipeline.runtime.services import Services
 from pipeline.store import queries
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -37,19 +37,19 @@ LIVE_STATES = {"queued": "QUEUED", "parked": "BLOCKED", "running": "RUNNING",
                "granted": "RUNNING", "between": "RUNNING"}
 
 
-def _pipeline_task(app: Celery, name: str, *where: str | int) -> Any:
-    task = app.tasks.get(name)
+def _pipeline_task(services: Services, name: str, *where: str | int) -> Any:
+    task = services.app.tasks.get(name)
     if task is None or not hasattr(task, "models"):
-        known = sorted(n for n, t in app.tasks.items() if hasattr(t, "models"))
+        known = sorted(n for n, t in services.app.tasks.items() if hasattr(t, "models"))
         unprocessable(f"task={name!r} is not accepted: expected a registered pipeline task "
                       f"({', '.join(known[:20]) or 'none registered'})", *where)
     return task
 
 
 @router.post("", status_code=201, response_model=models.Enqueued)
-def enqueue(body: models.Enqueue, app: App, _: Admin) -> models.Enqueued:
+def enqueue(body: models.Enqueue, services: Svc, _: Admin) -> models.Enqueued:
     """Publish one job, validated as ``apply_async`` validates it."""
-    task = _pipeline_task(app, body.task, "body")
+    task = _pipeline_task(services, body.task, "body")
     try:
         result = task.apply_async(tuple(body.args), body.kwargs, **body.options())
     except (PipelineError, ValueError, TypeError) as exc:
@@ -58,14 +58,14 @@ def enqueue(body: models.Enqueue, app: App, _: Admin) -> models.Enqueued:
 
 
 @router.post("/batch", status_code=201, response_model=models.EnqueuedBatch)
-def enqueue_batch(body: models.EnqueueBatch, app: App, _: Admin) -> models.EnqueuedBatch:
+def enqueue_batch(body: models.EnqueueBatch, services: Svc, _: Admin) -> models.EnqueuedBatch:
     """Publish many jobs in one round trip: every one valid, or none published."""
     signatures = []
     for index, item in enumerate(body.jobs):
-        task = _pipeline_task(app, item.task, "body", "jobs", index)
+        task = _pipeline_task(services, item.task, "body", "jobs", index)
         signatures.append(task.s(*item.args, **item.kwargs).set(**item.options()))
     try:
-        results = enqueue_many(app, signatures)
+        results = enqueue_many(services.app, signatures)
     except (PipelineError, ValueError, TypeError) as exc:
         unprocessable(exc, "body")
     return models.EnqueuedBatch(jobs=[models.Enqueued(id=r.id, task=item.task)
@@ -74,7 +74,7 @@ def enqueue_batch(body: models.EnqueueBatch, app: App, _: Admin) -> models.Enque
 
 @router.get("", response_model=models.JobPage)
 def list_jobs(
-    app: App, _: Reader,
+    services: Svc, _: Reader,
     state: Annotated[list[str] | None, Query(description="QUEUED, BLOCKED, RUNNING, ...")]
     = None,
     user: str | None = None, project: str | None = None, model: str | None = None,
@@ -86,7 +86,7 @@ def list_jobs(
     """Jobs matching every filter, most recently queued first, one page at a time."""
     filters: dict[str, Any] = {"states": state, "user": user, "project": project,
                                "model": model, "since": since, "until": until}
-    with store_session(app) as session:
+    with store_session(services.app) as session:
         try:
             filters["priority"] = models.query_priority(priority)
             rows = queries.list_jobs(session, limit=limit, offset=offset, **filters)
@@ -114,51 +114,51 @@ def view(detail: inspection.JobDetail) -> models.JobView:
 
 
 @router.get("/{job_id}", response_model=models.JobView)
-def get_job(job_id: str, app: App, _: Reader,
+def get_job(job_id: str, services: Svc, _: Reader,
             history: Annotated[int, Query(ge=0, le=queries.MAX_LIMIT)] = 100,
             ) -> models.JobView:
     """A job wherever it is: its record, where it waits, why it is not running, history."""
     try:
-        return view(inspection.job_detail(app, job_id, history=history))
+        return view(inspection.job_detail(services, job_id, history=history))
     except UnknownJobError:
         not_found(f"job {job_id}")
 
 
 @router.get("/{job_id}/position", response_model=models.PositionOut)
-def get_position(job_id: str, app: App, _: Reader) -> models.PositionOut:
+def get_position(job_id: str, services: Svc, _: Reader) -> models.PositionOut:
     """Where a waiting job stands in line (``unknown`` when it waits nowhere)."""
-    return models.PositionOut(**vars(control.position(app, job_id)))
+    return models.PositionOut(**vars(control.position(services, job_id)))
 
 
-def _not_waiting(app: Celery, job_id: str, action: str) -> NoReturn:
+def _not_waiting(services: Services, job_id: str, action: str) -> NoReturn:
     """404 for a job nobody knows; 409 saying where a job is that *action* cannot touch."""
     try:
-        detail = inspection.job_detail(app, job_id, history=0)
+        detail = inspection.job_detail(services, job_id, history=0)
     except UnknownJobError:
         not_found(f"job {job_id}")
     raise HTTPException(409, f"job {job_id} cannot be {action}: {detail.why or detail.where}")
 
 
 @router.post("/{job_id}/cancel", response_model=models.ActionResult)
-def cancel(job_id: str, app: App, caller: Admin,
+def cancel(job_id: str, services: Svc, caller: Admin,
            body: models.Cancel | None = None) -> models.ActionResult:
     """Cancel a queued, parked or running job, or a workflow by its id."""
     options = body or models.Cancel()
-    where = control.cancel(app, job_id, terminate=options.terminate,
+    where = control.cancel(services, job_id, terminate=options.terminate,
                            reason=f"{options.reason} ({caller.name})")
     if where == "unknown":
-        _not_waiting(app, job_id, "cancelled")
+        _not_waiting(services, job_id, "cancelled")
     return models.ActionResult(id=job_id, found=where, done=True)
 
 
 @router.post("/{job_id}/priority", response_model=models.ActionResult)
-def reprioritize(job_id: str, body: models.Reprioritize, app: App,
+def reprioritize(job_id: str, body: models.Reprioritize, services: Svc,
                  _: Admin) -> models.ActionResult:
     """Move a queued or parked job to another priority."""
     try:
-        where = control.reprioritize(app, job_id, body.priority)
+        where = control.reprioritize(services, job_id, body.priority)
     except PipelineError as exc:
         unprocessable(exc, "body")
     if where == "unknown":
-        _not_waiting(app, job_id, "reprioritized (only a queued or parked job can)")
+        _not_waiting(services, job_id, "reprioritized (only a queued or parked job can)")
     return models.ActionResult(id=job_id, found=where, done=True)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from pipeline.api.deps import App, Reader, store_session, unprocessable
+from pipeline.api.deps import Reader, Svc, store_session, unprocessable
 from pipeline.observe import inspection
 from pipeline.store import queries, stats
 
@@ -69,12 +69,12 @@ def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, d
 
 
 @router.get("/stats", response_model=StatsOut)
-def get_stats(app: App, _: Reader, since: datetime | None = None,
+def get_stats(services: Svc, _: Reader, since: datetime | None = None,
               until: datetime | None = None,
               contention: Annotated[int, Query(ge=0, le=500)] = 10) -> StatsOut:
     """Wait, execution and lock-wait times, rates and contention of a window (last hour)."""
     start, end = _window(since, until)
-    with store_session(app) as session:
+    with store_session(services.app) as session:
         depth = queries.queue_depth(session)
         rates = stats.rates(session, start, end)
         return StatsOut(
@@ -96,43 +96,43 @@ def _rows(values: list[Any]) -> list[dict[str, Any]]:
 
 
 @router.get("/status", response_model=dict[str, Any])
-def get_status(app: App, _: Reader, workers: bool = False) -> dict[str, Any]:
+def get_status(services: Svc, _: Reader, workers: bool = False) -> dict[str, Any]:
     """One screen of the system (``pipeline status``): depth, running, parked, locks per
     user, project and model, dead letters, utilisation; with ``workers=true`` also the
     workers that answer a ping (waits a second)."""
-    return inspection.status(app, with_workers=workers).as_dict()
+    return inspection.status(services, with_workers=workers).as_dict()
 
 
 @router.get("/queue", response_model=dict[str, int])
-def get_queue_depth(app: App, _: Reader) -> dict[str, int]:
+def get_queue_depth(services: Svc, _: Reader) -> dict[str, int]:
     """Messages waiting in the broker per level (``critical`` ... ``low``)."""
-    return inspection.queue_depth(app)
+    return inspection.queue_depth(services)
 
 
 @router.get("/active", response_model=list[dict[str, Any]])
-def get_active(app: App, _: Reader,
+def get_active(services: Svc, _: Reader,
                limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[dict[str, Any]]:
     """Every live hold: jobs running, granted their locks, workflows between steps."""
-    return _rows(inspection.running_jobs(app, limit=limit))
+    return _rows(inspection.running_jobs(services, limit=limit))
 
 
 @router.get("/parked", response_model=list[dict[str, Any]])
-def get_parked(app: App, _: Reader,
+def get_parked(services: Svc, _: Reader,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     """The jobs parked longest, with why each waits and its place in line."""
-    return _rows(inspection.parked_jobs(app, limit=limit))
+    return _rows(inspection.parked_jobs(services, limit=limit))
 
 
 @router.get("/locks", response_model=list[dict[str, Any]])
-def get_locks(app: App, _: Reader,
+def get_locks(services: Svc, _: Reader,
               limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[dict[str, Any]]:
     """Every resource held, by whom, in which mode, until when."""
-    return _rows(inspection.locks(app, limit=limit))
+    return _rows(inspection.locks(services, limit=limit))
 
 
 @router.get("/workers", response_model=list[dict[str, Any]])
-def get_workers(app: App, _: Reader) -> list[dict[str, Any]]:
+def get_workers(services: Svc, _: Reader) -> list[dict[str, Any]]:
     """Live workers with their load score and level (``pipeline agents status``)."""
     from pipeline.admission.agents import list_agents
 
-    return _rows(list_agents(app))
+    return _rows(list_agents(services))

@@ -29,7 +29,7 @@ from typing import Any
 
 from pipeline.keys import Keys
 from pipeline.messages.events import MAINTENANCE, emit
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -131,23 +131,20 @@ def _decode(entry: Any) -> SetAside:
                     encoding=str(data.get("encoding", "utf-8")), size=int(data.get("size", 0)))
 
 
-def items(app: Any, limit: int = 100) -> list[SetAside]:
+def items(services: Services, limit: int = 100) -> list[SetAside]:
     """The items set aside, newest first (at most *limit*; 0 = all kept)."""
-    services = services_for(app)
     entries = services.redis.lrange(services.keys.set_aside, 0, limit - 1)
     return [_decode(entry) for entry in entries]
 
 
-def counts(app: Any) -> dict[str, int]:
+def counts(services: Services) -> dict[str, int]:
     """Items set aside per reason since the counts were last purged (``total`` included)."""
-    services = services_for(app)
     raw: Mapping[Any, Any] = services.redis.hgetall(services.keys.set_aside_count)
     return {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in raw.items()}
 
 
-def purge(app: Any) -> int:
+def purge(services: Services) -> int:
     """Forget every item set aside and its counts; returns how many items were kept."""
-    services = services_for(app)
     pipe = services.redis.pipeline(transaction=True)
     pipe.llen(services.keys.set_aside)
     pipe.delete(services.keys.set_aside, services.keys.set_aside_count)

@@ -7,11 +7,12 @@ from typing import Any
 import click
 
 from pipeline.actions import control
-from pipeline.cli.context import operator_app, reports_errors
+from pipeline.cli.context import operator_services, reports_errors
 from pipeline.cli.output import by_option, json_option, print_json
 from pipeline.errors import PipelineError, UnknownJobError
 from pipeline.observe import inspection
 from pipeline.priority import level_of, parse_priority
+from pipeline.runtime.services import Services
 
 #: What ``cancel`` did, by where the job was found.
 CANCELLED = {
@@ -22,10 +23,10 @@ CANCELLED = {
 }
 
 
-def _not_found(app: Any, job_id: str) -> str:
+def _not_found(services: Services, job_id: str) -> str:
     """Why an action found nothing to act on: unknown, or where the job is instead."""
     try:
-        found = inspection.job_detail(app, job_id, history=0)
+        found = inspection.job_detail(services, job_id, history=0)
     except UnknownJobError as exc:
         return str(exc)
     return found.why or f"it is {found.where.replace('_', ' ')}"
@@ -46,11 +47,11 @@ def cancel(job_ids: tuple[str, ...], terminate: bool, reason: str, by: str,
 
     Exits 1 if any of them could not be cancelled (unknown, or finished).
     """
-    app = operator_app()
+    services = operator_services()
     why = f"cancelled by {by}" + (f": {reason}" if reason else "")
     outcomes = []
     for job_id in job_ids:
-        where = control.cancel(app, job_id, terminate=terminate, reason=why)
+        where = control.cancel(services, job_id, terminate=terminate, reason=why)
         if where == "running":
             done = ("terminated (its locks are freed)" if terminate else
                     "revoked: it runs to its end (--terminate stops it)")
@@ -59,7 +60,7 @@ def cancel(job_ids: tuple[str, ...], terminate: bool, reason: str, by: str,
         else:
             done = CANCELLED.get(where, f"cancelled ({where})")
         outcomes.append({"job_id": job_id, "found": where, "cancelled": bool(done),
-                         "message": done or _not_found(app, job_id)})
+                         "message": done or _not_found(services, job_id)})
     if as_json:
         print_json(outcomes)
     else:
@@ -82,13 +83,13 @@ def reprioritize(job_id: str, priority: str, as_json: bool) -> None:
     A parked job keeps its submission time among the jobs of its new level; a
     job queued in the broker goes to the back of its new level.
     """
-    app = operator_app()
+    services = operator_services()
     value: Any = int(priority) if priority.isdigit() else priority
     new = level_of(parse_priority(value)).label
-    where = control.reprioritize(app, job_id, value)
+    where = control.reprioritize(services, job_id, value)
     if where == "unknown":
-        raise PipelineError(f"{job_id} not reprioritized: {_not_found(app, job_id)}")
-    place = control.position(app, job_id)
+        raise PipelineError(f"{job_id} not reprioritized: {_not_found(services, job_id)}")
+    place = control.position(services, job_id)
     if as_json:
         print_json({"job_id": job_id, "found": where, "priority": new,
                     "position": place.place, "waiting_for": place.resource})

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.admission import AgentStatus, Allocation, LoadLevel, allocate, list_agents
-from pipeline.cli.context import get_context, load_app, reports_errors
+from pipeline.cli.context import operator_services, reports_errors
 
 #: Colour of each load level (shared by every screen that shows levels).
 LEVEL_COLOURS: dict[LoadLevel, str] = {
@@ -95,8 +95,7 @@ def agents() -> None:
 @reports_errors
 def status(sort_by: str, as_json: bool) -> None:
     """Show every live worker: load score and level, CPU, memory, jobs, whether it takes jobs."""
-    app = load_app(get_context().app_name)
-    found = sort_agents(list_agents(app), sort_by)
+    found = sort_agents(list_agents(operator_services()), sort_by)
     if as_json:
         click.echo(json.dumps([a.as_dict() for a in found], indent=2))
         return
@@ -114,7 +113,7 @@ def status(sort_by: str, as_json: bool) -> None:
 @reports_errors
 def allocate_command(as_json: bool) -> None:
     """Recommend where new work goes and how many worker processes to add or remove."""
-    found = allocate(load_app(get_context().app_name))
+    found = allocate(operator_services())
     if as_json:
         click.echo(json.dumps(found.as_dict(), indent=2))
         return

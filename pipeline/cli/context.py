@@ -28,6 +28,7 @@ from pipeline.runtime.embedded import (
     read_url_file,
 )
 from pipeline.runtime.launch import DEFAULT_APP
+from pipeline.runtime.services import Services, services_for
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -173,3 +174,12 @@ def operator_app(timeout: float = 2.0) -> Any:
         raise ServiceError(f"Redis at {redacted(url)} does not answer: start it (`pipeline up` "
                            "runs one), or point PIPELINE_BROKER_URL at the one in use")
     return app
+
+
+def operator_services(timeout: float = 2.0) -> Services:
+    """The services of :func:`operator_app`: what an operator command passes to the library.
+
+    Raises:
+        ServiceError: Redis does not answer within *timeout* seconds, naming it.
+    """
+    return services_for(operator_app(timeout))

@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 
 from pipeline.actions import deadletters
-from pipeline.cli.context import operator_app, reports_errors
+from pipeline.cli.context import operator_services, reports_errors
 from pipeline.cli.output import (
     by_option,
     clock,
@@ -23,6 +23,7 @@ from pipeline.cli.output import (
 from pipeline.cli.views import table
 from pipeline.observe.inspection.live import label
 from pipeline.observe.timewindow import parse_since
+from pipeline.runtime.services import Services
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,8 +63,8 @@ def dlq() -> None:
 def list_dead(task: str | None, user: str | None, project: str | None, priority: str | None,
               since: str | None, limit: int, as_json: bool) -> None:
     """List dead letters, oldest first."""
-    app = operator_app()
-    found = deadletters.list_dead(app, limit=limit,
+    services = operator_services()
+    found = deadletters.list_dead(services, limit=limit,
                                   **chosen(task, user, project, priority, since))
     if as_json:
         print_json([deadletters.as_dict(entry) for entry in found])
@@ -94,15 +95,15 @@ def acting(func: F) -> F:
 
 
 def _prepare(action: str, job_ids: tuple[str, ...], yes: bool, given: dict[str, Any]
-             ) -> tuple[Any, dict[str, Any]]:
-    """The app and the filter keywords; asks first when acting on every dead letter chosen
-    by filter (dead letters named by id are not asked for)."""
-    app = operator_app()
+             ) -> tuple[Services, dict[str, Any]]:
+    """The services and the filter keywords; asks first when acting on every dead letter
+    chosen by filter (dead letters named by id are not asked for)."""
+    services = operator_services()
     options = chosen(**given)
     if not yes and not job_ids:
         described = ", ".join(f"{k} {v}" for k, v in given.items() if v is not None)
         confirm(f"{action} every dead letter{' with ' + described if described else ''}?")
-    return app, options
+    return services, options
 
 
 def _refuse_missing(missing: list[str]) -> None:
@@ -119,9 +120,9 @@ def requeue(job_ids: tuple[str, ...], task: str | None, user: str | None, projec
 
     Names JOBs, or every dead letter the filters choose (asks first).
     """
-    app, options = _prepare("Requeue", job_ids, yes, {
+    services, options = _prepare("Requeue", job_ids, yes, {
         "task": task, "user": user, "project": project, "priority": priority, "since": since})
-    done = deadletters.requeue(app, list(job_ids) or None, by=by, **options)
+    done = deadletters.requeue(services, list(job_ids) or None, by=by, **options)
     missing = sorted(set(job_ids) - set(done))
     if as_json:
         print_json({"requeued": done, "not_found": missing})
@@ -138,10 +139,10 @@ def purge(job_ids: tuple[str, ...], task: str | None, user: str | None, project:
 
     Names JOBs, or every dead letter the filters choose (asks first).
     """
-    app, options = _prepare("Purge", job_ids, yes, {
+    services, options = _prepare("Purge", job_ids, yes, {
         "task": task, "user": user, "project": project, "priority": priority, "since": since})
-    known = {job_id for job_id in job_ids if deadletters.get(app, job_id) is not None}
-    count = deadletters.purge(app, list(job_ids) or None, by=by, **options)
+    known = {job_id for job_id in job_ids if deadletters.get(services, job_id) is not None}
+    count = deadletters.purge(services, list(job_ids) or None, by=by, **options)
     if as_json:
         print_json({"purged": count, "not_found": sorted(set(job_ids) - known)})
     else:

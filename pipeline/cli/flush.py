@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.actions import control
-from pipeline.cli.context import operator_app, reports_errors
+from pipeline.cli.context import operator_services, reports_errors
 from pipeline.cli.output import (
     by_option,
     confirm,
@@ -54,9 +54,9 @@ def flush(priority: str | None, state: str | None, dry_run: bool, yes: bool, by:
     Each job removed is recorded CANCELLED ("flushed by BY") in the audit log,
     and the flush as one operator event. Running jobs are not touched.
     """
-    app = operator_app()
+    services = operator_services()
     level: Any = int(priority) if priority and priority.isdigit() else priority
-    report = control.flush(app, priority=level, state=state, dry_run=True, by=by)
+    report = control.flush(services, priority=level, state=state, dry_run=True, by=by)
     what = _what(report.priority, state)
     if dry_run or not report.count:
         if as_json:
@@ -73,7 +73,7 @@ def flush(priority: str | None, state: str | None, dry_run: bool, yes: bool, by:
         console().print(_table(report))
     if not yes:
         confirm(f"Flush {report.count} {what}?")
-    done = control.flush(app, priority=level, state=state, dry_run=False, by=by)
+    done = control.flush(services, priority=level, state=state, dry_run=False, by=by)
     if as_json:
         print_json(done.as_dict())
         return

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from pipeline.actions.importer import ENQUEUE, LISTED, ImportReport, import_file
-from pipeline.cli.context import operator_app, reports_errors
+from pipeline.cli.context import operator_services, reports_errors
 from pipeline.cli.output import console, json_option, print_json, priority_text
 from pipeline.cli.views import table
 
@@ -69,7 +69,7 @@ def import_requests(path: str, dry_run: bool, backup: bool, task_name: str,
     urgency words, a 1-10 priority field and the approval status. A malformed
     entry stops the import before anything is enqueued, naming it and the field.
     """
-    app = operator_app()
+    services = operator_services()
     out = console()
     with Progress(TextColumn("enqueueing"), BarColumn(), MofNCompleteColumn(),
                   console=out, transient=True,
@@ -80,7 +80,7 @@ def import_requests(path: str, dry_run: bool, backup: bool, task_name: str,
             if total >= PROGRESS_FROM:
                 bar.update(task_id, completed=done, total=total, visible=True)
 
-        report = import_file(app, path, task_name=task_name, dry_run=dry_run, backup=backup,
+        report = import_file(services, path, task_name=task_name, dry_run=dry_run, backup=backup,
                              progress=advance)
     if as_json:
         print_json(report.as_dict())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pipeline.actions import control
-from pipeline.cli.context import operator_app, reports_errors
+from pipeline.cli.context import operator_services, reports_errors
 from pipeline.cli.output import by_option, confirm, console, json_option, print_json, yes_option
 from pipeline.cli.views import locks_table
 from pipeline.errors import PipelineError
@@ -24,8 +24,8 @@ def locks() -> None:
 @reports_errors
 def list_locks(kind: str | None, as_json: bool) -> None:
     """Every resource held: its mode, the job holding it, the lease left."""
-    app = operator_app()
-    held = [lock for lock in inspection.locks(app) if kind is None or lock.kind == kind]
+    services = operator_services()
+    held = [lock for lock in inspection.locks(services) if kind is None or lock.kind == kind]
     if as_json:
         print_json([lock.as_dict() for lock in held])
         return
@@ -53,8 +53,8 @@ def release(resource: str, reason: str, yes: bool, by: str, as_json: bool) -> No
     Asks first; recorded as an operator action in the audit log.
     """
     control.check_resource(resource)
-    app = operator_app()
-    holding = [lock for lock in inspection.locks(app) if lock.resource == resource]
+    services = operator_services()
+    holding = [lock for lock in inspection.locks(services) if lock.resource == resource]
     if not holding:
         raise PipelineError(f"nobody holds {resource}: nothing to release "
                             "(`pipeline locks list` shows what is held)")
@@ -62,7 +62,7 @@ def release(resource: str, reason: str, yes: bool, by: str, as_json: bool) -> No
         console().print(locks_table(holding))
     if not yes:
         confirm(f"Release {resource}, ending {len(holding)} hold(s)?")
-    report = control.release_resource(app, resource, reason=reason, by=by)
+    report = control.release_resource(services, resource, reason=reason, by=by)
     if as_json:
         print_json(report.as_dict())
         return

@@ -29,12 +29,12 @@ from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from pipeline.cli.context import operator_app, reports_errors
+from pipeline.cli.context import operator_services, reports_errors
 from pipeline.cli.output import console, level_text, show
 from pipeline.cli.views import depth_table, parked_table, running_table, summary_grid
 from pipeline.observe import inspection
 from pipeline.observe.inspection import SystemStatus, WorkerSeen
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 
 QUIT_KEYS = ("q", "Q")
 #: Lines the frame needs besides the job rows (heading, tables' heads, summary).
@@ -44,8 +44,8 @@ FIXED_LINES = 18
 class WorkerWatch:
     """Asks the workers in the background, so a slow answer never delays a frame."""
 
-    def __init__(self, app: Any, every: float = 5.0, timeout: float = 1.0) -> None:
-        self.app = app
+    def __init__(self, services: Services, every: float = 5.0, timeout: float = 1.0) -> None:
+        self.services = services
         self.every = every
         self.timeout = timeout
         self.latest: tuple[WorkerSeen, ...] | None = None
@@ -55,7 +55,7 @@ class WorkerWatch:
     def _run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(Exception):  # a failed ask keeps the last answer
-                self.latest = tuple(inspection.workers(self.app, self.timeout))
+                self.latest = tuple(inspection.workers(self.services, self.timeout))
             self._stop.wait(self.every)
 
     def __enter__(self) -> WorkerWatch:
@@ -66,18 +66,18 @@ class WorkerWatch:
         self._stop.set()
 
 
-def frame(app: Any, *, rows: int, interval: float,
+def frame(services: Services, *, rows: int, interval: float,
           workers: tuple[WorkerSeen, ...] | None) -> RenderableType:
     """One screen of the monitor."""
-    found: SystemStatus = dataclasses.replace(inspection.status(app, with_workers=False),
+    found: SystemStatus = dataclasses.replace(inspection.status(services, with_workers=False),
                                               workers=workers)
-    running = inspection.running_jobs(app)
-    parked = inspection.parked_jobs(app, limit=rows)
+    running = inspection.running_jobs(services)
+    parked = inspection.parked_jobs(services, limit=rows)
     heading = Text.from_markup(
         f"[bold]pipeline monitor[/]  {time.strftime('%H:%M:%S')}  every {interval:g}s  "
         f"load {level_text(found.level)}  [dim]q quits[/]")
     parked_view = parked_table(parked, title=f"parked: {found.parked}, longest first",
-                               wait_timeout=services_for(app).settings.wait_timeout)
+                               wait_timeout=services.settings.wait_timeout)
     parts: list[RenderableType] = [
         heading, depth_table(found),
         running_table(running, limit=rows, title=f"running: {len(running)}"),
@@ -87,23 +87,23 @@ def frame(app: Any, *, rows: int, interval: float,
     return Group(*parts)
 
 
-def snapshot(app: Any, *, rows: int, workers: tuple[WorkerSeen, ...] | None
+def snapshot(services: Services, *, rows: int, workers: tuple[WorkerSeen, ...] | None
              ) -> dict[str, Any]:
     """What one frame shows, as JSON-ready data."""
-    found = dataclasses.replace(inspection.status(app, with_workers=False), workers=workers)
+    found = dataclasses.replace(inspection.status(services, with_workers=False), workers=workers)
     return {**found.as_dict(),
-            "running_jobs": [job.as_dict() for job in inspection.running_jobs(app)],
-            "parked_jobs": [job.as_dict() for job in inspection.parked_jobs(app, limit=rows)]}
+            "running_jobs": [job.as_dict() for job in inspection.running_jobs(services)],
+            "parked_jobs": [job.as_dict() for job in inspection.parked_jobs(services, limit=rows)]}
 
 
-def _json_lines(app: Any, *, interval: float, rows: int, once: bool) -> None:
+def _json_lines(services: Services, *, interval: float, rows: int, once: bool) -> None:
     if once:
-        seen = tuple(inspection.workers(app))
-        click.echo(json.dumps(snapshot(app, rows=rows, workers=seen), default=str))
+        seen = tuple(inspection.workers(services))
+        click.echo(json.dumps(snapshot(services, rows=rows, workers=seen), default=str))
         return
-    with WorkerWatch(app) as watch, contextlib.suppress(KeyboardInterrupt):
+    with WorkerWatch(services) as watch, contextlib.suppress(KeyboardInterrupt):
         while True:
-            line = json.dumps(snapshot(app, rows=rows, workers=watch.latest), default=str)
+            line = json.dumps(snapshot(services, rows=rows, workers=watch.latest), default=str)
             click.echo(line)
             time.sleep(interval)
 
@@ -151,29 +151,29 @@ def keys_read() -> Iterator[Any]:
 @reports_errors
 def monitor(interval: float, rows: int, once: bool, svg: str | None, as_json: bool) -> None:
     """Watch the pipeline live: depth, running and parked jobs, locks, workers (q quits)."""
-    app = operator_app()
+    services = operator_services()
     if as_json:
-        _json_lines(app, interval=interval, rows=rows or 20, once=once)
+        _json_lines(services, interval=interval, rows=rows or 20, once=once)
         return
     out = console()
     height = out.size.height if out.is_terminal else 40
     shown = rows or max(3, (height - FIXED_LINES) // 2)
     if once:
-        seen = tuple(inspection.workers(app))
-        show(frame(app, rows=shown, interval=interval, workers=seen), svg,
+        seen = tuple(inspection.workers(services))
+        show(frame(services, rows=shown, interval=interval, workers=seen), svg,
              title="pipeline monitor")
         return
-    with WorkerWatch(app) as watch, keys_read() as wait:
+    with WorkerWatch(services) as watch, keys_read() as wait:
         if not out.is_terminal:  # piped: one screen after the other, like `top -b`
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
-                    out.print(frame(app, rows=shown, interval=interval, workers=watch.latest))
+                    out.print(frame(services, rows=shown, interval=interval, workers=watch.latest))
                     time.sleep(interval)
             return
         with Live(console=out, screen=True, auto_refresh=False) as live, \
                 contextlib.suppress(KeyboardInterrupt):
             while True:
-                live.update(frame(app, rows=shown, interval=interval, workers=watch.latest),
+                live.update(frame(services, rows=shown, interval=interval, workers=watch.latest),
                             refresh=True)
                 if wait(interval) in QUIT_KEYS:
                     break

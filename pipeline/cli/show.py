@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli.context import operator_app, reports_errors
+from pipeline.cli.context import operator_services, reports_errors
 from pipeline.cli.output import clock, json_option, print_json, span
 from pipeline.observe import inspection
 from pipeline.observe.inspection import JobDetail
@@ -93,8 +93,9 @@ def show(job_id: str, history: int, as_json: bool) -> None:
 
     Exits 1 when no part of the system knows JOB_ID.
     """
-    app = operator_app()
-    found = inspection.job_detail(app, job_id, history=history)
+    services = operator_services()
+    app = services.app
+    found = inspection.job_detail(services, job_id, history=history)
     if as_json:
         print_json(found.as_dict())
         return

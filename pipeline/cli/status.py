@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli.context import operator_app, reports_errors
+from pipeline.cli.context import operator_services, reports_errors
 from pipeline.cli.output import json_option, print_json, show
 from pipeline.cli.views import status_view
 from pipeline.observe import inspection
@@ -21,8 +21,8 @@ from pipeline.observe import inspection
 @reports_errors
 def status(no_workers: bool, worker_timeout: float, svg: str | None, as_json: bool) -> None:
     """Depth per priority, running and parked jobs, locks, workers and dead letters."""
-    app = operator_app()
-    found = inspection.status(app, with_workers=not no_workers, worker_timeout=worker_timeout)
+    services = operator_services()
+    found = inspection.status(services, with_workers=not no_workers, worker_timeout=worker_timeout)
     if as_json:
         print_json(found.as_dict())
         return

@@ -8,8 +8,8 @@ cleanly when the retry cannot be published.
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial, wraps
 from typing import Any
@@ -19,9 +19,11 @@ from celery.exceptions import Ignore, Reject, Retry
 
 from pipeline.job import retries
 from pipeline.job.finishing import finish
+from pipeline.job.protocols import JobTask
+from pipeline.job.release import release_hold
+from pipeline.messages.context import JobContext
 from pipeline.messages.events import FAILED, summary
 from pipeline.runtime.running import RunningJob
-from pipeline.runtime.services import services_for
 
 logger = logging.getLogger(__name__)
 
@@ -38,32 +40,32 @@ def with_retries(body: Any) -> Any:
     if isinstance(body, staticmethod):
         func = body.__func__
 
-        def run(task: Any, /, *args: Any, **kwargs: Any) -> Any:
+        def run(task: JobTask, /, *args: Any, **kwargs: Any) -> Any:
             return call_with_retries(task, func, args, kwargs)
     else:
         func = body
 
-        def run(task: Any, /, *args: Any, **kwargs: Any) -> Any:
+        def run(task: JobTask, /, *args: Any, **kwargs: Any) -> Any:
             return call_with_retries(task, partial(func, task), args, kwargs)
     run = wraps(func)(run)
     run.pipeline_attempts = True  # type: ignore[attr-defined]
     return run
 
 
-def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
+def call_with_retries(task: JobTask, body: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     """Run the job's body; on a retriable error, retry with backoff while attempts remain.
 
     Once the body returns or raises, what the job publishes is Celery's
     continuation of its canvas, not a child of the job (see
     :meth:`pipeline.runtime.running.RunningJobs.in_body`).
     """
-    services = services_for(task.app)
+    services = task.services
     try:
         return body(*args, **kwargs)
     except (Retry, Ignore, Reject):
         raise
     except Exception as exc:
-        request = task.request
+        request: JobContext = task.request
         if request.called_directly or request.is_eager:
             raise
         policy = retries.policy_for(task, services.settings)
@@ -89,7 +91,7 @@ def call_with_retries(task: Any, body: Any, args: Any, kwargs: Any) -> Any:
         services.running.body_done(task.request.id)
 
 
-def _end_unpublished_retry(task: Any, task_id: str, running: RunningJob | None,
+def _end_unpublished_retry(task: JobTask, task_id: str, running: RunningJob | None,
                            failed: BaseException) -> None:
     """Release what a retry that was never published kept, and record the job FAILED.
 
@@ -98,10 +100,9 @@ def _end_unpublished_retry(task: Any, task_id: str, running: RunningJob | None,
     holder, token = task_id, None
     if running is not None and running.workflow and not running.guest:
         holder, token = running.holder, running.token
-    detail = json.dumps({"error": f"its retry could not be published: {summary(failed)}"})
     try:
-        services_for(task.app).locks.release(holder, task_id, event=FAILED, detail=detail,
-                                           token=token)
+        release_hold(task.services.locks, holder, task_id, event=FAILED, token=token,
+                     detail={"error": f"its retry could not be published: {summary(failed)}"})
     except Exception:  # the error that matters is the one being raised
         logger.exception("could not release job %s after its retry failed", task_id)
 

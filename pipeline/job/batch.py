@@ -9,7 +9,7 @@ from celery import Celery
 from celery.canvas import Signature
 
 from pipeline.errors import InvalidJobError, PipelineError
-from pipeline.locks.envelope import dumps
+from pipeline.messages.envelope import dumps
 
 BATCH_MAX = 10_000
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from celery.backends.redis import RedisBackend
 
+from pipeline.messages.context import JobContext
+
 #: The Celery state of a parked job (its result meta holds the reason).
 BLOCKED = "BLOCKED"
 
@@ -26,7 +28,7 @@ def _script(client: Any) -> Any:
     return client.register_script(source)
 
 
-def store_blocked(backend: Any, task_id: str, meta: dict[str, Any], request: Any) -> bool:
+def store_blocked(backend: Any, task_id: str, meta: dict[str, Any], request: JobContext) -> bool:
     """Record *task_id* as BLOCKED with *meta*; False if its stored state was newer."""
     if not isinstance(backend, RedisBackend):
         backend.store_result(task_id, meta, BLOCKED, request=request)

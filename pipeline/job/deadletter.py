@@ -10,14 +10,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from celery import Celery
-
-from pipeline.locks import envelope
+from pipeline.messages import envelope
+from pipeline.messages.context import JobContext
 from pipeline.messages.header import NAME, JobHeader
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 
 
-def record(app: Celery, request: Any, task_name: str, priority: int, error: str,
+def record(services: Services, request: JobContext, task_name: str, priority: int, error: str,
            header: JobHeader, *, guest: bool = False,
            headers: dict[str, Any] | None = None) -> None:
     """Keep the job that just failed its last attempt (called in the worker).
@@ -27,7 +26,7 @@ def record(app: Celery, request: Any, task_name: str, priority: int, error: str,
     request's extra headers (the worker's main process, which has none, gives
     the job header).
     """
-    keys = services_for(app).keys
+    app, keys = services.app, services.keys
     if guest:
         headers = dict(headers if headers is not None else request.headers or {})
         headers[NAME] = header.but(workflow=None).encode()
@@ -38,7 +37,7 @@ def record(app: Celery, request: Any, task_name: str, priority: int, error: str,
         "attempts": str((request.retries or 0) + 1),
         "msg": envelope.message_for(app, request, priority, retries=0, headers=headers),
     }
-    pipe = services_for(app).redis.pipeline(transaction=True)
+    pipe = services.redis.pipeline(transaction=True)
     pipe.hset(keys.dead_letter(request.id), mapping=entry)
     pipe.zadd(keys.dead_letters, {request.id: time.time()})
     pipe.execute()

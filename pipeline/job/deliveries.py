@@ -18,16 +18,17 @@ from pipeline.job import deadletter
 from pipeline.messages.events import DEAD_LETTERED, emit, summary
 from pipeline.messages.header import NAME, of_request
 from pipeline.priority import of_request as priority_of
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 
 #: Seconds a count of deaths is kept after the last one.
 KEEP_COUNT = 86_400
 
 
-def worker_lost(request: Any, exc: BaseException) -> JobLost | None:
+def worker_lost(services: Services, request: Any, exc: BaseException) -> JobLost | None:
     """Count a death of the process running *request*'s job; past the limit, dead-letter it.
 
     Args:
+        services: the services of the job's app in the worker's main process.
         request: Celery's worker request (in the worker's main process).
         exc: how the process ended (billiard's ``WorkerLostError``).
 
@@ -36,7 +37,6 @@ def worker_lost(request: Any, exc: BaseException) -> JobLost | None:
         job is requeued as usual).
     """
     task = request.task
-    services = services_for(task.app)
     key = services.keys.worker_lost(request.id)
     pipe = services.redis.pipeline(transaction=True)
     pipe.incr(key)
@@ -49,7 +49,7 @@ def worker_lost(request: Any, exc: BaseException) -> JobLost | None:
              f"{deaths} deliveries ({summary(exc)}); pipeline_max_deliveries is {limit}")
     context = request._context
     raw = getattr(context, NAME, None)
-    deadletter.record(task.app, context, task.name, priority_of(context), error,
+    deadletter.record(services, context, task.name, priority_of(context), error,
                        of_request(context), headers={NAME: raw} if raw is not None else {})
     emit(services.redis, services.keys.events, DEAD_LETTERED, request.id,
          {"error": error, "attempt": deaths}, maxlen=services.settings.events_maxlen)

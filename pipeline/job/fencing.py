@@ -7,7 +7,7 @@ for the job Celery is running in this thread.
 from __future__ import annotations
 
 from pipeline.runtime.running import RunningJob
-from pipeline.runtime.services import Services, services_for
+from pipeline.runtime.services import Services
 
 
 def _current() -> tuple[Services | None, RunningJob | None]:
@@ -15,9 +15,10 @@ def _current() -> tuple[Services | None, RunningJob | None]:
 
     if current_task is None:
         return None, None
-    request = getattr(current_task, "request", None)
-    services = services_for(current_task.app)
-    return services, services.running.get(getattr(request, "id", None))
+    services: Services | None = getattr(current_task, "services", None)  # a pipeline task's
+    if services is None:
+        return None, None
+    return services, services.running.get(getattr(current_task.request, "id", None))
 
 
 def lease_lost() -> bool:

@@ -1,4 +1,9 @@
-"""A publisher facing a Redis that does not answer: a bounded wait, a clear error.
+"""Redis not answering: a worker rides out a short outage, a publisher fails fast.
+
+A worker holding a job repeats the Redis calls the job needs with backoff
+while Redis does not answer (a restart, a failover): :func:`ride_out`, the one
+loop every such call goes through.
+
 
 Celery's defaults wait about 19 s (the Redis result backend's reconnect policy,
 20 tries a second apart) and then blame "the result store backend". With
@@ -12,13 +17,22 @@ its first step.
 
 from __future__ import annotations
 
+import logging
 import socket
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 from kombu.exceptions import OperationalError
 
-#: Seconds between two tries.
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+#: What a call to a Redis that does not answer raises.
+OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+#: Seconds between the tries of :func:`ride_out` (about 8 s in all).
+BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: Seconds between two tries of a publish.
 INTERVAL = 0.5
 #: Celery's own defaults: a value still equal to them was not set by the app.
 CELERY_PUBLISH_POLICY = {"max_retries": 3, "interval_start": 0, "interval_max": 1,
@@ -59,3 +73,27 @@ def unreachable(exc: BaseException) -> BaseException | None:
             found = seen  # the deepest one says why
         seen = seen.__cause__ or seen.__context__
     return found
+
+
+def ride_out(call: Callable[[], T], *, what: str, backoff: tuple[float, ...] | None = None
+             ) -> T:
+    """Make *call*, repeating it with *backoff* while Redis does not answer.
+
+    Args:
+        call: the Redis call; repeating it must be safe (the lock scripts are).
+        what: what the call does, for the log ("releasing job X").
+        backoff: the seconds to wait before each repeat (default :data:`BACKOFF`).
+
+    Raises:
+        The call's own connection error once the backoff is spent.
+    """
+    for delay in (*(BACKOFF if backoff is None else backoff), None):
+        try:
+            return call()
+        except OUTAGE_ERRORS as exc:
+            if delay is None:
+                raise
+            logger.warning("Redis unreachable while %s (%r); trying again in %.2f s",
+                           what, exc, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")

@@ -12,6 +12,7 @@ from typing import Any
 
 from pipeline.errors import ServiceError, WorkflowError
 from pipeline.job import canvas, outage, workflows
+from pipeline.job.protocols import JobTask
 from pipeline.locks.resources import (
     RESOURCE_OPTIONS,
     Demand,
@@ -25,10 +26,9 @@ from pipeline.messages.events import QUEUED, summary
 from pipeline.messages.header import FRONT, NAME, JobHeader, in_options
 from pipeline.priority import DEFAULT_PRIORITY, parse_priority
 from pipeline.runtime.checks import redact
-from pipeline.runtime.services import services_for
 
 
-def prepare(task: Any, options: dict[str, Any], task_id: str | None) -> tuple[str, JobHeader]:
+def prepare(task: JobTask, options: dict[str, Any], task_id: str | None) -> tuple[str, JobHeader]:
     """Validate priority and resources of an ``apply_async`` call; put them in its header.
 
     Stamps a whole chain when *task* is its first step (see
@@ -85,7 +85,7 @@ def prepare(task: Any, options: dict[str, Any], task_id: str | None) -> tuple[st
     return task_id, header
 
 
-def _own_header(task: Any, demand: Demand, task_id: str, now: float,
+def _own_header(task: JobTask, demand: Demand, task_id: str, now: float,
                 workflow_name: Any) -> JobHeader:
     """The header of a job that starts no workflow of several steps."""
     parent = _running_parent(task, demand)
@@ -98,7 +98,7 @@ def _own_header(task: Any, demand: Demand, task_id: str, now: float,
     return JobHeader.of(demand, submitted_at=now)
 
 
-def not_published(task: Any, task_id: str, exc: Exception) -> Exception:
+def not_published(task: JobTask, task_id: str, exc: Exception) -> Exception:
     """The error to raise for a publish that failed with *exc*.
 
     A Redis that does not answer becomes a ``ServiceError`` naming the broker;
@@ -110,18 +110,18 @@ def not_published(task: Any, task_id: str, exc: Exception) -> Exception:
     url = redact(str(task.app.conf.broker_url))
     return ServiceError(
         f"job {task_id} ({task.name}) was not published: the broker {url} did not answer "
-        f"within pipeline_publish_timeout ({services_for(task.app).settings.publish_timeout:g} s)"
+        f"within pipeline_publish_timeout ({task.services.settings.publish_timeout:g} s)"
         f" ({str(cause).strip()}); nothing was published")
 
 
-def record_queued(task: Any, task_id: str, args: Any, options: dict[str, Any],
+def record_queued(task: JobTask, task_id: str, args: Any, options: dict[str, Any],
                   header: JobHeader, sent_at: float) -> None:
     """Record the ``queued`` event of a job just published (buffered, off the publish path).
 
     *sent_at* is when the publish began: a worker may park the job within
     milliseconds, and its ``blocked`` event must come after this one.
     """
-    services = services_for(task.app)
+    services = task.services
     if task.app.conf.task_always_eager or not services.settings.store_enabled:
         return
     priority = header.priority if header.priority is not None else options.get("priority")
@@ -135,7 +135,7 @@ def record_queued(task: Any, task_id: str, args: Any, options: dict[str, Any],
     }, time_ms=int(sent_at * 1000))
 
 
-def _running_parent(task: Any, demand: Demand) -> str | None:
+def _running_parent(task: JobTask, demand: Demand) -> str | None:
     """The hold a job published from inside a running job runs under, if any.
 
     A job whose resources the running job's hold covers runs as its guest, so
@@ -146,7 +146,7 @@ def _running_parent(task: Any, demand: Demand) -> str | None:
         WorkflowError: the job shares some resources with the running job but
             needs others its hold lacks (it would wait on its own parent).
     """
-    services = services_for(task.app)
+    services = task.services
     if not services.running or task.app.conf.task_always_eager:
         # No job runs here (a client publishing), or an eager call, which runs
         # inline under its parent's hold (see pipeline.job.starting).

@@ -21,6 +21,7 @@ from celery.worker.request import Request
 
 from pipeline.job.deliveries import worker_lost
 from pipeline.job.finishing import release_orphan
+from pipeline.runtime.services import Services, services_for
 
 logger = logging.getLogger(__name__)
 #: Exceptions meaning the pool process running the job is gone.
@@ -30,11 +31,16 @@ CHILD_GONE = (WorkerLostError, Terminated, TimeLimitExceeded, SystemExit, Keyboa
 class PipelineRequest(Request):  # type: ignore[misc]
     """Request class of :class:`pipeline.job.task.PipelineTask`."""
 
+    @property
+    def services(self) -> Services:
+        """The per-process services of the job's app (in the worker's main process)."""
+        return services_for(self.task.app)
+
     def on_timeout(self, soft: bool, timeout: float) -> None:
         """Release on a hard time limit: the pool kills the child running the job."""
         if not soft:
-            release_orphan(self.task, self.id, self.request_dict,
-                                     f"hard time limit ({timeout}s) exceeded")
+            release_orphan(self.services, self.id, self.request_dict,
+                           f"hard time limit ({timeout}s) exceeded")
         super().on_timeout(soft, timeout)
 
     def on_failure(self, exc_info: Any, send_failed_event: bool = True,
@@ -44,11 +50,11 @@ class PipelineRequest(Request):  # type: ignore[misc]
         if isinstance(exc, ExceptionWithTraceback):
             exc = exc.exc
         if isinstance(exc, CHILD_GONE):
-            release_orphan(self.task, self.id, self.request_dict,
-                                     f"pool process lost: {exc!r}")
+            release_orphan(self.services, self.id, self.request_dict,
+                           f"pool process lost: {exc!r}")
             if self._process_died(exc):
                 try:
-                    lost = worker_lost(self, exc)
+                    lost = worker_lost(self.services, self, exc)
                 except Exception:  # Redis unreachable: requeue as usual, count next time
                     logger.exception("could not count the lost delivery of job %s", self.id)
                     lost = None

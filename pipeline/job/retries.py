@@ -44,7 +44,7 @@ class RetryPolicy:
         return delay
 
 
-def policy_for(task: Any, settings: Settings) -> RetryPolicy:
+def policy_for(task: object, settings: Settings) -> RetryPolicy:
     """The task's options where set (``None`` = take the pipeline setting)."""
 
     def option(name: str, default: Any) -> Any:

@@ -15,36 +15,34 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 
 logger = logging.getLogger(__name__)
 
 
-def mark_revoked(app: Any, job_ids: Iterable[str], reason: str, *,
+def mark_revoked(services: Services, job_ids: Iterable[str], reason: str, *,
                  hostname: str | None = None) -> None:
     """Record *job_ids* REVOKED with *reason* and tell Flower (``task-revoked``).
 
     Never raises: the job is cancelled already; a report that fails is logged.
     """
-    services = services_for(app)
     for job_id in job_ids:
         try:
-            app.backend.mark_as_revoked(job_id, reason)
+            services.app.backend.mark_as_revoked(job_id, reason)
             services.send_task_event("task-revoked", hostname, uuid=job_id, terminated=False,
                                    signum=None, expired=False)
         except Exception:
             logger.exception("could not record job %s as REVOKED", job_id)
 
 
-def report_expired(app: Any, limit: int = 500) -> int:
+def report_expired(services: Services, limit: int = 500) -> int:
     """Mark REVOKED the parked jobs that expired since the last call (and the workflow
     steps their messages carry); returns how many jobs. Called by every sweep."""
-    services = services_for(app)
-    expired = services.locks.take_expired(limit)
+    expired = services.lock_actions.take_expired(limit)
     reason = (f"expired: parked longer than pipeline_wait_timeout "
               f"({services.settings.wait_timeout:g} s)")
     for job_id, message in expired:
-        mark_revoked(app, ids_in_message(message) or [job_id], reason)
+        mark_revoked(services, ids_in_message(message) or [job_id], reason)
     return len(expired)
 
 

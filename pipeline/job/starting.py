@@ -10,28 +10,38 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import redis
 from celery import states
 from celery.exceptions import Reject
 
+from pipeline.broker import layout
 from pipeline.errors import LockNotAcquired, WorkflowError
 from pipeline.job import workflows
 from pipeline.job.blocked_state import store_blocked
-from pipeline.job.finishing import OUTAGE_BACKOFF
+from pipeline.job.outage import OUTAGE_ERRORS, ride_out
+from pipeline.job.protocols import JobTask
+from pipeline.job.release import release_hold
 from pipeline.job.revoked import chain_ids, mark_revoked
-from pipeline.locks import envelope
-from pipeline.locks.base import Acquired, Blocked, Cancelled, Duplicate, Ticket, Uncovered
 from pipeline.locks.resources import CONTROL, Demand, check_id, claims, declared_models
+from pipeline.locks.ticket import (
+    Acquired,
+    AcquireResult,
+    Blocked,
+    Cancelled,
+    Duplicate,
+    Ticket,
+    Uncovered,
+)
+from pipeline.messages import envelope
+from pipeline.messages.context import JobContext
 from pipeline.messages.events import RELEASED, compact_json
 from pipeline.messages.header import EMPTY, of_request
 from pipeline.priority import of_request as priority_of
 from pipeline.runtime.running import RunningJob
-from pipeline.runtime.services import Services, services_for
+from pipeline.runtime.services import Services
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,12 +50,12 @@ HOST = socket.gethostname()
 RECHECK = "pipeline_recheck"
 
 
-def ticket_for(task: Any, request: Any, services: Services) -> Ticket:
+def ticket_for(task: JobTask, request: JobContext, services: Services) -> Ticket:
     """The lock ticket of the job *request* describes."""
     header = of_request(request)
     demand = header.demand
     if header is EMPTY:
-        # Published without PipelineTask.apply_async (send_task, another client):
+        # Published without JobTask.apply_async (send_task, another client):
         # the task's own models still apply.
         models, shared = declared_models(task)
         demand = Demand(models=models, shared_models=shared)
@@ -79,15 +89,15 @@ def ticket_for(task: Any, request: Any, services: Services) -> Ticket:
     )
 
 
-def start(task: Any, task_id: str) -> str | None:
+def start(task: JobTask, task_id: str) -> str | None:
     """Take the job's locks; returns the reason when it was parked instead.
 
     Raises:
         LockNotAcquired: in eager mode (``apply()``, ``task_always_eager``),
             where a job cannot be parked, when a resource is taken.
     """
-    request = task.request
-    services = services_for(task.app)
+    request: JobContext = task.request
+    services = task.services
     # A copy published again by _duplicate, or a message the broker gave back
     # (its worker died or lost the connection, perhaps after the job ended):
     # a job whose result is stored already never runs twice.
@@ -95,8 +105,6 @@ def start(task: Any, task_id: str) -> str | None:
     if again and task.backend.get_state(task_id) in states.READY_STATES:
         return f"job {task_id} already finished; this copy is dropped"
     ticket = ticket_for(task, request, services)
-    locks = services.locks
-    pid = os.getpid()
     if request.is_eager:
         parent = services.running.in_body(getattr(request, "parent_id", None))
         if parent is not None:
@@ -104,30 +112,17 @@ def start(task: Any, task_id: str) -> str | None:
             return None
     else:
         services.heartbeat.ensure_started()
-    # Build the message to park with only when parking is likely: the claims of
-    # a job blocked moments ago in this process are probably still taken.
-    result: Any = None
-    if request.is_eager or not services.running.likely_blocked(ticket.claims):
-        result = through_outage(request, locks.acquire, ticket, host=HOST, pid=pid)
-        if isinstance(result, Blocked) and request.is_eager:
-            raise LockNotAcquired(f"job {task_id} ({task.name}) cannot run now: {result.reason}")
-    if result is None or isinstance(result, Blocked):
-        result = through_outage(
-            request, locks.acquire, ticket, host=HOST, pid=pid,
-            park_message=envelope.message_for(task.app, request, ticket.priority, complete=False),
-            queue_key=envelope.queue_key(task.app, (request.delivery_info or {}).get(
-                "routing_key") or task.app.conf.task_default_queue),
-        )
+    result = _acquire(task, request, services, ticket)
     if isinstance(result, Acquired):
         # Read now: Celery pops the next step off request.chain when it sends it.
         workflow = of_request(request).workflow
-        _run(services, request, RunningJob(result.holder or ticket.holder, result.tokens, workflow,
-                                         result.guest, workflows.continues(request.chain,
-                                                                           workflow)))
+        _run(services, request, RunningJob(
+            result.holder or ticket.holder, result.tokens, workflow, result.guest,
+            workflows.continues(request.chain, workflow)))
         return None
     if isinstance(result, Cancelled):
         reason = f"job {task_id} was cancelled before it started"
-        mark_revoked(task.app, [task_id, *chain_ids(request.chain)], reason,
+        mark_revoked(services, [task_id, *chain_ids(request.chain)], reason,
                      hostname=request.hostname)
         return reason
     if isinstance(result, Uncovered):
@@ -136,40 +131,57 @@ def start(task: Any, task_id: str) -> str | None:
             f"declare its resources on the workflow")
     if isinstance(result, Duplicate):
         return _duplicate(task, task_id, ticket)
-    blocked: Blocked = result
     services.running.blocked(ticket.claims)
-    _report_blocked(task, task_id, blocked)
-    return blocked.reason
+    _report_blocked(task, task_id, result)
+    return result.reason
 
 
-def through_outage(request: Any, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+def _acquire(task: JobTask, request: JobContext, services: Services,
+             ticket: Ticket) -> AcquireResult:
+    """Take the job's locks, or park it with its message.
+
+    The message to park with is built only when parking is likely (the claims
+    of a job blocked moments ago in this process are probably still taken);
+    otherwise a first call without it tells whether the job can run, and a
+    blocked job is sent again with its message.
+    """
+    pid = os.getpid()
+    if request.is_eager or not services.running.likely_blocked(ticket.claims):
+        result = through_outage(request, lambda: services.locks.acquire(
+            ticket, host=HOST, pid=pid))
+        if not isinstance(result, Blocked):
+            return result
+        if request.is_eager:
+            raise LockNotAcquired(f"job {request.id} ({task.name}) cannot run now: "
+                                  f"{result.reason}")
+    message = envelope.message_for(task.app, request, ticket.priority, complete=False)
+    queue = layout.queue_key(task.app, (request.delivery_info or {}).get("routing_key")
+                               or task.app.conf.task_default_queue)
+    return through_outage(request, lambda: services.locks.acquire(
+        ticket, host=HOST, pid=pid, park_message=message, queue_key=queue))
+
+
+def through_outage(request: JobContext, call: Callable[[], T]) -> T:
     """Make a lock call, riding out a short Redis outage (a restart); requeue past it.
 
-    The call is repeated with backoff while Redis does not answer (a repeat
-    of a call that did run finds its own hold and keeps it). Past
-    :data:`OUTAGE_BACKOFF`, the job is not failed but requeued (``Reject``):
-    its message stays with the broker and runs once Redis is back.
+    A repeat of a call that did run finds its own hold and keeps it. Past the
+    backoff, the job is not failed but requeued (``Reject``): its message stays
+    with the broker and runs once Redis is back.
 
     Raises:
         Reject: Redis stayed unreachable (the job is requeued, or in eager
             mode the connection error itself).
     """
-    for delay in (*OUTAGE_BACKOFF, None):
-        try:
-            return call(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            if request.is_eager:
-                raise
-            if delay is None:
-                raise Reject(f"Redis unreachable while job {request.id} started ({exc!r}): "
-                             "it is requeued", requeue=True) from exc
-            logger.warning("Redis unreachable while job %s starts (%r); trying again in %.2f s",
-                           request.id, exc, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+    if request.is_eager:
+        return call()
+    try:
+        return ride_out(call, what=f"job {request.id} starts")
+    except OUTAGE_ERRORS as exc:
+        raise Reject(f"Redis unreachable while job {request.id} started ({exc!r}): "
+                     "it is requeued", requeue=True) from exc
 
 
-def _start_inline(task: Any, request: Any, services: Services, ticket: Ticket,
+def _start_inline(task: JobTask, request: JobContext, services: Services, ticket: Ticket,
                   parent: RunningJob) -> None:
     """Start an eager call made inside a running job of this process.
 
@@ -184,22 +196,22 @@ def _start_inline(task: Any, request: Any, services: Services, ticket: Ticket,
                 and c.resource not in parent.tokens)
     if not own:
         _run(services, request, RunningJob(parent.holder, parent.tokens, parent.workflow,
-                                         guest=True))
+                                           guest=True))
         return
     result = services.locks.acquire(replace(ticket, holder=request.id, claims=own),
-                                  host=HOST, pid=os.getpid())
+                                    host=HOST, pid=os.getpid())
     if not isinstance(result, Acquired):
         raise LockNotAcquired(f"job {request.id} ({task.name}) cannot run now: "
                               f"{getattr(result, 'reason', result)}")
     _run(services, request, RunningJob(request.id, result.tokens))
 
 
-def _run(services: Services, request: Any, job: RunningJob) -> None:
+def _run(services: Services, request: JobContext, job: RunningJob) -> None:
     services.running.add(request.id, job)
     services.heartbeat.track(job.holder)
 
 
-def _duplicate(task: Any, task_id: str, ticket: Ticket) -> str | None:
+def _duplicate(task: JobTask, task_id: str, ticket: Ticket) -> str | None:
     """A delivery of a job whose hold still looks alive: take it, drop it or delay it.
 
     * this very process holds it (a call repeated after a lost connection): it
@@ -211,19 +223,19 @@ def _duplicate(task: Any, task_id: str, ticket: Ticket) -> str | None:
       lease has not run out yet: publish the copy again after one lease, when
       the hold is either released (finished, so then dropped) or gone.
     """
-    services = services_for(task.app)
-    found = services.locks.explain(task_id, ticket.holder)
+    services = task.services
+    request: JobContext = task.request
+    found = services.lock_reads.explain(task_id, ticket.holder)
     pid = int(found.pid) if found.pid.isdigit() else -1
     if found.host == HOST and pid == os.getpid():
-        _run(services, task.request, RunningJob(ticket.holder, found.tokens))
+        _run(services, request, RunningJob(ticket.holder, found.tokens))
         return None
     if found.host == HOST and pid > 0 and not _alive(pid):
-        services.locks.release(ticket.holder, task_id, event=RELEASED,
-                             detail='{"reason":"the process holding it is gone"}')
+        release_hold(services.locks, ticket.holder, task_id, event=RELEASED,
+                     detail={"reason": "the process holding it is gone"})
         return start(task, task_id)
     if task.backend.get_state(task_id) in states.READY_STATES:
         return f"job {task_id} already finished; this copy is dropped"
-    request = task.request
     headers = {**(request.headers or {}), RECHECK: 1}
     task.apply_async(request.args, request.kwargs, task_id=task_id,
                      countdown=services.settings.lease, headers=headers,
@@ -243,7 +255,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _report_blocked(task: Any, task_id: str, blocked: Blocked) -> None:
+def _report_blocked(task: JobTask, task_id: str, blocked: Blocked) -> None:
     """Tell Flower (a ``task-blocked`` event) and, like STARTED, the result backend.
 
     The stream's ``blocked`` event (the store) was written by the script. The
@@ -253,10 +265,9 @@ def _report_blocked(task: Any, task_id: str, blocked: Blocked) -> None:
     """
     meta = {"reason": blocked.reason, "resource": blocked.resource,
             "blocked_by": blocked.blocked_by, "position": blocked.position}
+    request: JobContext = task.request
     try:
-        services_for(task.app).send_task_event("task-blocked", task.request.hostname,
-                                             uuid=task_id, **meta)
-        request = task.request
+        task.services.send_task_event("task-blocked", request.hostname, uuid=task_id, **meta)
         ignored = request.ignore_result if request.ignore_result is not None else (
             task.ignore_result)
         if task.track_started and not ignored:

@@ -17,7 +17,7 @@ from celery.exceptions import Ignore
 
 from pipeline.job import attempts, finishing, publishing, starting
 from pipeline.locks.resources import check_models
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services, services_for
 
 
 class PipelineTask(Task):  # type: ignore[misc]
@@ -64,9 +64,14 @@ class PipelineTask(Task):  # type: ignore[misc]
             cls.run = attempts.with_retries(body)
 
     @property
+    def services(self) -> Services:
+        """The per-process services of the task's app (settings, lock engine, running jobs)."""
+        return services_for(self.app)
+
+    @property
     def max_retries(self) -> int:
         """Retries after the first attempt: the task's option, else ``pipeline_retry_max``."""
-        return services_for(self.app).settings.retry_max
+        return self.services.settings.retry_max
 
     def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None,
                     producer: Any = None, link: Any = None, link_error: Any = None,

@@ -10,100 +10,34 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis
 
 from pipeline.conf import Settings
-from pipeline.keys import Keys
+from pipeline.keys import Keys, text
 from pipeline.locks import scripts
-from pipeline.locks.base import (
+from pipeline.locks.fastcall import ScriptCaller
+from pipeline.locks.records import (
+    SEP,
+    HoldRecord,
+    ParkRecord,
+    QueuedMessage,
+    claims_text,
+    parse_claims_text,
+    resources_text,
+)
+from pipeline.locks.ticket import (
     Acquired,
     AcquireResult,
     Blocked,
     Cancelled,
     Duplicate,
     Explanation,
-    LockBackend,
     Ticket,
     Uncovered,
 )
-from pipeline.locks.fastcall import ScriptCaller
-from pipeline.locks.resources import Claim
-
-#: Separator of a parked job's record fields (ASCII unit separator).
-SEP = "\x1f"
-#: A parked job's rank per priority step (``RANK_STEP`` in lib.lua: 2^44).
-RANK_STEP = 1 << 44
-
-
-@lru_cache(maxsize=4096)
-def claims_text(claims: tuple[Claim, ...]) -> str:
-    """The claims as the scripts read them: ``mode|capacity|resource`` per line."""
-    return "\n".join(f"{c.mode}|{c.capacity}|{c.resource}" for c in claims)
-
-
-@lru_cache(maxsize=4096)
-def resources_text(claims: tuple[Claim, ...]) -> tuple[str, bytes, tuple[str, ...]]:
-    """The claims' resource ids as a JSON array (text and bytes) and as a tuple."""
-    resources = tuple(c.resource for c in claims)
-    text = json.dumps(list(resources), separators=(",", ":"))
-    return text, text.encode(), resources
-
-
-def parse_claims_text(text: str) -> list[Claim]:
-    """Inverse of :func:`claims_text`."""
-    out = []
-    for line in text.splitlines():
-        mode, capacity, resource = line.split("|", 2)
-        out.append(Claim(resource, mode, int(capacity)))
-    return out
-
-
-@dataclass(frozen=True)
-class ParkRecord:
-    """A parked job's record as the scripts store it (see ``park_read`` in lib.lua)."""
-
-    rank: int
-    since: int
-    holder: str
-    queue: str
-    resource: str
-    blocked_by: str
-    claims: str
-    message: str
-
-    @property
-    def priority(self) -> int:
-        """The priority it waits at: the rank is ``priority * RANK_STEP`` plus its
-        fair-share tag (``fair_rank`` in lib.lua)."""
-        return self.rank // RANK_STEP
-
-    @classmethod
-    def parse(cls, job_id: str, record: str) -> ParkRecord:
-        """Split the record's eight fields (the message, last, may hold anything)."""
-        rank, since, holder, queue, resource, by, claims, message = record.split(SEP, 7)
-        return cls(int(rank), int(since), holder or job_id, queue, resource, by, claims, message)
-
-
-@dataclass(frozen=True)
-class QueuedMessage:
-    """A job found waiting in the broker: its list, that list's number (from 1,
-    most urgent first), its place (1 = next to run) and its message as stored."""
-
-    list_key: str
-    index: int
-    place: int
-    message: str
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _tokens(resources: Sequence[str], token: Any) -> dict[str, int]:
@@ -112,8 +46,13 @@ def _tokens(resources: Sequence[str], token: Any) -> dict[str, int]:
     return dict.fromkeys(resources, value) if value else {}
 
 
-class RedisLocks(LockBackend):
-    """:class:`LockBackend` on one Redis (or one Cluster slot, thanks to the hash tag)."""
+class RedisLockEngine:
+    """The lock engine on one Redis (or one Cluster slot, thanks to the hash tag).
+
+    It serves three kinds of callers, each through its own protocol
+    (:mod:`pipeline.locks.protocols`): a job's own path, the read-only views,
+    and operators.
+    """
 
     def __init__(self, client: redis.Redis, keys: Keys, settings: Settings) -> None:
         self.client = client
@@ -139,26 +78,26 @@ class RedisLocks(LockBackend):
         Without a message a blocked job is left untouched (the caller builds
         the message only on this slow path and calls again).
         """
-        text, raw, resources = resources_text(ticket.claims)
+        listed, raw, resources = resources_text(ticket.claims)
         reply = self._fast.call("acquire", (
             self._base, ticket.job_id, ticket.holder, self._lease_ms, ticket.priority,
             claims_text(ticket.claims), host, pid, ticket.detail, self._maxlen,
             park_message, queue_key, self._grant_ms, self._wait_ms, ticket.submitted_ms,
-            1 if ticket.step else 0, text, 1 if ticket.guest else 0,
+            1 if ticket.step else 0, listed, 1 if ticket.guest else 0,
         ))
         status = int(reply[0])
         if status in (1, 3):
             if reply[2] != raw:
                 resources = tuple(json.loads(reply[2]))
             return Acquired(_tokens(resources, reply[1]), guest=status == 3,
-                            holder=_text(reply[3]))
+                            holder=text(reply[3]))
         if status == 2:
             return Duplicate()
         if status == 4:
-            return Uncovered(_text(reply[1]))
+            return Uncovered(text(reply[1]))
         if status == 5:
             return Cancelled()
-        return Blocked(_text(reply[1]), _text(reply[2]), int(reply[3]))
+        return Blocked(text(reply[1]), text(reply[2]), int(reply[3]))
 
     def release(self, holder: str, job_id: str, *, event: str = "", detail: str = "{}",
                 keep_seconds: float = 0.0, wait: bool = True, token: int | None = None) -> int:
@@ -182,7 +121,7 @@ class RedisLocks(LockBackend):
             return []
         lost = self._run("renew", self._lease_ms, self._grant_ms, self._wait_ms,
                          self._maxlen, *holders)
-        return [_text(h) for h in lost]
+        return [text(h) for h in lost]
 
     def sweep(self, limit: int = 100) -> tuple[int, int]:
         """Drop holds whose lease ran out and expire jobs parked too long."""
@@ -209,8 +148,8 @@ class RedisLocks(LockBackend):
         pipe.get(keys.parked(job_id))
         hold, parked = pipe.execute()
         if parked:
-            return self._explain_parked(job_id, ParkRecord.parse(job_id, _text(parked)))
-        hold = {_text(k): _text(v) for k, v in hold.items()}
+            return self._explain_parked(job_id, ParkRecord.parse(job_id, text(parked)))
+        hold = {text(k): text(v) for k, v in hold.items()}
         if hold:  # the job's own hold, or its workflow's (asked by workflow id)
             resources = tuple(c.resource for c in parse_claims_text(hold.get("claims", "")))
             return Explanation(
@@ -233,24 +172,30 @@ class RedisLocks(LockBackend):
             priority=parked.priority, parked_at=parked.since / 1000,
         )
 
-    def find_queued(self, lists: Sequence[str], job_id: str, *, remove: bool = False,
-                    reason: str = "") -> QueuedMessage | None:
-        """Look for a job still in the broker lists (most urgent first).
+    def queued_position(self, lists: Sequence[str], job_id: str) -> QueuedMessage | None:
+        """Where a job waits in the broker lists (most urgent first), or None if it is not there."""
+        return self._queued(lists, job_id, "position", "")
 
-        With *remove* it is taken out and recorded cancelled with *reason*.
+    def take_queued(self, lists: Sequence[str], job_id: str, reason: str
+                    ) -> QueuedMessage | None:
+        """Take a job out of the broker lists and record it cancelled with *reason*.
 
         Returns:
-            Where it was and its message, or None if it is not there.
+            Where it was and its message, or None if it was not there.
         """
+        return self._queued(lists, job_id, "remove", reason)
+
+    def _queued(self, lists: Sequence[str], job_id: str, mode: str, reason: str
+                ) -> QueuedMessage | None:
         encoded = json.dumps(job_id)  # as kombu and the park envelope write it
         detail = json.dumps({"reason": reason or "cancelled by request"})
         reply = self._scripts["queued"](
-            keys=list(lists), args=(self._base, "remove" if remove else "position", job_id,
-                                    detail, self._maxlen, f'"id": {encoded}', f'"id":{encoded}'))
+            keys=list(lists), args=(self._base, mode, job_id, detail, self._maxlen,
+                                    f'"id": {encoded}', f'"id":{encoded}'))
         if not int(reply[0]):
             return None
         index = int(reply[0])
-        return QueuedMessage(lists[index - 1], index, int(reply[1]), _text(reply[2]))
+        return QueuedMessage(lists[index - 1], index, int(reply[1]), text(reply[2]))
 
     def swap_queued(self, found: QueuedMessage, target_list: str, message: str,
                     detail: str) -> bool:
@@ -268,14 +213,14 @@ class RedisLocks(LockBackend):
     def parked_message(self, job_id: str) -> str:
         """The stored message of a parked job ('' if it is not parked)."""
         record = self.client.get(self.keys.parked(job_id))
-        return ParkRecord.parse(job_id, _text(record)).message if record else ""
+        return ParkRecord.parse(job_id, text(record)).message if record else ""
 
     def take_expired(self, limit: int) -> list[tuple[str, str]]:
         """Parked jobs that expired and were not reported yet, oldest first, at most
         *limit*: (job id, its stored message). Taken: the caller reports them."""
         items = self.client.lpop(self.keys.expired, limit) or []
         return [(job, message) for job, _, message in
-                (_text(item).partition(SEP) for item in items)]
+                (text(item).partition(SEP) for item in items)]
 
     def mark_cancelled(self, *ids: str) -> None:
         """Make workers drop these jobs or workflows when their messages arrive."""
@@ -286,39 +231,52 @@ class RedisLocks(LockBackend):
     def parked_counts(self) -> dict[int, int]:
         """Parked jobs per priority (one read)."""
         raw = self.client.hgetall(self.keys.parked_count)
-        return {int(_text(k)): int(_text(v)) for k, v in raw.items() if int(_text(v))}
+        return {int(text(k)): int(text(v)) for k, v in raw.items() if int(text(v))}
 
     def parked_by_kind(self) -> dict[str, int]:
         """Parked jobs per kind of the first resource blocking them (one read)."""
         raw = self.client.hgetall(self.keys.parked_kinds)
-        return {_text(k): int(_text(v)) for k, v in raw.items() if int(_text(v))}
+        return {text(k): int(text(v)) for k, v in raw.items() if int(text(v))}
 
     def parked_jobs(self, limit: int = 100) -> list[Explanation]:
         """The jobs parked longest, oldest first (at most *limit*), each as :meth:`explain`.
 
-        Reads the expiry list (oldest first) and each job's record: O(limit),
-        whatever the number parked.
+        O(limit) reads, whatever the number parked (see :meth:`parked_records`).
         """
-        found: list[Explanation] = []
+        found = []
+        for job_id, record in self.parked_records(chunk=max(limit, 1)):
+            found.append(self._explain_parked(job_id, record))
+            if len(found) >= limit:
+                break
+        return found
+
+    def parked_records(self, chunk: int = 1000) -> Iterator[tuple[str, ParkRecord]]:
+        """Every parked job with its record, oldest parked first, read *chunk* at a time.
+
+        Walks the expiry list (``parked_order``), whose entries of jobs no longer
+        parked are dropped lazily, and reads each job's record in one round trip
+        per chunk. Stop early for the oldest few; the whole walk (an operator's
+        flush) is O(parked jobs).
+        """
         seen: set[str] = set()
         start = 0
-        # Entries of jobs no longer parked are dropped lazily: bound the read.
-        while len(found) < limit and start < 20 * max(limit, 1):
-            entries = self.client.lrange(self.keys.parked_order, start, start + 2 * limit - 1)
+        while True:
+            entries = self.client.lrange(self.keys.parked_order, start, start + chunk - 1)
             if not entries:
-                break
+                return
             start += len(entries)
+            ids = []
             for entry in entries:
-                job_id = _text(entry).partition("|")[2]
-                if job_id in seen:
-                    continue
-                seen.add(job_id)
-                explained = self.explain(job_id)
-                if explained.status == "parked":
-                    found.append(explained)
-                    if len(found) == limit:
-                        break
-        return found
+                job_id = text(entry).partition("|")[2]
+                if job_id not in seen:
+                    seen.add(job_id)
+                    ids.append(job_id)
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.get(self.keys.parked(job_id))
+            for job_id, record in zip(ids, pipe.execute(raise_on_error=False), strict=True):
+                if isinstance(record, bytes | str) and record:
+                    yield job_id, ParkRecord.parse(job_id, text(record))
 
     def holders_of(self, resource: str) -> list[tuple[str, str, float]]:
         """(holder, mode, lease deadline) of every live hold on *resource*."""
@@ -326,8 +284,8 @@ class RedisLocks(LockBackend):
         pipe.zrange(self.keys.writers(resource), 0, -1, withscores=True)
         pipe.zrange(self.keys.readers(resource), 0, -1, withscores=True)
         writers, readers = pipe.execute()
-        return ([(_text(h), "x", s / 1000) for h, s in writers]
-                + [(_text(h), "s", s / 1000) for h, s in readers])
+        return ([(text(h), "x", s / 1000) for h, s in writers]
+                + [(text(h), "s", s / 1000) for h, s in readers])
 
     def holds(self, limit: int = 1000) -> list[HoldRecord]:
         """Every live hold (at most *limit*), soonest lease deadline first.
@@ -339,14 +297,14 @@ class RedisLocks(LockBackend):
                                                 withscores=True)
         pipe = self.client.pipeline(transaction=False)
         for holder, _ in entries:
-            pipe.hgetall(self.keys.holder(_text(holder)))
+            pipe.hgetall(self.keys.holder(text(holder)))
         found = []
         for (holder, deadline), raw in zip(entries, pipe.execute(), strict=True):
-            fields = {_text(k): _text(v) for k, v in raw.items()}
+            fields = {text(k): text(v) for k, v in raw.items()}
             if not fields:
                 continue  # released between the two reads
             found.append(HoldRecord(
-                holder=_text(holder), job=fields.get("job", ""),
+                holder=text(holder), job=fields.get("job", ""),
                 state=fields.get("state", "running"),
                 claims=tuple(parse_claims_text(fields.get("claims", ""))),
                 token=int(fields.get("token") or 0), host=fields.get("host", ""),
@@ -365,69 +323,14 @@ class RedisLocks(LockBackend):
         """
         ended, handed = self._run("force_release", resource, by, reason, self._grant_ms,
                                   self._wait_ms, self._maxlen)
-        flat = [_text(v) for v in ended]
+        flat = [text(v) for v in ended]
         holds = [HoldRecord(holder=flat[i], job=flat[i + 1], state="ended",
                             claims=tuple(parse_claims_text(flat[i + 3])),
                             token=int(flat[i + 2] or 0))
                  for i in range(0, len(flat), 4)]
-        return holds, [_text(h) for h in handed]
-
-    def parked_records(self, chunk: int = 1000) -> list[tuple[str, ParkRecord]]:
-        """Every parked job with its record, oldest parked first (an operator's flush).
-
-        O(parked jobs): reads the whole expiry list and each record, in chunks
-        of *chunk* per round trip. Not for anything that runs routinely.
-        """
-        found: list[tuple[str, ParkRecord]] = []
-        seen: set[str] = set()
-        start = 0
-        while True:
-            entries = self.client.lrange(self.keys.parked_order, start, start + chunk - 1)
-            if not entries:
-                return found
-            start += len(entries)
-            ids = []
-            for entry in entries:
-                job_id = _text(entry).partition("|")[2]
-                if job_id not in seen:
-                    seen.add(job_id)
-                    ids.append(job_id)
-            pipe = self.client.pipeline(transaction=False)
-            for job_id in ids:
-                pipe.get(self.keys.parked(job_id))
-            for job_id, record in zip(ids, pipe.execute(raise_on_error=False), strict=True):
-                if isinstance(record, bytes | str) and record:
-                    found.append((job_id, ParkRecord.parse(job_id, _text(record))))
+        return holds, [text(h) for h in handed]
 
     def sweep_counts(self, limit: int = 100) -> tuple[int, int, int]:
         """:meth:`sweep`, also counting the lines left for later that it served."""
         reply = self._run("sweep", self._grant_ms, self._wait_ms, self._maxlen, limit)
         return int(reply[0]), int(reply[1]), int(reply[2])
-
-
-@dataclass(frozen=True)
-class HoldRecord:
-    """One hold as its record in Redis has it (see ``grant`` in lib.lua).
-
-    Attributes:
-        holder: the id the locks are held under (the job, or its workflow).
-        job: the job running (or granted, or last run) under the hold.
-        state: ``running``, ``granted`` (handed its locks, not started yet) or
-            ``between`` (a workflow between two steps).
-        claims: every resource of the hold with its mode and capacity.
-        token: the grant's fencing token.
-        host: worker host of a running hold.
-        pid: worker process of a running hold.
-        since: when the hold was granted (seconds since the epoch).
-        expires: its lease deadline (seconds since the epoch).
-    """
-
-    holder: str
-    job: str
-    state: str
-    claims: tuple[Claim, ...]
-    token: int
-    host: str = ""
-    pid: str = ""
-    since: float = 0.0
-    expires: float = 0.0

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-from pipeline.locks.base import LockBackend
+from pipeline.locks.protocols import HotPath
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 class Heartbeat:
     """Renews the leases of the holders registered with :meth:`track`."""
 
-    def __init__(self, locks: LockBackend, interval: float, lease: float = 0.0) -> None:
+    def __init__(self, locks: HotPath, interval: float, lease: float = 0.0) -> None:
         self.locks = locks
         self.interval = interval
         self.lease = lease

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipeline.locks.base import blocked_reason
+from pipeline.locks.ticket import blocked_reason
 
 QUEUED = "queued"
 BLOCKED = "blocked"

@@ -152,7 +152,7 @@ class JobHeader:
 EMPTY = JobHeader()
 
 
-def of_request(request: Any) -> JobHeader:
+def of_request(request: object) -> JobHeader:
     """The header of the job a Celery request describes (empty when it has none).
 
     A worker's request carries the message's headers as attributes; an eager

@@ -21,8 +21,8 @@ from pipeline.runtime.running import RunningJobs
 if TYPE_CHECKING:
     from celery import Celery
 
-    from pipeline.locks.engine import RedisLocks
     from pipeline.locks.heartbeat import Heartbeat
+    from pipeline.locks.protocols import HotPath, LockActions, LockEngine, LockReads
     from pipeline.messages.emitter import BufferedEmitter
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,11 @@ _LOCK = threading.Lock()
 
 
 class Services:
-    """Settings, keys, the Redis client and the lock engine of one app in this process."""
+    """Settings, keys, the Redis client and the lock engine of one app in this process.
+
+    Made once per process by :func:`services_for` at the edges (a task's hooks,
+    a worker's bootsteps, a command, a route) and passed to what they call.
+    """
 
     def __init__(self, app: Celery) -> None:
         self.app = app
@@ -41,7 +45,7 @@ class Services:
         #: The jobs this process runs under a hold (see :mod:`pipeline.runtime.running`).
         self.running = RunningJobs()
         self._redis: redis.Redis | None = None
-        self._locks: RedisLocks | None = None
+        self._locks: LockEngine | None = None
         self._heartbeat: Heartbeat | None = None
         self._emitter: BufferedEmitter | None = None
         self._dispatcher: Any = None
@@ -60,13 +64,28 @@ class Services:
         return self._redis
 
     @property
-    def locks(self) -> RedisLocks:
-        """The lock engine."""
+    def engine(self) -> LockEngine:
+        """The lock engine (made on first use); callers take the protocol of their kind."""
         if self._locks is None:
-            from pipeline.locks.engine import RedisLocks
+            from pipeline.locks.engine import RedisLockEngine
 
-            self._locks = RedisLocks(self.redis, self.keys, self.settings)
+            self._locks = RedisLockEngine(self.redis, self.keys, self.settings)
         return self._locks
+
+    @property
+    def locks(self) -> HotPath:
+        """The lock engine as a job's own path uses it: acquire, release, renew, sweep."""
+        return self.engine
+
+    @property
+    def lock_reads(self) -> LockReads:
+        """The lock engine as the read-only views use it."""
+        return self.engine
+
+    @property
+    def lock_actions(self) -> LockActions:
+        """The lock engine as operators and the beat sweep use it."""
+        return self.engine
 
     @property
     def heartbeat(self) -> Heartbeat:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from pipeline.actions.maintenance import sweep_once
 from pipeline.broker import setaside
+from pipeline.runtime.services import services_for
 from tests.faults.probes import work
 from tests.faults.rig import Figure, Rig, wait_until
 
@@ -161,12 +162,13 @@ def bad_input(rig: Rig, fuzz: int = 10_000, jobs: int = 50) -> Figure:
                         60.0 + fuzz * 0.01, "every fuzzed header run or refused") and [
         j for j, _ in entries if backend.get_state(j) not in ("SUCCESS", "FAILURE")]
     refused = sum(1 for j, _ in entries if backend.get_state(j) == "FAILURE")
-    counted = wait_until(lambda: setaside.counts(rig.app).get("total", 0) >= bad and
-                         setaside.counts(rig.app), 60.0 + fuzz * 0.01, "every bad item set aside")
+    services = services_for(rig.app)
+    counted = wait_until(lambda: setaside.counts(services).get("total", 0) >= bad and
+                         setaside.counts(services), 60.0 + fuzz * 0.01, "every bad item set aside")
     queued = sum(int(client.llen(key)) for key in QUEUE_LISTS)
     client.delete("{pipeline}:res:model:x:w")  # the corrupt key is no lock left behind
     client.close()
-    sweep_once(rig.app)  # as beat does every few seconds: the hold that holds nothing goes
+    sweep_once(services)  # as beat does every few seconds: the hold that holds nothing goes
     alive = worker.process is not None and worker.process.poll() is None and \
         worker.pids()[0] == pid
     figure = Figure(12, "bad input at the door",

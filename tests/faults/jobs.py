@@ -31,7 +31,8 @@ def poison_job(rig: Rig, max_deliveries: int = 3, others: int = 20) -> Figure:
     rig.fleet.add(2)
     bad = poison.apply_async(("poison",))
     ids = [work.apply_async((0.05, f"o{i}")).id for i in range(others)]
-    dead = wait_until(lambda: [d for d in deadletters.list_dead(rig.app) if d.job_id == bad.id],
+    services = services_for(rig.app)
+    dead = wait_until(lambda: [d for d in deadletters.list_dead(services) if d.job_id == bad.id],
                       60.0 + 10 * max_deliveries, "the poison job to be dead-lettered")[0]
     rig.wait_finished(ids, timeout=60.0)
     starts = len(rig.ledger.by_job().get(bad.id, []))
@@ -125,7 +126,7 @@ def stopped_holder(rig: Rig, times: int = 1, lease: float = 2.0) -> Figure:
         stalled.append(time.time() - stopped)
         ids += [old.id, new.id]
         done = wait_until(lambda o=old.id: _end_record(rig, o), 30.0, "the old holder to end")
-        holding = services_for(rig.app).locks.explain(new.id)
+        holding = services_for(rig.app).lock_reads.explain(new.id)
         events = _events(rig, old.id)
         outcome = next((d for e, d in events if e == "completed"), {})
         for name, broken in {

@@ -131,7 +131,7 @@ def mixed_capacity(rig: Rig, jobs: int = 2000, workers: int = 2, concurrency: in
 def _hold_left(rig: Rig, job_id: str, pid: int) -> bool:
     """Whether the killed process no longer holds *job_id*'s locks (a lease that ran out is free:
     the next script that looks at the resource drops it)."""
-    explained = services_for(rig.app).locks.explain(job_id)
+    explained = services_for(rig.app).lock_reads.explain(job_id)
     return (explained.status != "running" or explained.pid != str(pid)
             or (explained.expires_at or 0) < time.time())
 

@@ -17,12 +17,13 @@ import redis
 from celery.exceptions import Reject
 
 from pipeline import conf
-from pipeline.job import starting
+from pipeline.job import outage, starting
 from pipeline.keys import Keys
-from pipeline.locks.base import Acquired, Ticket
-from pipeline.locks.engine import RedisLocks
+from pipeline.locks.engine import RedisLockEngine
 from pipeline.locks.heartbeat import Heartbeat
 from pipeline.locks.resources import EXCLUSIVE, Claim
+from pipeline.locks.ticket import Acquired, Ticket
+from pipeline.runtime.services import services_for
 from tests.faults.redisserver import PrivateRedis
 from tests.integration.test_serialization import queued_messages
 
@@ -63,9 +64,9 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield server
 
 
-def _locks(server: PrivateRedis, **settings: Any) -> RedisLocks:
+def _locks(server: PrivateRedis, **settings: Any) -> RedisLockEngine:
     values = conf.read({f"pipeline_{k}": v for k, v in settings.items()})
-    return RedisLocks(redis.Redis.from_url(server.url), Keys(values.redis_prefix), values)
+    return RedisLockEngine(redis.Redis.from_url(server.url), Keys(values.redis_prefix), values)
 
 
 def test_a_lock_call_rides_out_a_short_redis_restart(private_redis: PrivateRedis) -> None:
@@ -75,8 +76,8 @@ def test_a_lock_call_rides_out_a_short_redis_restart(private_redis: PrivateRedis
     restarter = threading.Timer(1.0, private_redis.start)
     restarter.start()
     try:
-        result = starting.through_outage(request, locks.acquire,
-                                         Ticket("job-1", "job-1", CLAIMS, 6), host="h", pid=1)
+        result = starting.through_outage(request, lambda: locks.acquire(
+            Ticket("job-1", "job-1", CLAIMS, 6), host="h", pid=1))
     finally:
         restarter.join()
     assert isinstance(result, Acquired)
@@ -86,12 +87,12 @@ def test_a_lock_call_rides_out_a_short_redis_restart(private_redis: PrivateRedis
 def test_a_lock_call_past_a_long_outage_requeues_the_job_instead_of_failing_it(
         private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch) -> None:
     locks = _locks(private_redis)
-    monkeypatch.setattr(starting, "OUTAGE_BACKOFF", (0.1, 0.1))
+    monkeypatch.setattr(outage, "BACKOFF", (0.1, 0.1))
     private_redis.stop()
     request = SimpleNamespace(id="job-2", is_eager=False)
     with pytest.raises(Reject) as refused:
-        starting.through_outage(request, locks.acquire, Ticket("job-2", "job-2", CLAIMS, 6),
-                                host="h", pid=1)
+        starting.through_outage(request, lambda: locks.acquire(
+            Ticket("job-2", "job-2", CLAIMS, 6), host="h", pid=1))
     assert refused.value.requeue is True
     assert "requeued" in str(refused.value.reason)
 
@@ -143,9 +144,10 @@ def test_the_sweep_gives_back_the_jobs_of_a_worker_that_died(
                 time.sleep(0.05)
             time.sleep(1.0)  # its worker renews the message meanwhile
             worker.signal_group(signal.SIGKILL)
-            assert sweep_once(app).jobs_rescued == 0, "rescued before the visibility timeout"
+            assert sweep_once(services_for(app)).jobs_rescued == 0, (
+                "rescued before the visibility timeout")
         time.sleep(3.5)
-        report = sweep_once(app)
+        report = sweep_once(services_for(app))
     finally:
         app.conf.broker_transport_options = options
     assert report.jobs_rescued == 1

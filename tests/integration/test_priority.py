@@ -121,7 +121,7 @@ def test_priority_none_means_the_default_level_not_the_most_urgent(
         app: Any, redis_client: redis.Redis) -> None:
     import json
 
-    from pipeline.locks.envelope import queue_lists
+    from pipeline.broker.layout import queue_lists
     from tests.tasks.probes import record
 
     record.apply_async((ORDER_KEY, "none"), priority=None)

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from pipeline.broker import setaside
+from pipeline.runtime.services import services_for
 from tests.integration.test_serialization import publish_pickled_task, queued_messages
 
 ORDER_KEY = "probe:set-aside"
@@ -70,14 +71,14 @@ def test_bad_item_in_the_queue_is_set_aside_and_counted_and_the_worker_keeps_con
         while queued_messages(redis_client) and time.monotonic() < deadline:
             time.sleep(0.05)
 
-    kept = setaside.items(app)
+    kept = setaside.items(services_for(app))
     assert [entry.reason for entry in kept] == [reason]
     if reason == "unknown task":  # set aside by Celery's consumer, from the decoded envelope
         assert json.loads(kept[0].content()) == json.loads(raw)
     else:  # set aside by the transport, before anything decoded it
         assert kept[0].content() == raw, "the item is kept exactly as it was"
     assert kept[0].queue == "pipeline"
-    assert setaside.counts(app) == {reason: 1, "total": 1}
+    assert setaside.counts(services_for(app)) == {reason: 1, "total": 1}
     assert queued_messages(redis_client) == 0
     assert [x.decode() for x in redis_client.lrange(ORDER_KEY, 0, -1)] == ["after"]
 
@@ -91,14 +92,14 @@ def test_pickle_message_is_set_aside_not_dropped(
     with start_worker():
         record.apply_async((ORDER_KEY, "json"), priority="low").get(timeout=30)
 
-    kept = setaside.items(app)
+    kept = setaside.items(services_for(app))
     assert [entry.reason for entry in kept] == ["content type not accepted"]
     stored = json.loads(kept[0].content())
     assert stored["content-type"] == "application/x-python-serialize"
     assert stored["headers"]["id"] == task_id
-    assert setaside.counts(app)["total"] == 1
-    assert setaside.purge(app) == 1
-    assert setaside.items(app) == [] and setaside.counts(app) == {}
+    assert setaside.counts(services_for(app))["total"] == 1
+    assert setaside.purge(services_for(app)) == 1
+    assert setaside.items(services_for(app)) == [] and setaside.counts(services_for(app)) == {}
 
 
 def test_set_aside_list_keeps_the_newest_items_up_to_its_limit(
@@ -109,5 +110,6 @@ def test_set_aside_list_keeps_the_newest_items_up_to_its_limit(
     for n in range(5):
         setaside.set_aside(services.redis, services.keys, f"junk {n}", queue="pipeline",
                            reason="not JSON", limit=3)
-    assert [entry.raw for entry in setaside.items(app)] == ["junk 4", "junk 3", "junk 2"]
-    assert setaside.counts(app) == {"not JSON": 5, "total": 5}
+    kept = [entry.raw for entry in setaside.items(services_for(app))]
+    assert kept == ["junk 4", "junk 3", "junk 2"]
+    assert setaside.counts(services_for(app)) == {"not JSON": 5, "total": 5}

@@ -15,6 +15,7 @@ import redis
 from celery.exceptions import Ignore, Reject
 
 from pipeline import PipelineTask, fencing_tokens
+from pipeline.runtime.services import services_for
 from tasks.app import app
 from tests.tasks.probes import client as _client
 
@@ -121,7 +122,7 @@ def spawn_until_dead(self: Any, child_models: list[str], timeout: float = 20.0) 
     child = flaky.apply_async((100, "child"), models=child_models)
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if any(d.job_id == child.id for d in deadletters.list_dead(app)):
+        if any(d.job_id == child.id for d in deadletters.list_dead(services_for(app))):
             return str(child.id)
         time.sleep(0.05)
     raise TimeoutError(f"child {child.id} was not dead-lettered within {timeout}s")

@@ -145,7 +145,7 @@ if not kept then
   redis.call('RPUSH', KEY.parked_order, num(NOW) .. '|' .. job)
 end
 local position = redis.call('ZRANK', lkey(blocked[1][1]), job) + 1
--- The reason is left to readers (pipeline.locks.base.blocked_reason): shorter
+-- The reason is left to readers (pipeline.locks.ticket.blocked_reason): shorter
 -- events, and the stream holds one per parked job until it is recorded.
 emit(maxlen, 'blocked', job, cjson.encode({
   resource = blocked[1][1], holder = blocked[1][2], position = position, priority = prio}))

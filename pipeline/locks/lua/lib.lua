@@ -110,7 +110,7 @@ local function park_write(job, p)
 end
 
 -- The stored message as the broker needs it: a message stored without its
--- correlation id and delivery tag (pipeline.locks.envelope.envelope with
+-- correlation id and delivery tag (pipeline.messages.envelope.envelope with
 -- complete=False: 110 bytes less per parked job) gets them here.
 local function deliverable(msg, job, token)
   -- Only the end of the message tells: a name or header anywhere in it may

@@ -11,15 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from celery import Celery
-
 from pipeline.actions import control, deadletters
 from pipeline.admission.agents import gate_state
 from pipeline.errors import UnknownJobError
-from pipeline.locks.base import Explanation
+from pipeline.locks.ticket import Explanation
 from pipeline.messages.record import Record
 from pipeline.observe.inspection.live import label
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 from pipeline.store import queries, states
 from pipeline.store.models import Job
 from pipeline.store.session import session_scope
@@ -75,9 +73,9 @@ class JobDetail(Record):
     dead_letter: dict[str, Any] | None = None
 
 
-def _blocker(app: Celery, blocked_by: str) -> str:
+def _blocker(services: Services, blocked_by: str) -> str:
     """What the job in the way is doing, in words."""
-    other = services_for(app).locks.explain(blocked_by)
+    other = services.lock_reads.explain(blocked_by)
     if other.status == "running":
         where = f"on {other.host} pid {other.pid}" if other.host else ""
         return f"held by {blocked_by} (running {where})".replace(" )", ")")
@@ -90,12 +88,12 @@ def _blocker(app: Celery, blocked_by: str) -> str:
     return f"held by or queued behind {blocked_by}"
 
 
-def _why_locked(app: Celery, found: Explanation) -> str:
+def _why_locked(services: Services, found: Explanation) -> str:
     if found.status == "parked":
-        return (f"waiting for {found.waiting_for}, {_blocker(app, found.blocked_by)}; "
+        return (f"waiting for {found.waiting_for}, {_blocker(services, found.blocked_by)}; "
                 f"position {found.position} in line; needs {', '.join(found.resources)}")
     if found.status == "granted":
-        grant = services_for(app).settings.grant_ttl
+        grant = services.settings.grant_ttl
         return ("handed its locks by a release: it starts as soon as a worker takes its "
                 f"message (the grant passes on if none does within {grant:g} s)")
     if found.status == "between":
@@ -104,10 +102,10 @@ def _why_locked(app: Celery, found: Explanation) -> str:
     return ""
 
 
-def _why_queued(app: Celery, level: str, ahead: int) -> str:
+def _why_queued(services: Services, level: str, ahead: int) -> str:
     why = (f"queued in the broker's {level} list: {ahead} job(s) ahead of it; it starts when "
            "a worker takes it")
-    gate = gate_state(app).waiting_reason
+    gate = gate_state(services).waiting_reason
     return f"{why}; {gate}" if gate else why
 
 
@@ -133,9 +131,9 @@ def _why_elsewhere(record: dict[str, Any] | None, dead: deadletters.DeadLetter |
                          "moment ago, or keeps it until its countdown ends")
 
 
-def _store_part(app: Celery, job_id: str, history: int
+def _store_part(services: Services, job_id: str, history: int
                 ) -> tuple[dict[str, Any] | None, tuple[dict[str, Any], ...]]:
-    settings = services_for(app).settings
+    settings = services.settings
     if not settings.store_enabled:
         return None, ()
     with session_scope(settings.store_url) as session:
@@ -145,7 +143,7 @@ def _store_part(app: Celery, job_id: str, history: int
                 tuple(queries.event_dict(r) for r in rows))
 
 
-def job_detail(app: Celery, job_id: str, *, history: int = 20) -> JobDetail:
+def job_detail(services: Services, job_id: str, *, history: int = 20) -> JobDetail:
     """Where *job_id* is, why it is not running, and its record and latest history.
 
     Raises:
@@ -153,26 +151,26 @@ def job_detail(app: Celery, job_id: str, *, history: int = 20) -> JobDetail:
             dead letter, result or store row).
         StoreNotMigrated, StoreError: the store is enabled but cannot be read.
     """
-    found = services_for(app).locks.explain(job_id)
-    record, events = _store_part(app, job_id, history)
-    result_state = str(app.AsyncResult(job_id).state)
+    found = services.lock_reads.explain(job_id)
+    record, events = _store_part(services, job_id, history)
+    result_state = str(services.app.AsyncResult(job_id).state)
     common: dict[str, Any] = {"result_state": result_state, "record": record,
                               "history": events}
     if found.status != "unknown":
         return JobDetail(
-            job_id=job_id, where=found.status, why=_why_locked(app, found),
+            job_id=job_id, where=found.status, why=_why_locked(services, found),
             place=found.position, priority=label(found.priority), holder=found.holder,
             resources=found.resources, waiting_for=found.waiting_for,
             blocked_by=found.blocked_by, host=found.host, pid=found.pid,
             expires=found.expires_at, **common)
-    queued = control.position(app, job_id)
+    queued = control.position(services, job_id)
     if queued.where == "queued":
         ahead = queued.place - 1
         return JobDetail(
             job_id=job_id, where="queued", place=queued.place,
             priority=label(queued.priority),
-            why=_why_queued(app, label(queued.priority), ahead), **common)
-    dead = deadletters.get(app, job_id)
+            why=_why_queued(services, label(queued.priority), ahead), **common)
+    dead = deadletters.get(services, job_id)
     if record is None and dead is None and result_state == "PENDING" and not events:
         raise UnknownJobError(f"unknown job {job_id!r}: no lock, broker list, dead letter, "
                               "result or job store record has it")

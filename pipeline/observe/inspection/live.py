@@ -10,15 +10,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from celery import Celery
-
-from pipeline.locks.base import blocked_reason
-from pipeline.locks.engine import HoldRecord
-from pipeline.locks.envelope import queue_lists
+from pipeline.broker.layout import queue_lists
+from pipeline.locks.records import HoldRecord
 from pipeline.locks.resources import SHARED
+from pipeline.locks.ticket import blocked_reason
 from pipeline.messages.record import Record
 from pipeline.priority import PRIORITY_STEPS, Priority, level_of
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 
 #: Level labels, most urgent first.
 LEVELS: tuple[str, ...] = tuple(Priority(step).label for step in PRIORITY_STEPS)
@@ -29,14 +27,14 @@ def label(priority: int | None) -> str:
     return "" if priority is None else level_of(priority).label
 
 
-def queue_depth(app: Celery, queue: str | None = None) -> dict[str, int]:
+def queue_depth(services: Services, queue: str | None = None) -> dict[str, int]:
     """Messages waiting in the broker per level (``critical`` ... ``low``), in one round trip.
 
     The critical lane also holds the jobs a release has just handed their locks
     and the next steps of running workflows: they go first.
     """
-    pipe = services_for(app).redis.pipeline(transaction=False)
-    for key in queue_lists(app, queue):
+    pipe = services.redis.pipeline(transaction=False)
+    for key in queue_lists(services.app, queue):
         pipe.llen(key)
     return dict(zip(LEVELS, (int(n) for n in pipe.execute()), strict=True))
 
@@ -78,10 +76,10 @@ def _running(hold: HoldRecord, now: float) -> RunningJob:
                       lease_expired=hold.expires <= now)
 
 
-def running_jobs(app: Celery, limit: int = 1000) -> list[RunningJob]:
+def running_jobs(services: Services, limit: int = 1000) -> list[RunningJob]:
     """Every live hold, longest held first."""
     now = time.time()
-    found = [_running(h, now) for h in services_for(app).locks.holds(limit)]
+    found = [_running(h, now) for h in services.lock_reads.holds(limit)]
     return sorted(found, key=lambda r: (r.since, r.holder))
 
 
@@ -113,14 +111,14 @@ class ParkedJob(Record):
     reason: str
 
 
-def parked_jobs(app: Celery, limit: int = 100) -> list[ParkedJob]:
+def parked_jobs(services: Services, limit: int = 100) -> list[ParkedJob]:
     """The *limit* jobs parked longest, oldest first (O(limit), whatever the number parked)."""
     return [ParkedJob(
         job_id=e.job_id, priority=label(e.priority), priority_value=e.priority,
         waiting_for=e.waiting_for, blocked_by=e.blocked_by, position=e.position,
         parked_at=e.parked_at, needs=e.resources, holder=e.holder,
         reason=blocked_reason(e.waiting_for, e.blocked_by, e.position),
-    ) for e in services_for(app).locks.parked_jobs(limit)]
+    ) for e in services.lock_reads.parked_jobs(limit)]
 
 
 @dataclass(frozen=True)
@@ -157,11 +155,11 @@ def split_resource(resource: str) -> tuple[str, str]:
     return kind, name
 
 
-def locks(app: Celery, limit: int = 1000) -> list[LockHeld]:
+def locks(services: Services, limit: int = 1000) -> list[LockHeld]:
     """Every resource held, by resource id then holder (from the live holds)."""
     now = time.time()
     found = []
-    for hold in services_for(app).locks.holds(limit):
+    for hold in services.lock_reads.holds(limit):
         for claim in hold.claims:
             kind, name = split_resource(claim.resource)
             found.append(LockHeld(

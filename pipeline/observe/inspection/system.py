@@ -12,14 +12,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from celery import Celery
-
 from pipeline.admission.agents import list_agents
 from pipeline.admission.load import level_for
-from pipeline.locks.engine import HoldRecord
+from pipeline.locks.records import HoldRecord
 from pipeline.messages.record import Record
 from pipeline.observe.inspection.live import LEVELS, label, queue_depth, split_resource
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 
 
 def load_level(utilisation: float | None) -> str:
@@ -57,19 +55,19 @@ class WorkerSeen(Record):
     pause_reason: str = ""
 
 
-def workers(app: Celery, timeout: float = 1.0) -> list[WorkerSeen]:
+def workers(services: Services, timeout: float = 1.0) -> list[WorkerSeen]:
     """The live workers: their load records, else those answering a ping.
 
     The records are one read. Only when no worker publishes one (agents off,
     ``pipeline_agent_heartbeat = 0``) are the workers pinged, which waits the
     whole *timeout*.
     """
-    agents = list_agents(app)
+    agents = list_agents(services)
     if agents:
         return [WorkerSeen(name=a.name, source="agent", level=a.level.value, score=a.score,
                            accepting=a.accepting, running=a.running, slots=a.slots,
                            pause_reason=a.pause_reason) for a in agents]
-    replies = app.control.inspect(timeout=timeout).ping() or {}
+    replies = services.app.control.inspect(timeout=timeout).ping() or {}
     return [WorkerSeen(name=name, source="ping") for name in sorted(replies)]
 
 
@@ -132,24 +130,23 @@ def _held_by_kind(holds: list[HoldRecord]) -> dict[str, dict[str, int]]:
     return {kind: dict(sorted(c.items())) for kind, c in counts.items()}
 
 
-def status(app: Celery, *, with_workers: bool = True, worker_timeout: float = 1.0,
+def status(services: Services, *, with_workers: bool = True, worker_timeout: float = 1.0,
            queue: str | None = None) -> SystemStatus:
     """Read the whole system's state (a few reads; workers waits *worker_timeout*)."""
-    services = services_for(app)
     settings = services.settings
-    holds = services.locks.holds()
+    holds = services.lock_reads.holds()
     states = Counter(h.state for h in holds)
     by_priority = dict.fromkeys(LEVELS, 0)
-    for priority, count in services.locks.parked_counts().items():
+    for priority, count in services.lock_reads.parked_counts().items():
         by_priority[label(priority)] += count
     held = _held_by_kind(holds)
     capacity = settings.capacity_global
     return SystemStatus(
-        depth=queue_depth(app, queue),
+        depth=queue_depth(services, queue),
         running=states.get("running", 0), granted=states.get("granted", 0),
         between=states.get("between", 0),
         parked=sum(by_priority.values()), parked_by_priority=by_priority,
-        parked_by_kind=dict(sorted(services.locks.parked_by_kind().items())),
+        parked_by_kind=dict(sorted(services.lock_reads.parked_by_kind().items())),
         locks_by_user=held["user"], locks_by_project=held["project"],
         locks_by_model=held["model"],
         dead_letters=int(services.redis.zcard(services.keys.dead_letters)),
@@ -158,6 +155,6 @@ def status(app: Celery, *, with_workers: bool = True, worker_timeout: float = 1.
         serialized=settings.serialized,
         utilisation=len(holds) / capacity if capacity else None,
         level=load_level(len(holds) / capacity if capacity else None),
-        workers=tuple(workers(app, worker_timeout)) if with_workers else None,
+        workers=tuple(workers(services, worker_timeout)) if with_workers else None,
     )
 

@@ -26,6 +26,7 @@ from pipeline import conf
 from pipeline.observe.metrics.events import EventCounter
 from pipeline.observe.metrics.state import StateCollector
 from pipeline.observe.metrics.workers import WorkerView
+from pipeline.runtime.services import services_for
 
 #: Seconds between two worker broadcasts of the API's :class:`WorkerView`.
 WORKER_REFRESH = 15.0
@@ -43,9 +44,10 @@ class Metrics:
 
     def __init__(self, app: Any, *, worker_refresh: float = WORKER_REFRESH) -> None:
         self.app = app
+        services = services_for(app)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(StateCollector(app))
-        self.events = EventCounter(app, self.registry)
+        self.registry.register(StateCollector(services))
+        self.events = EventCounter(services, self.registry)
         self.workers: WorkerView | None = None
         if worker_refresh > 0:
             # Polled for the dashboard too; a metric only when workers do not serve their own.

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from pipeline.messages import events
 from pipeline.observe.metrics.state import kind_of, text
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,9 @@ class EventCounter:
     (``cancelled``) and ``rejected`` (``expired``: parked too long, refused).
     """
 
-    def __init__(self, app: Any, registry: CollectorRegistry) -> None:
-        self.app = app
-        self.queue = str(app.conf.task_default_queue)
+    def __init__(self, services: Services, registry: CollectorRegistry) -> None:
+        self.services = services
+        self.queue = str(services.app.conf.task_default_queue)
         labels = ["name", "hostname", "queue_name"]
         self.celery = {
             kind: Counter(f"celery_task_{kind}", f"Tasks {kind} (from the pipeline's events).",
@@ -222,7 +222,7 @@ class EventCounter:
 
     def run(self, stop: threading.Event) -> None:
         """Read until *stop* is set; Redis errors are logged and retried."""
-        services = services_for(self.app)
+        services = self.services
         client = services.redis
         delay = 0.5
         while not stop.is_set():

@@ -2,7 +2,7 @@
 
 One pipelined round trip reads the queue lists' lengths, the parked-job
 counters (``parked_counts`` / ``parked_by_kind``: hashes the lock scripts keep
-current), the dead-letter index and the stream's length; ``RedisLocks.holds``
+current), the dead-letter index and the stream's length; ``RedisLockEngine.holds``
 reads the live holds (one per running job or workflow, bounded by the global
 capacity); the recorder's lag is read from its consumer group; and the single
 longest-parked job is read for its age. No scan of parked jobs.
@@ -19,10 +19,10 @@ import redis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from pipeline.locks.engine import HoldRecord
-from pipeline.locks.envelope import queue_lists
+from pipeline.broker.layout import queue_lists
+from pipeline.locks.records import HoldRecord
 from pipeline.priority import Priority, level_of
-from pipeline.runtime.services import services_for
+from pipeline.runtime.services import Services
 from pipeline.store.recorder import GROUP as RECORDER_GROUP
 
 PRIORITY_LABELS = tuple(p.label for p in Priority)
@@ -47,17 +47,18 @@ class StateCollector(Collector):
     """Gauges read from Redis on each scrape (see the module docstring for the cost).
 
     Args:
-        app: the Celery app.
+        services: the services of the Celery app.
         queues: queue names to report (the app's default queue when empty).
     """
 
-    def __init__(self, app: Any, queues: Iterable[str] = ()) -> None:
-        self.app = app
-        self.queues = list(queues) or [app.conf.task_default_queue]
+    def __init__(self, services: Services, queues: Iterable[str] = ()) -> None:
+        self.services = services
+        self.app = services.app
+        self.queues = list(queues) or [self.app.conf.task_default_queue]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Read the state and yield one family per metric."""
-        services = services_for(self.app)
+        services = self.services
         keys, client = services.keys, services.redis
         now_ms = time.time() * 1000
         pipe = client.pipeline(transaction=False)
@@ -91,7 +92,7 @@ class StateCollector(Collector):
         yield queue_length
         yield depth
         yield self._parked(counts, kinds)
-        yield from self._locks(services.locks.holds(), now_ms)
+        yield from self._locks(services.lock_reads.holds(), now_ms)
         yield GaugeMetricFamily("pipeline_dead_letters", "Dead-lettered jobs kept in Redis.",
                                 value=int(dead))
         yield GaugeMetricFamily("pipeline_events_stream_length",
@@ -178,7 +179,7 @@ class StateCollector(Collector):
         yield lag_seconds
 
     def _oldest_parked(self, services: Any, now_ms: float) -> GaugeMetricFamily:
-        oldest = services.locks.parked_jobs(1)
+        oldest = services.lock_reads.parked_jobs(1)
         parked_at = oldest[0].parked_at if oldest else None
         return GaugeMetricFamily(
             "pipeline_parked_oldest_seconds",

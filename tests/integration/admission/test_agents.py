@@ -24,9 +24,9 @@ def test_agent_that_stops_publishing_leaves_the_list_after_its_timeout(
     services = services_for(app)
     publish(services.redis, services.keys, status("celery@quiet"), timeout=0.6)
     publish(services.redis, services.keys, status("celery@busy"), timeout=30)
-    assert [a.name for a in list_agents(app)] == ["celery@busy", "celery@quiet"]
+    assert [a.name for a in list_agents(services_for(app))] == ["celery@busy", "celery@quiet"]
     time.sleep(0.8)
-    assert [a.name for a in list_agents(app)] == ["celery@busy"]
+    assert [a.name for a in list_agents(services_for(app))] == ["celery@busy"]
 
 
 def test_agent_key_lives_under_the_pipeline_hash_tag(app: Any, redis_client: redis.Redis) -> None:
@@ -41,18 +41,19 @@ def test_withdrawn_agent_is_gone_at_once(app: Any, redis_client: redis.Redis) ->
     services = services_for(app)
     publish(services.redis, services.keys, status("celery@a"), timeout=30)
     withdraw(services.redis, services.keys, "celery@a")
-    assert list_agents(app) == []
+    assert list_agents(services_for(app)) == []
 
 
 def test_gate_state_says_a_queued_job_waits_only_when_every_worker_paused(
         app: Any, redis_client: redis.Redis) -> None:
     services = services_for(app)
-    assert gate_state(app).waiting_reason is None                 # no agents: nothing known
+    # no agents: nothing known
+    assert gate_state(services_for(app)).waiting_reason is None
     publish(services.redis, services.keys, status("celery@a", accepting=False), timeout=30)
     publish(services.redis, services.keys, status("celery@b"), timeout=30)
-    assert gate_state(app).paused == ("celery@a",)
-    assert gate_state(app).waiting_reason is None
+    assert gate_state(services_for(app)).paused == ("celery@a",)
+    assert gate_state(services_for(app)).waiting_reason is None
     publish(services.redis, services.keys, status("celery@b", accepting=False), timeout=30)
-    assert gate_state(app).all_paused
-    assert gate_state(app).waiting_reason == ALL_PAUSED == (
+    assert gate_state(services_for(app)).all_paused
+    assert gate_state(services_for(app)).waiting_reason == ALL_PAUSED == (
         "waiting: every worker is over its load limit")

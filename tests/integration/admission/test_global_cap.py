@@ -10,6 +10,7 @@ import redis
 
 from pipeline import explain
 from pipeline.actions import control
+from pipeline.runtime.services import services_for
 from tests.integration.locks.support import max_running, wait_for
 from tests.tasks.lockprobes import hold, runs
 
@@ -30,7 +31,7 @@ def test_eight_jobs_with_a_global_cap_of_five_five_run_three_wait_each_starts_on
     wait_for(lambda: sorted(states()) == ["parked"] * 3 + ["running"] * 5, timeout=20,
              what="5 running and 3 parked")
     waiting = [j for j in jobs if explain(j.id, pipeline_app).status == "parked"]
-    places = [control.position(pipeline_app, j.id) for j in waiting]
+    places = [control.position(services_for(pipeline_app), j.id) for j in waiting]
     assert sorted(p.place for p in places) == [1, 2, 3]
     assert {p.resource for p in places} == {"global"}
 

@@ -16,6 +16,7 @@ import redis
 
 from pipeline.admission import ALL_PAUSED, gate_state, list_agents
 from pipeline.messages.events import MAINTENANCE, decode
+from pipeline.runtime.services import services_for
 from tests.integration.admission.conftest import cpu_burner
 from tests.integration.locks.support import queue_length, wait_for
 from tests.tasks.lockprobes import hold, runs
@@ -27,7 +28,7 @@ GATE = {"load_gate": True, "load_max_cpu": 0.6, "load_max_memory": 99, "load_smo
 
 
 def accepting(app: Any) -> bool | None:
-    agents = list_agents(app)
+    agents = list_agents(services_for(app))
     return agents[0].accepting if agents else None
 
 
@@ -44,14 +45,14 @@ def test_worker_over_its_cpu_limit_stops_taking_jobs_and_resumes_below_it_losing
     for job in before:
         job.get(timeout=20)
     long_job = hold.apply_async((5.0, "long"))
-    wait_for(lambda: any(a.running for a in list_agents(pipeline_app)), timeout=10,
+    wait_for(lambda: any(a.running for a in list_agents(services_for(pipeline_app))), timeout=10,
              what="long job running")
 
     with cpu_burner():
         burning = time.monotonic()
         wait_for(lambda: accepting(pipeline_app) is False, timeout=15, what="worker paused")
         assert time.monotonic() - burning < 10, "the gate took too long to close"
-        assert gate_state(pipeline_app).waiting_reason == ALL_PAUSED
+        assert gate_state(services_for(pipeline_app)).waiting_reason == ALL_PAUSED
         during = [hold.apply_async((0.05, f"during{i}")) for i in range(10)]
         time.sleep(2.0)
         tags = {r["tag"] for r in runs(lock_redis)}
@@ -69,7 +70,7 @@ def test_worker_over_its_cpu_limit_stops_taking_jobs_and_resumes_below_it_losing
     assert set(counts.values()) == {1}, "a job ran twice"
 
     actions = [(e["action"], e["worker"]) for e in gate_events(lock_redis)]
-    name = list_agents(pipeline_app)[0].name
+    name = list_agents(services_for(pipeline_app))[0].name
     assert actions[:2] == [("gate_pause", name), ("gate_resume", name)]
     assert "CPU" in gate_events(lock_redis)[0]["reason"]
     log = worker.log()
@@ -81,7 +82,7 @@ def test_running_job_is_not_touched_by_a_pause(
     start_workers(concurrency=1, **GATE)
     wait_for(lambda: accepting(pipeline_app) is True, timeout=20, what="worker accepting")
     long_job = hold.apply_async((4.0, "long"))
-    wait_for(lambda: any(a.running for a in list_agents(pipeline_app)), timeout=10,
+    wait_for(lambda: any(a.running for a in list_agents(services_for(pipeline_app))), timeout=10,
              what="long job running")
     with cpu_burner():
         wait_for(lambda: accepting(pipeline_app) is False, timeout=15, what="worker paused")

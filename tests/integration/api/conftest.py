@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from pipeline import conf
 from pipeline.api.app import create_app
 from pipeline.api.auth import TokenSet, parse_tokens
-from pipeline.locks.envelope import queue_lists
+from pipeline.broker.layout import queue_lists
 from pipeline.observe.metrics import Metrics
 from pipeline.runtime.services import services_for
 from pipeline.store import migrate

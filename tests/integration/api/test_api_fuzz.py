@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, settings
 from pipeline import explain
 from pipeline.actions import control
 from pipeline.api.app import create_app
-from pipeline.locks.base import Acquired, Blocked, Ticket
 from pipeline.locks.resources import Demand, claims
+from pipeline.locks.ticket import Acquired, Blocked, Ticket
 from pipeline.observe.metrics import Metrics
 from pipeline.runtime.services import services_for
 from tests.integration.api.conftest import ADMIN, TOKENS
@@ -68,6 +68,6 @@ def test_no_request_is_a_server_error_or_loses_a_waiting_job(
     response = case.call(headers=ADMIN)
     assert response.status_code < 500, (case.method, case.path, response.text)
     for job in waiting["queued"]:
-        assert control.position(app, job).where == "queued", job
+        assert control.position(services_for(app), job).where == "queued", job
     for job in waiting["parked"]:
         assert explain(job, app).status == "parked", job

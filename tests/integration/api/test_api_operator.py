@@ -9,8 +9,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from pipeline import explain
-from pipeline.locks.base import Acquired, Ticket
 from pipeline.locks.resources import Demand, claims
+from pipeline.locks.ticket import Acquired, Ticket
 from pipeline.runtime.services import services_for
 from tests.integration.api.conftest import ADMIN, READ, hold_job, new_user, wait_for
 

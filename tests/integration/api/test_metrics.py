@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from pipeline import explain
-from pipeline.locks.base import Acquired, Blocked, Duplicate, Ticket
 from pipeline.locks.resources import Demand, claims
+from pipeline.locks.ticket import Acquired, Blocked, Duplicate, Ticket
 from pipeline.runtime.services import services_for
 from pipeline.store.models import QueueLog
 from pipeline.store.session import session_scope
@@ -59,7 +59,7 @@ def test_metrics_match_redis_and_the_store(client: TestClient, workers: Any, app
                         headers=ADMIN).json()["id"]
 
     parked = scrape(client)
-    counts = services_for(app).locks.parked_counts()
+    counts = services_for(app).lock_reads.parked_counts()
     assert value(parked, "pipeline_parked_jobs", priority="normal") == counts[6] == 1
     assert value(parked, "pipeline_parked_jobs", resource_kind="user") == 1
     assert value(parked, "pipeline_locks_held", kind="user") >= 1
@@ -147,12 +147,12 @@ def test_a_scrape_reads_a_fixed_number_of_keys_however_many_jobs_are_parked(
         app: Any, store: str) -> None:
     from pipeline.observe.metrics import StateCollector
 
-    collector = StateCollector(app)
+    collector = StateCollector(services_for(app))
     _park(app, 20)
     list(collector.collect())  # the first scrape opens its connections (SELECT): not counted
     few = _commands_during(app, lambda: list(collector.collect()))
     _park(app, 1500)
-    assert services_for(app).locks.parked_counts()[9] == 1520
+    assert services_for(app).lock_reads.parked_counts()[9] == 1520
     many = _commands_during(app, lambda: list(collector.collect()))
     parked_reads = [c for c in many if ":park:" in c]
     assert len(parked_reads) <= 2, parked_reads

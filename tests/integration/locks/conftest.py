@@ -10,7 +10,7 @@ import redis
 
 from pipeline import conf
 from pipeline.keys import Keys
-from pipeline.locks.engine import RedisLocks
+from pipeline.locks.engine import RedisLockEngine
 from tests.helpers import redisdb
 from tests.helpers.apps import point_app_at
 
@@ -24,12 +24,12 @@ def lock_redis() -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def make_locks(lock_redis: redis.Redis) -> Callable[..., RedisLocks]:
+def make_locks(lock_redis: redis.Redis) -> Callable[..., RedisLockEngine]:
     """Build a lock engine with settings overridden by keyword (``pipeline_`` omitted)."""
 
-    def build(**overrides: Any) -> RedisLocks:
+    def build(**overrides: Any) -> RedisLockEngine:
         settings = conf.read({f"pipeline_{k}": v for k, v in overrides.items()})
-        return RedisLocks(lock_redis, Keys(settings.redis_prefix), settings)
+        return RedisLockEngine(lock_redis, Keys(settings.redis_prefix), settings)
 
     return build
 

@@ -21,9 +21,9 @@ import redis
 from redis.crc import key_slot
 
 from pipeline.locks import scripts
-from pipeline.locks.base import Ticket
-from pipeline.locks.engine import RedisLocks
+from pipeline.locks.engine import RedisLockEngine
 from pipeline.locks.resources import EXCLUSIVE, SHARED, Claim
+from pipeline.locks.ticket import Ticket
 from tests.helpers import redisdb
 
 QUEUE = "{pipeline}:pipeline"
@@ -81,7 +81,7 @@ class ScriptCommands:
         self._thread.join(5)
 
 
-def _drive_every_script(locks: RedisLocks) -> None:
+def _drive_every_script(locks: RedisLockEngine) -> None:
     """Run each lock script through the engine, on paths that touch all its keys."""
     model = (Claim("model:m", EXCLUSIVE, 1), Claim("user:u", EXCLUSIVE, 1))
     reader = (Claim("model:m", SHARED, 1), Claim("project:p", EXCLUSIVE, 2))
@@ -96,8 +96,8 @@ def _drive_every_script(locks: RedisLocks) -> None:
     locks.cancel_parked("c", "test")
     locks.release("a", "a", event="completed", detail="{}")  # hands model:m to b
     locks.client.rpush(QUEUE, json.dumps({"headers": {"id": "q"}}))
-    locks.find_queued([QUEUE], "q")
-    locks.find_queued([QUEUE], "q", remove=True)
+    locks.queued_position([QUEUE], "q")
+    locks.take_queued([QUEUE], "q", "cancelled by request")
     locks.acquire(Ticket("d", "d", model, 6), host="h", pid=1, park_message=message,
                   queue_key=QUEUE)
     locks.force_release("model:m", by="test", reason="an operator's release")
@@ -114,7 +114,7 @@ def _keys_of(client: redis.Redis, command: list[bytes]) -> list[bytes]:
 
 
 def test_every_key_each_lock_script_touches_is_in_the_pipeline_slot(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks(lock_lease=1.0, lock_grant_ttl=1.0, wait_timeout=1.0)
     with ScriptCommands(redisdb.db_url(5)) as seen:
         _drive_every_script(locks)

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import redis
 
-from pipeline.locks.base import Acquired, Ticket
-from pipeline.locks.engine import RedisLocks
+from pipeline.locks.engine import RedisLockEngine
 from pipeline.locks.resources import EXCLUSIVE, Claim
+from pipeline.locks.ticket import Acquired, Ticket
 
 QUEUE = "{pipeline}:testq"
 SLOT = Claim("global", EXCLUSIVE, 1)
@@ -22,17 +22,17 @@ def job(name: str, project: str | None = None, priority: int = 6,
     return Ticket(name, name, tuple(sorted(claims)), priority, "{}", submitted)
 
 
-def park(locks: RedisLocks, ticket: Ticket) -> None:
+def park(locks: RedisLockEngine, ticket: Ticket) -> None:
     locks.acquire(ticket, host="h", pid=1, park_message=f"msg-{ticket.job_id}", queue_key=QUEUE)
 
 
-def backlog(locks: RedisLocks, prefix: str, project: str, count: int) -> None:
+def backlog(locks: RedisLockEngine, prefix: str, project: str, count: int) -> None:
     """Park *count* jobs ``<prefix>-<project>-<i>`` of *project*, in order."""
     for i in range(count):
         park(locks, job(f"{prefix}-{project}-{i}", project))
 
 
-def serve(locks: RedisLocks, client: redis.Redis, holder: str, count: int) -> list[str]:
+def serve(locks: RedisLockEngine, client: redis.Redis, holder: str, count: int) -> list[str]:
     """Release *holder*, start what is handed off, and so on *count* times; the order."""
     order = []
     for _ in range(count):
@@ -46,7 +46,7 @@ def serve(locks: RedisLocks, client: redis.Redis, holder: str, count: int) -> li
 
 
 def test_projects_parked_at_one_priority_wake_in_turn(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     park(locks, job("holder"))
     backlog(locks, "a", "p1", 10)
@@ -57,7 +57,7 @@ def test_projects_parked_at_one_priority_wake_in_turn(
 
 
 def test_a_project_that_was_idle_starts_at_the_current_turn_without_credit(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     park(locks, job("holder"))
     backlog(locks, "a", "p1", 10)
@@ -70,7 +70,7 @@ def test_a_project_that_was_idle_starts_at_the_current_turn_without_credit(
 
 
 def test_each_project_and_the_jobs_without_one_stay_fifo_when_delivered_out_of_order(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     park(locks, job("holder"))
     for submitted in (30, 10, 20, 50, 40):                  # the order they reached Redis
@@ -83,7 +83,7 @@ def test_each_project_and_the_jobs_without_one_stay_fifo_when_delivered_out_of_o
 
 
 def test_priority_still_goes_first_across_projects(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     park(locks, job("holder"))
     backlog(locks, "a", "p1", 3)
@@ -94,7 +94,7 @@ def test_priority_still_goes_first_across_projects(
 
 
 def test_a_level_that_drained_starts_its_turns_afresh(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     park(locks, job("holder"))
     backlog(locks, "a", "p1", 5)

@@ -1,4 +1,4 @@
-"""force_release.lua, driven directly through RedisLocks on the real Redis."""
+"""force_release.lua, driven directly through RedisLockEngine on the real Redis."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import redis
 
-from pipeline.locks.base import Acquired, Blocked
-from pipeline.locks.engine import RedisLocks
+from pipeline.locks.engine import RedisLockEngine
 from pipeline.locks.resources import EXCLUSIVE, SHARED, Claim
+from pipeline.locks.ticket import Acquired, Blocked
 from pipeline.messages.events import decode
 from tests.integration.locks.test_scripts import deliver, events, model, pushed, take, ticket
 
@@ -20,7 +20,7 @@ def operator_events(client: redis.Redis) -> list[tuple[str, dict[str, object]]]:
 
 
 def test_forced_release_hands_the_resource_to_the_next_parked_job(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     first = take(locks, ticket("stuck", model("a")))
     assert isinstance(first, Acquired)
@@ -40,7 +40,7 @@ def test_forced_release_hands_the_resource_to_the_next_parked_job(
 
 
 def test_ended_holder_finds_its_lease_lost_and_never_frees_the_new_holder(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     old = take(locks, ticket("old", model("a")))
     assert isinstance(old, Acquired)
@@ -58,7 +58,7 @@ def test_ended_holder_finds_its_lease_lost_and_never_frees_the_new_holder(
 
 
 def test_an_ended_hold_frees_all_its_resources_and_wakes_their_lines(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     alice = Claim("user:alice", EXCLUSIVE, 1)
     take(locks, ticket("stuck", model("a"), alice))
@@ -75,7 +75,7 @@ def test_an_ended_hold_frees_all_its_resources_and_wakes_their_lines(
 
 
 def test_every_shared_reader_is_ended_and_the_writer_gets_the_model(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     take(locks, ticket("r1", model("m", SHARED)))
     take(locks, ticket("r2", model("m", SHARED)))
@@ -89,14 +89,14 @@ def test_every_shared_reader_is_ended_and_the_writer_gets_the_model(
 
 
 def test_a_resource_nobody_holds_ends_nothing_and_writes_nothing(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     assert locks.force_release("model:free", by="ops", reason="test") == ([], [])
     assert events(lock_redis) == []
 
 
 def test_a_holder_entry_without_its_record_is_removed(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     deadline = int(time.time() * 1000) + 60_000
     lock_redis.zadd("{pipeline}:res:model:a:w", {"ghost": deadline})

@@ -16,9 +16,9 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.locks.base import Acquired, Blocked, Ticket
-from pipeline.locks.engine import RedisLocks
+from pipeline.locks.engine import RedisLockEngine
 from pipeline.locks.resources import EXCLUSIVE, SHARED, Claim
+from pipeline.locks.ticket import Acquired, Blocked, Ticket
 
 QUEUE = "{pipeline}:testq"
 RESOURCES = [("user:u1", 1), ("user:u2", 1), ("model:a", 1), ("model:b", 1),
@@ -66,7 +66,7 @@ def check(client: redis.Redis) -> None:
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(operation, min_size=5, max_size=60))
 def test_random_operations_keep_the_invariants(
-        ops: list[tuple[object, ...]], make_locks: Callable[..., RedisLocks],
+        ops: list[tuple[object, ...]], make_locks: Callable[..., RedisLockEngine],
         lock_redis: redis.Redis) -> None:
     lock_redis.flushdb()
     locks = make_locks()

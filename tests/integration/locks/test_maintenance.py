@@ -8,8 +8,8 @@ from typing import Any
 import redis
 
 from pipeline.actions.maintenance import SWEEP
-from pipeline.locks.base import Ticket
 from pipeline.locks.resources import EXCLUSIVE, Claim
+from pipeline.locks.ticket import Ticket
 from pipeline.runtime.services import services_for
 
 
@@ -54,17 +54,17 @@ def test_sweep_records_what_it_did_and_an_idle_sweep_records_nothing(
         locks.acquire(Ticket("parked", "parked", (Claim("model:n", EXCLUSIVE, 1),), 6),
                       host="h", pid=1, park_message="msg", queue_key="{pipeline}:pipeline")
         locks.renew(["waiting"])
-        assert sweep_once(pipeline_app) == SweepReport()
+        assert sweep_once(services_for(pipeline_app)) == SweepReport()
         assert _maintenance_events(lock_redis) == []        # idle: nothing written
         for _ in range(2):                                  # "waiting" stays alive
             time.sleep(0.55)
             locks.renew(["waiting"])
-        report = sweep_once(pipeline_app)
+        report = sweep_once(services_for(pipeline_app))
         assert report == SweepReport(holds_dropped=1, jobs_expired=1)
         assert _maintenance_events(lock_redis) == [{
             "action": "sweep", "count": 2, "holds_dropped": 1, "jobs_expired": 1,
             "lines_served": 0, "jobs_rescued": 0}]
-        assert sweep_once(pipeline_app) == SweepReport()
+        assert sweep_once(services_for(pipeline_app)) == SweepReport()
         assert len(_maintenance_events(lock_redis)) == 1
     finally:
         pipeline_app.conf.changes.pop("pipeline_lock_lease", None)

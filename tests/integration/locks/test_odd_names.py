@@ -17,6 +17,7 @@ from pipeline import explain
 from pipeline.actions import control
 from pipeline.keys import Keys
 from pipeline.messages.events import decode
+from pipeline.runtime.services import services_for
 from pipeline.store import migrate, session
 from pipeline.store.models import Job, QueueLog
 from pipeline.store.recorder import Recorder
@@ -71,10 +72,11 @@ def test_odd_ids_are_found_moved_and_cancelled_in_the_broker_lists(
         pipeline_app: Any, lock_redis: redis.Redis) -> None:
     hold.apply_async((0.0, "other"), queue="idle", priority="low")
     hold.apply_async((0.0, "odd"), task_id=WAITER, queue="idle", priority="low")
-    where = control.position(pipeline_app, WAITER, queue="idle")
+    where = control.position(services_for(pipeline_app), WAITER, queue="idle")
     assert (where.where, where.place, where.priority) == ("queued", 2, 9)
-    assert control.reprioritize(pipeline_app, WAITER, "critical", queue="idle") == "queued"
-    where = control.position(pipeline_app, WAITER, queue="idle")
+    assert control.reprioritize(services_for(pipeline_app), WAITER, "critical",
+                                queue="idle") == "queued"
+    where = control.position(services_for(pipeline_app), WAITER, queue="idle")
     assert (where.where, where.place, where.priority) == ("queued", 1, 0)
-    assert control.cancel(pipeline_app, WAITER, queue="idle") == "queued"
-    assert control.position(pipeline_app, WAITER, queue="idle").where == "unknown"
+    assert control.cancel(services_for(pipeline_app), WAITER, queue="idle") == "queued"
+    assert control.position(services_for(pipeline_app), WAITER, queue="idle").where == "unknown"

@@ -10,16 +10,16 @@ import redis
 
 from pipeline import conf
 from pipeline.keys import Keys
-from pipeline.locks.base import Acquired, Blocked, Ticket
-from pipeline.locks.engine import RedisLocks
+from pipeline.locks.engine import RedisLockEngine
 from pipeline.locks.resources import EXCLUSIVE, Claim
 from pipeline.locks.scripts import library
+from pipeline.locks.ticket import Acquired, Blocked, Ticket
 from pipeline.runtime.embedded import EmbeddedRedis
 
 MODEL = (Claim("model:m", EXCLUSIVE, 1),)
 
 
-def _take_and_hand_off(locks: RedisLocks) -> None:
+def _take_and_hand_off(locks: RedisLockEngine) -> None:
     assert isinstance(locks.acquire(Ticket("a", "a", MODEL, 6), host="h", pid=1), Acquired)
     waiting = locks.acquire(Ticket("b", "b", MODEL, 6), host="h", pid=1, park_message="msg-b",
                             queue_key="{pipeline}:q")
@@ -29,7 +29,7 @@ def _take_and_hand_off(locks: RedisLocks) -> None:
 
 
 def test_on_redis_7_the_calls_are_functions_of_one_library(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     lock_redis.function_flush()
     locks = make_locks()
     _take_and_hand_off(locks)
@@ -47,7 +47,7 @@ def test_on_redis_6_2_the_calls_are_scripts(tmp_path: Path) -> None:
             client.close()
             pytest.skip(f"the embedded server here is {version}, not 6.2: the test above "
                         "covers servers with functions")
-        locks = RedisLocks(client, Keys(), conf.read({}))
+        locks = RedisLockEngine(client, Keys(), conf.read({}))
         _take_and_hand_off(locks)
         assert not locks._fast._local.functions
         client.close()

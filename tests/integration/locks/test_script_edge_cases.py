@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import redis
 
-from pipeline.locks.base import Acquired, Blocked, Cancelled, Ticket
-from pipeline.locks.engine import RedisLocks
+from pipeline.locks.engine import RedisLockEngine
 from pipeline.locks.resources import EXCLUSIVE, Claim
+from pipeline.locks.ticket import Acquired, Blocked, Cancelled, Ticket
 
 QUEUE = "{pipeline}:testq"
 
@@ -26,12 +26,12 @@ def ticket(job: str, *claims: Claim, submitted: int = 0, holder: str | None = No
     return Ticket(job, holder or job, tuple(sorted(claims)), 6, "{}", submitted, step, guest)
 
 
-def take(locks: RedisLocks, t: Ticket) -> object:
+def take(locks: RedisLockEngine, t: Ticket) -> object:
     return locks.acquire(t, host="h", pid=1, park_message=f"msg-{t.job_id}", queue_key=QUEUE)
 
 
 def test_line_behind_a_holder_dropped_lazily_is_served_by_the_sweep(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks(lock_lease=1)
     now = int(time.time() * 1000)
     take(locks, ticket("H", x("model:b")))                        # dies: never renewed
@@ -47,7 +47,7 @@ def test_line_behind_a_holder_dropped_lazily_is_served_by_the_sweep(
 
 
 def test_wake_that_runs_out_of_budget_is_finished_later(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     now = int(time.time() * 1000)
     slot = x("global", 2)
@@ -62,7 +62,7 @@ def test_wake_that_runs_out_of_budget_is_finished_later(
 
 
 def test_guest_of_a_cancelled_running_job_does_not_free_its_hold(
-        make_locks: Callable[..., RedisLocks]) -> None:
+        make_locks: Callable[..., RedisLockEngine]) -> None:
     locks = make_locks()
     assert isinstance(take(locks, ticket("P", x("model:m"))), Acquired)
     locks.mark_cancelled("P")     # cancel without terminate: P keeps running
@@ -72,7 +72,7 @@ def test_guest_of_a_cancelled_running_job_does_not_free_its_hold(
 
 
 def test_late_release_of_an_earlier_run_does_not_free_a_later_run(
-        make_locks: Callable[..., RedisLocks]) -> None:
+        make_locks: Callable[..., RedisLockEngine]) -> None:
     locks = make_locks(lock_lease=1)
     first = take(locks, ticket("J", x("model:m")))
     assert isinstance(first, Acquired)
@@ -86,7 +86,7 @@ def test_late_release_of_an_earlier_run_does_not_free_a_later_run(
 
 
 def test_late_guest_does_not_take_over_a_workflow_between_steps(
-        make_locks: Callable[..., RedisLocks]) -> None:
+        make_locks: Callable[..., RedisLockEngine]) -> None:
     locks = make_locks()
     take(locks, ticket("W", x("model:m")))
     assert locks.release("W", "W", keep_seconds=300) == -1
@@ -99,7 +99,7 @@ def test_late_guest_does_not_take_over_a_workflow_between_steps(
 
 
 def test_cancelled_workflow_keeps_nothing_when_its_next_step_came_first(
-        make_locks: Callable[..., RedisLocks]) -> None:
+        make_locks: Callable[..., RedisLockEngine]) -> None:
     locks = make_locks()
     take(locks, ticket("W", x("model:m")))
     locks.mark_cancelled("W")     # cancelled while step 1 runs
@@ -112,8 +112,8 @@ def test_cancelled_workflow_keeps_nothing_when_its_next_step_came_first(
 
 
 def test_a_name_that_looks_like_a_delivery_tag_still_gets_one(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
-    from pipeline.locks.envelope import envelope
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
+    from pipeline.messages.envelope import envelope
 
     locks = make_locks()
     take(locks, ticket("H", x("model:delivery_tag")))
@@ -129,7 +129,7 @@ def test_a_name_that_looks_like_a_delivery_tag_still_gets_one(
 
 
 def test_parked_job_delivered_twice_is_counted_once_and_keeps_its_wait(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     take(locks, ticket("H", x("model:m")))
     take(locks, ticket("J", x("model:m")))
@@ -162,7 +162,7 @@ def test_job_sent_by_another_client_with_a_control_character_fails_before_lockin
 
 
 def test_parked_job_blocked_anew_by_something_else_writes_a_conflict_event(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     from pipeline.messages.events import decode
 
     locks = make_locks()
@@ -180,7 +180,7 @@ def test_parked_job_blocked_anew_by_something_else_writes_a_conflict_event(
 
 
 def test_a_new_holder_ahead_in_the_same_line_is_no_conflict(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     from pipeline.messages.events import decode
 
     locks = make_locks()
@@ -193,7 +193,7 @@ def test_a_new_holder_ahead_in_the_same_line_is_no_conflict(
 
 
 def test_hold_lasts_until_its_owner_and_every_guest_have_ended(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     take(locks, ticket("P", x("model:m")))
     g1 = take(locks, ticket("g1", x("model:m"), holder="P", guest=True))
@@ -209,7 +209,7 @@ def test_hold_lasts_until_its_owner_and_every_guest_have_ended(
 
 
 def test_guest_whose_parent_already_ended_takes_its_own_locks(
-        make_locks: Callable[..., RedisLocks]) -> None:
+        make_locks: Callable[..., RedisLockEngine]) -> None:
     locks = make_locks()
     late = take(locks, ticket("late", x("model:m"), holder="gone", guest=True))
     assert isinstance(late, Acquired) and not late.guest and late.holder == "late"

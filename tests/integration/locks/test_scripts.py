@@ -1,4 +1,4 @@
-"""The Lua scripts, driven directly through RedisLocks on the real Redis."""
+"""The Lua scripts, driven directly through RedisLockEngine on the real Redis."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import Callable
 import redis
 
 from pipeline.keys import WAKE_TOKEN, wake_key
-from pipeline.locks.base import Acquired, Blocked, Duplicate, Ticket
-from pipeline.locks.engine import RedisLocks
+from pipeline.locks.engine import RedisLockEngine
 from pipeline.locks.resources import EXCLUSIVE, SHARED, Claim
+from pipeline.locks.ticket import Acquired, Blocked, Duplicate, Ticket
 from pipeline.messages.events import decode
 
 QUEUE = "{pipeline}:testq"
@@ -28,7 +28,7 @@ def model(name: str, mode: str = EXCLUSIVE) -> Claim:
     return Claim(f"model:{name}", mode, 1)
 
 
-def take(locks: RedisLocks, t: Ticket) -> Acquired | Blocked | Duplicate:
+def take(locks: RedisLockEngine, t: Ticket) -> Acquired | Blocked | Duplicate:
     """Acquire, parking with a recognisable message when blocked."""
     return locks.acquire(t, host=HOST, pid=1, park_message=f"msg-{t.job_id}", queue_key=QUEUE)
 
@@ -51,7 +51,7 @@ def pushed(client: redis.Redis) -> list[str]:
 
 
 def test_free_resources_are_taken_in_one_call_with_tokens(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     result = take(locks, ticket("j1", model("a"), Claim("user:alice", EXCLUSIVE, 1)))
     assert result == Acquired({"model:a": 1, "user:alice": 1})
@@ -62,7 +62,7 @@ def test_free_resources_are_taken_in_one_call_with_tokens(
 
 
 def test_blocked_job_without_message_is_left_untouched(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     take(locks, ticket("holder", model("a")))
     result = locks.acquire(ticket("j2", model("a")), host=HOST, pid=1)
@@ -72,7 +72,7 @@ def test_blocked_job_without_message_is_left_untouched(
 
 
 def test_parked_job_is_handed_its_locks_and_message_by_the_release(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     take(locks, ticket("holder", model("a")))
     assert take(locks, ticket("waiter", model("a"))) == Blocked("model:a", "holder", 1)
@@ -93,7 +93,7 @@ def test_parked_job_is_handed_its_locks_and_message_by_the_release(
 
 
 def test_job_needing_two_models_never_holds_one_while_waiting(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     take(locks, ticket("x", model("a")))
     assert isinstance(take(locks, ticket("ab", model("a"), model("b"))), Blocked)
@@ -107,7 +107,7 @@ def test_job_needing_two_models_never_holds_one_while_waiting(
 
 
 def test_readers_share_a_model_and_a_writer_excludes_them(
-        make_locks: Callable[..., RedisLocks]) -> None:
+        make_locks: Callable[..., RedisLockEngine]) -> None:
     locks = make_locks()
     assert isinstance(take(locks, ticket("r1", model("m", SHARED))), Acquired)
     assert isinstance(take(locks, ticket("r2", model("m", SHARED))), Acquired)
@@ -119,7 +119,7 @@ def test_readers_share_a_model_and_a_writer_excludes_them(
     assert isinstance(take(locks, ticket("r3", model("m", SHARED))), Blocked)
 
 
-def test_capacity_limits_holders_of_a_project(make_locks: Callable[..., RedisLocks]) -> None:
+def test_capacity_limits_holders_of_a_project(make_locks: Callable[..., RedisLockEngine]) -> None:
     locks = make_locks()
     project = Claim("project:nlp", EXCLUSIVE, 2)
     assert isinstance(take(locks, ticket("p1", project)), Acquired)
@@ -130,7 +130,7 @@ def test_capacity_limits_holders_of_a_project(make_locks: Callable[..., RedisLoc
 
 
 def test_parked_jobs_wake_by_priority_then_submission(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     take(locks, ticket("holder", model("a")))
     order = [("low1", 9, 1), ("norm1", 6, 2), ("crit", 0, 3), ("norm2", 6, 4), ("low2", 9, 5)]
@@ -147,7 +147,7 @@ def test_parked_jobs_wake_by_priority_then_submission(
 
 
 def test_newcomer_does_not_overtake_parked_jobs(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     take(locks, ticket("holder", model("a")))
     take(locks, ticket("first", model("a"), submitted_ms=10))
@@ -161,7 +161,7 @@ def test_newcomer_does_not_overtake_parked_jobs(
 
 
 def test_expired_lease_lets_another_job_in_with_a_higher_token(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks(lock_lease=1.0)
     first = take(locks, ticket("old", model("a")))
     assert first == Acquired({"model:a": 1})
@@ -174,7 +174,7 @@ def test_expired_lease_lets_another_job_in_with_a_higher_token(
     assert locks.renew(["old"]) == ["old"]
 
 
-def test_renew_extends_the_lease(make_locks: Callable[..., RedisLocks],
+def test_renew_extends_the_lease(make_locks: Callable[..., RedisLockEngine],
                                  lock_redis: redis.Redis) -> None:
     locks = make_locks(lock_lease=1.0)
     take(locks, ticket("j", model("a")))
@@ -185,7 +185,7 @@ def test_renew_extends_the_lease(make_locks: Callable[..., RedisLocks],
 
 
 def test_sweep_hands_on_the_resources_of_a_dead_holder(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks(lock_lease=1.0)
     take(locks, ticket("dead", model("a")))
     take(locks, ticket("waiter", model("a")))
@@ -197,7 +197,7 @@ def test_sweep_hands_on_the_resources_of_a_dead_holder(
 
 
 def test_grant_that_is_never_started_expires_and_passes_on(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks(lock_grant_ttl=1.0)
     take(locks, ticket("holder", model("a")))
     take(locks, ticket("lost", model("a"), submitted_ms=1))
@@ -212,7 +212,7 @@ def test_grant_that_is_never_started_expires_and_passes_on(
 
 
 def test_job_parked_past_the_wait_timeout_expires_with_its_reason(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks(wait_timeout=1.0)
     take(locks, ticket("holder", model("a")))
     take(locks, ticket("patient", model("a")))
@@ -225,7 +225,7 @@ def test_job_parked_past_the_wait_timeout_expires_with_its_reason(
     assert locks.parked_counts() == {}
 
 
-def test_cancel_and_reprioritize_parked_jobs(make_locks: Callable[..., RedisLocks],
+def test_cancel_and_reprioritize_parked_jobs(make_locks: Callable[..., RedisLockEngine],
                                              lock_redis: redis.Redis) -> None:
     locks = make_locks()
     take(locks, ticket("holder", model("a")))
@@ -242,13 +242,13 @@ def test_cancel_and_reprioritize_parked_jobs(make_locks: Callable[..., RedisLock
 
 
 def test_redelivered_message_of_a_running_job_is_a_duplicate(
-        make_locks: Callable[..., RedisLocks]) -> None:
+        make_locks: Callable[..., RedisLockEngine]) -> None:
     locks = make_locks()
     take(locks, ticket("j", model("a")))
     assert take(locks, ticket("j", model("a"))) == Duplicate()
 
 
-def test_workflow_keeps_its_hold_between_steps(make_locks: Callable[..., RedisLocks],
+def test_workflow_keeps_its_hold_between_steps(make_locks: Callable[..., RedisLockEngine],
                                               lock_redis: redis.Redis) -> None:
     locks = make_locks()
     both = (model("a"), model("b"))
@@ -262,7 +262,7 @@ def test_workflow_keeps_its_hold_between_steps(make_locks: Callable[..., RedisLo
 
 
 def test_every_change_writes_one_event_with_its_detail(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     take(locks, ticket("a", model("m")))
     take(locks, ticket("b", model("m")))
@@ -277,7 +277,7 @@ def test_every_change_writes_one_event_with_its_detail(
 
 
 def test_release_sent_without_waiting_runs_on_a_redis_that_never_saw_the_scripts(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     lock_redis.script_flush()
     locks = make_locks()  # a new process's engine: its connection is made on first use
     take(locks, ticket("holder", model("a")))
@@ -292,7 +292,7 @@ def test_release_sent_without_waiting_runs_on_a_redis_that_never_saw_the_scripts
 
 
 def test_expiry_index_skips_jobs_no_longer_parked_and_uses_the_latest_park(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks(wait_timeout=1.0)
     take(locks, ticket("holder", model("a")))
     take(locks, ticket("gone", model("a"), submitted_ms=1))
@@ -310,7 +310,7 @@ def test_expiry_index_skips_jobs_no_longer_parked_and_uses_the_latest_park(
 
 
 def test_parked_record_is_one_compact_string_and_explains_the_job(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     take(locks, ticket("holder", model("a")))
     take(locks, ticket("w\u00e9ird \"id\"", model("a"), priority=3))
@@ -323,8 +323,8 @@ def test_parked_record_is_one_compact_string_and_explains_the_job(
 
 
 def test_message_stored_without_its_tags_is_completed_at_hand_off(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
-    from pipeline.locks.envelope import envelope
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
+    from pipeline.messages.envelope import envelope
 
     locks = make_locks()
     take(locks, ticket("holder", model("a")))
@@ -348,7 +348,7 @@ def test_message_stored_without_its_tags_is_completed_at_hand_off(
 
 
 def test_parked_jobs_are_counted_by_the_kind_of_what_blocks_them(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     alice = Claim("user:alice", EXCLUSIVE, 1)
     take(locks, ticket("holder", model("a")))
@@ -373,7 +373,7 @@ def test_parked_jobs_are_counted_by_the_kind_of_what_blocks_them(
 
 
 def test_jobs_published_within_one_millisecond_are_served_in_submission_order(
-        make_locks: Callable[..., RedisLocks], lock_redis: redis.Redis) -> None:
+        make_locks: Callable[..., RedisLockEngine], lock_redis: redis.Redis) -> None:
     locks = make_locks()
     take(locks, ticket("holder", model("a")))
     # Delivered in the reverse order of their submission, 0.3 ms apart.

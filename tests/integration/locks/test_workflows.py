@@ -227,8 +227,8 @@ def test_hold_kept_for_a_retry_that_could_not_be_published_is_released(
     from celery.exceptions import Reject
 
     from pipeline.job.attempts import call_with_retries
-    from pipeline.locks.base import Acquired, Blocked, Ticket
     from pipeline.locks.resources import Claim
+    from pipeline.locks.ticket import Acquired, Blocked, Ticket
     from pipeline.runtime.services import services_for
 
     locks = services_for(pipeline_app).locks
@@ -243,7 +243,8 @@ def test_hold_kept_for_a_retry_that_could_not_be_published_is_released(
     def retry(**_: Any) -> None:
         raise Reject("the broker refused the retry", requeue=False)
 
-    task = SimpleNamespace(app=pipeline_app, retry=retry, max_retries=3, backoff=0.01,
+    task = SimpleNamespace(app=pipeline_app, services=services_for(pipeline_app), retry=retry,
+                           max_retries=3, backoff=0.01,
                            backoff_max=None, jitter=False, retry_for=None, dont_retry_for=None,
                            request=SimpleNamespace(id="s1", retries=0, called_directly=False,
                                                    is_eager=False))

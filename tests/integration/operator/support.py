@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.locks import envelope
-from pipeline.locks.base import AcquireResult, Ticket
+from pipeline.broker import layout
 from pipeline.locks.resources import EXCLUSIVE, SHARED, Claim
+from pipeline.locks.ticket import AcquireResult, Ticket
+from pipeline.messages import envelope
 from pipeline.messages.header import NAME, JobHeader
 from pipeline.runtime.services import services_for
 
@@ -39,4 +40,4 @@ def lock(app: Any, job_id: str, *claims: Claim, priority: int = 6, submitted_ms:
     return services_for(app).locks.acquire(
         ticket, host="testhost", pid=4242, park_message=message(job_id, who=who,
                                                                  priority=priority),
-        queue_key=envelope.queue_key(app, "pipeline"))
+        queue_key=layout.queue_key(app, "pipeline"))

@@ -15,7 +15,7 @@ from pipeline.admission.agents import AgentStatus, publish
 from pipeline.admission.load import LoadReading
 from pipeline.errors import InvalidJobError, UnknownJobError
 from pipeline.keys import WAKE_SUFFIX
-from pipeline.locks.base import Blocked
+from pipeline.locks.ticket import Blocked
 from pipeline.messages.events import decode
 from pipeline.observe import inspection
 from pipeline.runtime.services import services_for
@@ -33,15 +33,15 @@ def test_dry_run_lists_what_a_flush_takes_and_changes_nothing(
     lock(app, "holder", model("bert"))
     lock(app, "parked-low", model("bert"), priority=9, who="dan")
 
-    report = control.flush(app, priority="low", dry_run=True, by="tester")
+    report = control.flush(services_for(app), priority="low", dry_run=True, by="tester")
 
     assert report.dry_run and report.count == 2
     assert [(j.job_id, j.state, j.priority) for j in report.jobs] == [
         ("parked-low", "parked", "low"), (queued.id, "queued", "low")]
     assert report.jobs[1].task == "tests.tasks.probes.record" and report.jobs[1].user == "carol"
     assert report.jobs[0].user == "dan"
-    assert inspection.queue_depth(app)["low"] == 1
-    assert services_for(app).locks.explain("parked-low").status == "parked"
+    assert inspection.queue_depth(services_for(app))["low"] == 1
+    assert services_for(app).lock_reads.explain("parked-low").status == "parked"
     assert not [e for e in stream(redis_client) if e.type in ("cancelled", "operator")]
 
 
@@ -52,12 +52,13 @@ def test_flush_takes_the_jobs_and_records_each_and_the_flush(
     lock(app, "holder", model("bert"))
     lock(app, "parked", model("bert"))
 
-    report = control.flush(app, priority="normal", dry_run=False, by="tester")
+    report = control.flush(services_for(app), priority="normal", dry_run=False, by="tester")
 
     assert {j.job_id for j in report.jobs} == {gone.id, "parked"}
-    assert inspection.queue_depth(app) == {"critical": 0, "high": 1, "normal": 0, "low": 0}
-    assert services_for(app).locks.explain("parked").status == "unknown"
-    assert services_for(app).locks.explain("holder").status == "running"
+    assert inspection.queue_depth(services_for(app)) == {
+        "critical": 0, "high": 1, "normal": 0, "low": 0}
+    assert services_for(app).lock_reads.explain("parked").status == "unknown"
+    assert services_for(app).lock_reads.explain("holder").status == "running"
     events = stream(redis_client)
     cancelled = {e.job_id: e.detail["reason"] for e in events if e.type == "cancelled"}
     assert cancelled == {gone.id: "flushed by tester", "parked": "flushed by tester"}
@@ -75,10 +76,10 @@ def test_flushing_parked_jobs_hands_none_of_them_their_locks(
     assert isinstance(lock(app, "ahead", model("bert"), submitted_ms=1), Blocked)
     assert isinstance(lock(app, "behind", reads("bert"), submitted_ms=2), Blocked)
 
-    report = control.flush(app, state="parked", dry_run=False, by="tester")
+    report = control.flush(services_for(app), state="parked", dry_run=False, by="tester")
 
     assert {j.job_id for j in report.jobs} == {"ahead", "behind"}
-    assert inspection.queue_depth(app)["critical"] == 0
+    assert inspection.queue_depth(services_for(app))["critical"] == 0
     assert not [e for e in stream(redis_client) if e.type == "granted"]
 
 
@@ -87,20 +88,20 @@ def test_flushing_a_job_handed_its_locks_frees_them(
     lock(app, "holder", model("bert"))
     lock(app, "next", model("bert"))
     services_for(app).locks.release("holder", "holder")
-    assert services_for(app).locks.explain("next").status == "granted"
+    assert services_for(app).lock_reads.explain("next").status == "granted"
 
-    report = control.flush(app, state="queued", dry_run=False, by="tester")
+    report = control.flush(services_for(app), state="queued", dry_run=False, by="tester")
 
     assert [(j.job_id, j.priority) for j in report.jobs] == [("next", "critical")]
-    assert services_for(app).locks.explain("next").status == "unknown"
-    assert inspection.locks(app) == []
+    assert services_for(app).lock_reads.explain("next").status == "unknown"
+    assert inspection.locks(services_for(app)) == []
 
 
 def test_flush_refuses_a_bad_state_or_priority(app: Any) -> None:
     with pytest.raises(InvalidJobError, match="state='running'"):
-        control.flush(app, state="running")
+        control.flush(services_for(app), state="running")
     with pytest.raises(InvalidJobError, match="priority='urgent'"):
-        control.flush(app, priority="urgent")
+        control.flush(services_for(app), priority="urgent")
 
 
 def test_release_resource_ends_the_holds_and_reports_who_got_it(
@@ -108,7 +109,7 @@ def test_release_resource_ends_the_holds_and_reports_who_got_it(
     lock(app, "stuck", user("alice"), model("bert"))
     lock(app, "waiter", model("bert"))
 
-    report = control.release_resource(app, "model:bert", reason="hung", by="tester")
+    report = control.release_resource(services_for(app), "model:bert", reason="hung", by="tester")
 
     assert [(h.holder, h.resources) for h in report.ended] == [
         ("stuck", ("model:bert", "user:alice"))]
@@ -122,7 +123,7 @@ def test_release_resource_ends_the_holds_and_reports_who_got_it(
 @pytest.mark.parametrize("resource", ["bert", "models:bert", "user:", "global:x", ""])
 def test_release_resource_refuses_what_is_not_a_resource_id(app: Any, resource: str) -> None:
     with pytest.raises(InvalidJobError, match="resource="):
-        control.release_resource(app, resource, reason="x")
+        control.release_resource(services_for(app), resource, reason="x")
 
 
 def dead_letter(app: Any, job_id: str, *, task: str = "tests.tasks.probes.record", who: str = "",
@@ -142,7 +143,7 @@ def test_dead_letters_filter_by_project_priority_and_time(app: Any) -> None:
     dead_letter(app, "web", project="web", priority=9, at=now - 5)
 
     def ids(**filters: Any) -> list[str]:
-        return [d.job_id for d in deadletters.list_dead(app, **filters)]
+        return [d.job_id for d in deadletters.list_dead(services_for(app), **filters)]
 
     assert ids() == ["old", "nlp-low", "web"]
     assert ids(project="nlp") == ["old", "nlp-low"]
@@ -159,12 +160,12 @@ def test_requeue_and_purge_are_recorded_as_operator_actions(
     dead_letter(app, "b", project="web")
     dead_letter(app, "c", project="web")
 
-    assert deadletters.requeue(app, project="nlp", by="tester") == ["a"]
+    assert deadletters.requeue(services_for(app), project="nlp", by="tester") == ["a"]
     # Back in its queue, with the token that wakes an idle worker.
     assert redis_client.llen("{pipeline}:pipeline" + WAKE_SUFFIX) == 1
-    assert deadletters.purge(app, ["b"], by="tester") == 1
+    assert deadletters.purge(services_for(app), ["b"], by="tester") == 1
 
-    assert [d.job_id for d in deadletters.list_dead(app)] == ["c"]
+    assert [d.job_id for d in deadletters.list_dead(services_for(app))] == ["c"]
     actions = [(e.job_id, e.detail["action"], e.detail["by"])
                for e in stream(redis_client) if e.type == "operator"]
     assert actions == [("a", "dlq_requeue", "tester"), ("b", "dlq_purge", "tester")]
@@ -174,7 +175,7 @@ def test_job_detail_says_why_a_parked_job_waits(ops_app: Any) -> None:
     lock(ops_app, "holder", model("bert"))
     lock(ops_app, "waiting", model("bert"))
 
-    found = inspection.job_detail(ops_app, "waiting")
+    found = inspection.job_detail(services_for(ops_app), "waiting")
 
     assert found.where == "parked" and found.place == 1
     assert found.why.startswith("waiting for model:bert, held by holder (running on "
@@ -185,16 +186,16 @@ def test_job_detail_of_a_queued_job_gives_its_place(ops_app: Any) -> None:
     first = record.apply_async(("probe:detail", "1"))
     second = record.apply_async(("probe:detail", "2"))
 
-    found = inspection.job_detail(ops_app, second.id)
+    found = inspection.job_detail(services_for(ops_app), second.id)
 
     assert (found.where, found.place, found.priority) == ("queued", 2, "normal")
     assert "1 job(s) ahead of it" in found.why
-    assert inspection.job_detail(ops_app, first.id).place == 1
+    assert inspection.job_detail(services_for(ops_app), first.id).place == 1
 
 
 def test_job_detail_of_an_unknown_id_raises(ops_app: Any) -> None:
     with pytest.raises(UnknownJobError, match="unknown job 'nope'"):
-        inspection.job_detail(ops_app, "nope")
+        inspection.job_detail(services_for(ops_app), "nope")
 
 
 def test_job_detail_reads_the_store_record_and_history(
@@ -205,7 +206,7 @@ def test_job_detail_reads_the_store_record_and_history(
         result.get(timeout=20)
     record_events()
 
-    found = inspection.job_detail(ops_app, result.id)
+    found = inspection.job_detail(services_for(ops_app), result.id)
 
     assert found.where == "finished" and found.why == "finished: COMPLETED"
     assert found.record is not None and found.record["user"] == "alice"
@@ -221,7 +222,7 @@ def test_job_detail_of_a_queued_job_says_when_every_worker_paused(ops_app: Any) 
         timeout=30)
     queued = record.apply_async(("probe:detail", "1"))
 
-    found = inspection.job_detail(ops_app, queued.id)
+    found = inspection.job_detail(services_for(ops_app), queued.id)
 
     assert found.where == "queued"
     assert found.why.endswith("; waiting: every worker is over its load limit")

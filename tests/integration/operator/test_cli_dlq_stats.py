@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from pipeline.actions import deadletters
+from pipeline.runtime.services import services_for
 from tests.integration.operator.conftest import invoke, invoke_json, wait_for
 from tests.tasks.lockprobes import flaky, hold
 
@@ -23,7 +24,8 @@ def dead(ops_app: Any, start_worker: Worker) -> list[str]:
     with start_worker():
         jobs = [flaky.apply_async((100, "a"), user="alice", project="nlp"),
                 flaky.apply_async((100, "b"), user="bob", priority="low")]
-        wait_for(lambda: len(deadletters.list_dead(ops_app)) == 2, what="two dead letters")
+        wait_for(lambda: len(deadletters.list_dead(services_for(ops_app))) == 2,
+                 what="two dead letters")
     return [job.id for job in jobs]
 
 
@@ -48,7 +50,7 @@ def test_dlq_requeue_runs_the_job_again_and_records_who_did(
         assert outcome.stdout == f"requeued 1 job(s)\n  {dead[0]}\n"
         wait_for(lambda: ops_app.AsyncResult(dead[0]).state == "SUCCESS",
                  what="the requeued job to succeed")
-    assert [d.job_id for d in deadletters.list_dead(ops_app)] == [dead[1]]
+    assert [d.job_id for d in deadletters.list_dead(services_for(ops_app))] == [dead[1]]
     actions = [(f[b"j"].decode(), json.loads(f[b"d"])["action"])
                for _, f in redis_client.xrange("{pipeline}:events") if f[b"e"] == b"operator"]
     assert actions == [(dead[0], "dlq_requeue")]
@@ -56,10 +58,10 @@ def test_dlq_requeue_runs_the_job_again_and_records_who_did(
 
 def test_dlq_purge_by_filter_asks_first(ops_app: Any, dead: list[str]) -> None:
     declined = invoke("dlq", "purge", "--user", "bob", input="n\n")
-    assert declined.exit_code == 1 and len(deadletters.list_dead(ops_app)) == 2
+    assert declined.exit_code == 1 and len(deadletters.list_dead(services_for(ops_app))) == 2
     assert invoke_json("dlq", "purge", "--user", "bob", "--yes") == {"purged": 1,
                                                                      "not_found": []}
-    assert [d.job_id for d in deadletters.list_dead(ops_app)] == [dead[0]]
+    assert [d.job_id for d in deadletters.list_dead(services_for(ops_app))] == [dead[0]]
     missing = invoke("dlq", "purge", "ghost")
     assert missing.exit_code == 1 and "not dead letters: ghost" in missing.stderr
 

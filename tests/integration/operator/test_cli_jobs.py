@@ -40,7 +40,7 @@ def test_submit_json_says_what_was_published(ops_app: Any) -> None:
                        '{"seconds": 0}', "--project", "nlp", "--shared-model", "gpt")
     assert sent["task"] == "tests.tasks.probes.record" and sent["args"] == ["probe:x", 1]
     assert sent["priority"] == "normal" and sent["shared_models"] == ["gpt"]
-    assert inspection.job_detail(ops_app, sent["job_id"]).where == "queued"
+    assert inspection.job_detail(services_for(ops_app), sent["job_id"]).where == "queued"
 
 
 @pytest.mark.parametrize(("options", "named"), [
@@ -55,7 +55,7 @@ def test_submit_refuses_a_bad_option_naming_it_and_publishes_nothing(
     outcome = invoke("submit", "tests.tasks.probes.record", "k", "v", *options)
     assert outcome.exit_code == 1
     assert named in outcome.stderr and outcome.stderr.count("\n") == 1, outcome.stderr
-    assert sum(inspection.queue_depth(ops_app).values()) == 0
+    assert sum(inspection.queue_depth(services_for(ops_app)).values()) == 0
 
 
 def test_submit_names_an_unknown_task_and_the_closest_ones(ops_app: Any) -> None:
@@ -69,10 +69,10 @@ def test_show_says_why_a_parked_job_waits_and_gives_its_history(
         ops_app: Any, start_worker: Worker, record_events: Callable[[], int]) -> None:
     with start_worker(pool="threads", concurrency=2):
         first = hold.apply_async((3.0, "first"), user="alice")
-        wait_for(lambda: services_for(ops_app).locks.explain(first.id).status == "running",
+        wait_for(lambda: services_for(ops_app).lock_reads.explain(first.id).status == "running",
                  what="the first job to start")
         second = hold.apply_async((0.0, "second"), user="alice")
-        wait_for(lambda: services_for(ops_app).locks.explain(second.id).status == "parked",
+        wait_for(lambda: services_for(ops_app).lock_reads.explain(second.id).status == "parked",
                  what="the second job to park")
         record_events()
         outcome = invoke("show", second.id)
@@ -136,7 +136,7 @@ def test_cancel_takes_a_parked_job_out_and_exits_1_for_an_unknown_one(
     assert outcome.stdout.splitlines()[0] == "waiting: cancelled (it was parked)"
     assert "ghost: unknown job 'ghost'" in outcome.stdout
     assert outcome.stderr.startswith("Error: 1 of 2 not cancelled: unknown job 'ghost'")
-    assert services_for(ops_app).locks.explain("waiting").status == "unknown"
+    assert services_for(ops_app).lock_reads.explain("waiting").status == "unknown"
     reasons = [json.loads(f[b"d"]) for _, f in redis_client.xrange("{pipeline}:events")
                if f[b"e"] == b"cancelled"]
     assert reasons == [{"reason": "cancelled by tester: not needed"}]
@@ -147,7 +147,7 @@ def test_cancel_json_reports_each_job(ops_app: Any) -> None:
     assert invoke_json("cancel", queued.id) == [{
         "job_id": queued.id, "found": "queued", "cancelled": True,
         "message": "cancelled (it was queued in the broker)"}]
-    assert sum(inspection.queue_depth(ops_app).values()) == 0
+    assert sum(inspection.queue_depth(services_for(ops_app)).values()) == 0
 
 
 def test_reprioritize_moves_a_parked_job_ahead(ops_app: Any) -> None:
@@ -179,4 +179,4 @@ def test_submit_names_arguments_that_do_not_fit_the_task(ops_app: Any) -> None:
     assert outcome.exit_code == 1
     assert outcome.stderr.startswith("Error: the arguments do not fit tests.tasks.probes.record: ")
     assert "colour" in outcome.stderr
-    assert sum(inspection.queue_depth(ops_app).values()) == 0
+    assert sum(inspection.queue_depth(services_for(ops_app)).values()) == 0

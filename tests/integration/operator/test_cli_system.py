@@ -21,11 +21,11 @@ Worker = Callable[..., AbstractContextManager[Any]]
 
 
 def parked(app: Any, job_id: str) -> bool:
-    return services_for(app).locks.explain(job_id).status == "parked"
+    return services_for(app).lock_reads.explain(job_id).status == "parked"
 
 
 def started(app: Any, job_id: str) -> None:
-    wait_for(lambda: services_for(app).locks.explain(job_id).status == "running",
+    wait_for(lambda: services_for(app).lock_reads.explain(job_id).status == "running",
              what=f"{job_id} to start")
 
 
@@ -97,7 +97,7 @@ def test_locks_release_hands_a_stuck_model_to_the_parked_job(
     tags = {r["tag"]: r for r in runs(redis_client)}
     assert tags["waiting"]["start"] < tags["stuck"]["end"]
     # The stuck job's own release, after, freed nothing of anyone else.
-    assert inspection.locks(ops_app) == []
+    assert inspection.locks(services_for(ops_app)) == []
     operator = [json.loads(f[b"d"]) for _, f in redis_client.xrange("{pipeline}:events")
                 if f[b"e"] == b"operator"]
     assert operator == [{"action": "lock_release", "by": "tester", "target": "model:bert",
@@ -108,7 +108,7 @@ def test_locks_release_asks_first_and_refuses_what_nobody_holds(ops_app: Any) ->
     lock(ops_app, "j1", model("bert"))
     declined = invoke("locks", "release", "model:bert", input="n\n")
     assert declined.exit_code == 1 and "Aborted" in declined.stderr
-    assert services_for(ops_app).locks.explain("j1").status == "running"
+    assert services_for(ops_app).lock_reads.explain("j1").status == "running"
     nobody = invoke("locks", "release", "model:gpt", "--yes")
     assert nobody.exit_code == 1
     assert nobody.stderr == ("Error: nobody holds model:gpt: nothing to release "
@@ -130,15 +130,16 @@ def test_flush_dry_run_lists_then_flush_removes_after_confirmation(
     assert dry.exit_code == 0, dry.output
     assert "4 queued and parked jobs at low level would be flushed" in dry.stdout
     assert queued[0].id in dry.stdout and "parked-low" in dry.stdout
-    assert inspection.queue_depth(ops_app)["low"] == 3
+    assert inspection.queue_depth(services_for(ops_app))["low"] == 3
 
     declined = invoke("flush", "-p", "low", input="n\n")
-    assert declined.exit_code == 1 and inspection.queue_depth(ops_app)["low"] == 3
+    assert declined.exit_code == 1 and inspection.queue_depth(services_for(ops_app))["low"] == 3
 
     done = invoke("flush", "-p", "low", "--by", "tester", input="y\n")
     assert done.exit_code == 0, done.output
     assert "flushed 4 queued and parked jobs at low level" in done.stdout
-    assert inspection.queue_depth(ops_app) == {"critical": 0, "high": 1, "normal": 0, "low": 0}
+    assert inspection.queue_depth(services_for(ops_app)) == {
+        "critical": 0, "high": 1, "normal": 0, "low": 0}
     assert not parked(ops_app, "parked-low")
     assert kept.id not in done.stdout
     cancelled = [f[b"j"].decode() for _, f in redis_client.xrange("{pipeline}:events")

@@ -55,19 +55,20 @@ def test_approved_requests_become_jobs_once_and_run(
                        "r5": ("completed", "normal"), "6": ("enqueued", "critical")}
     assert [row["action"] for row in first["rows"]][1] == "enqueued"  # r2's first entry
     assert first["counts"] == {"enqueued": 4, "pending": 1, "completed": 1, "duplicate": 1}
-    assert inspection.queue_depth(ops_app) == {"critical": 2, "high": 1, "normal": 0, "low": 1}
+    assert inspection.queue_depth(services_for(ops_app)) == {
+        "critical": 2, "high": 1, "normal": 0, "low": 1}
     assert sorted(imported(ops_app)) == [b"6", b"r1", b"r2", b"r3"]
 
     again = invoke_json("import", str(path))
     assert again["counts"] == {"already imported": 4, "pending": 1, "completed": 1,
                                "duplicate": 1}
-    assert sum(inspection.queue_depth(ops_app).values()) == 4
+    assert sum(inspection.queue_depth(services_for(ops_app)).values()) == 4
 
     with start_worker():
         wait_for(lambda: ops_app.AsyncResult("r2").state == "SUCCESS", what="r2 to run")
     result = ops_app.AsyncResult("r2").result
     assert result["request"] == "r2" and result["action"] == "apply the configuration change"
-    detail = inspection.job_detail(ops_app, "r2")
+    detail = inspection.job_detail(services_for(ops_app), "r2")
     assert detail.result_state == "SUCCESS"
 
 
@@ -78,7 +79,7 @@ def test_the_table_lists_pending_requests_and_sums_up(ops_app: Any, tmp_path: Pa
     assert "pending review (1): not enqueued" in out and "r4" in out
     assert "would be enqueued" in out and "urgent word 'urgent'" in out
     assert "summary" in out and "dry run: 4 request(s) would be enqueued" in out
-    assert sum(inspection.queue_depth(ops_app).values()) == 0
+    assert sum(inspection.queue_depth(services_for(ops_app)).values()) == 0
     assert imported(ops_app) == {}
 
 
@@ -115,7 +116,7 @@ def test_a_malformed_entry_imports_nothing_and_is_named(
     assert outcome.exit_code == 1
     assert outcome.stderr.startswith(f"Error: {named}"), outcome.stderr
     assert outcome.stderr.count("\n") == 1
-    assert sum(inspection.queue_depth(ops_app).values()) == 0
+    assert sum(inspection.queue_depth(services_for(ops_app)).values()) == 0
     assert imported(ops_app) == {}
 
 
@@ -135,15 +136,16 @@ def test_a_large_file_is_published_in_batches_with_progress(
     requests = [{"id": f"bulk-{n}", "type": "support_request", "status": "approved",
                  "text": "", "priority": 5} for n in range(600)]
     seen: list[tuple[int, int]] = []
-    report = import_file(ops_app, write(tmp_path, requests), task_name="tasks.requests.handle",
+    report = import_file(services_for(ops_app), write(tmp_path, requests),
+                         task_name="tasks.requests.handle",
                          progress=lambda done, total: seen.append((done, total)))
     assert seen == [(500, 600), (600, 600)]
     assert report.counts == {"enqueued": 600}
-    assert inspection.queue_depth(ops_app)["normal"] == 600
+    assert inspection.queue_depth(services_for(ops_app))["normal"] == 600
 
 
 def test_an_unknown_handling_task_is_refused_before_anything(
         ops_app: Any, tmp_path: Path) -> None:
     with pytest.raises(InvalidJobError, match=r"task='tasks\.nope' is not registered"):
-        import_file(ops_app, write(tmp_path, SAMPLE), task_name="tasks.nope")
+        import_file(services_for(ops_app), write(tmp_path, SAMPLE), task_name="tasks.nope")
     assert imported(ops_app) == {}

@@ -9,7 +9,7 @@ import redis
 
 from pipeline.admission.agents import AgentStatus, publish
 from pipeline.admission.load import LoadReading
-from pipeline.locks.base import Acquired, Blocked
+from pipeline.locks.ticket import Acquired, Blocked
 from pipeline.observe import inspection
 from pipeline.runtime.services import services_for
 from tests.integration.locks.support import wait_for
@@ -20,25 +20,27 @@ from tests.tasks.probes import record
 def test_queue_depth_counts_the_messages_of_each_level(app: Any) -> None:
     for level in ("high", "high", "low", "critical"):
         record.apply_async(("probe:depth", level), priority=level)
-    assert inspection.queue_depth(app) == {"critical": 1, "high": 2, "normal": 0, "low": 1}
+    assert inspection.queue_depth(services_for(app)) == {
+        "critical": 1, "high": 2, "normal": 0, "low": 1}
 
 
 def test_running_jobs_and_locks_list_every_live_hold(app: Any) -> None:
     assert isinstance(lock(app, "j1", user("alice"), model("bert")), Acquired)
     assert isinstance(lock(app, "j2", reads("gpt")), Acquired)
 
-    running = {r.job_id: r for r in inspection.running_jobs(app)}
+    running = {r.job_id: r for r in inspection.running_jobs(services_for(app))}
     assert set(running) == {"j1", "j2"}
     assert running["j1"].resources == ("model:bert", "user:alice")
     assert running["j1"].state == "running" and running["j1"].host == "testhost"
     assert running["j1"].pid == "4242" and running["j1"].token > 0
     assert not running["j1"].lease_expired
 
-    held = [(h.resource, h.kind, h.name, h.mode, h.job_id) for h in inspection.locks(app)]
+    held = [(h.resource, h.kind, h.name, h.mode, h.job_id)
+            for h in inspection.locks(services_for(app))]
     assert held == [("model:bert", "model", "bert", "exclusive", "j1"),
                     ("model:gpt", "model", "gpt", "shared", "j2"),
                     ("user:alice", "user", "alice", "exclusive", "j1")]
-    assert inspection.locks(app)[0].as_dict()["mode"] == "exclusive"
+    assert inspection.locks(services_for(app))[0].as_dict()["mode"] == "exclusive"
 
 
 def test_parked_jobs_say_what_they_wait_for_and_their_place(app: Any) -> None:
@@ -46,13 +48,13 @@ def test_parked_jobs_say_what_they_wait_for_and_their_place(app: Any) -> None:
     assert isinstance(lock(app, "second", model("bert"), submitted_ms=2), Blocked)
     assert isinstance(lock(app, "first", model("bert"), priority=3, submitted_ms=5), Blocked)
 
-    parked = {p.job_id: p for p in inspection.parked_jobs(app)}
+    parked = {p.job_id: p for p in inspection.parked_jobs(services_for(app))}
     assert parked["first"].position == 1 and parked["second"].position == 2
     assert parked["first"].priority == "high" and parked["second"].priority == "normal"
     assert parked["second"].waiting_for == "model:bert"
     assert parked["second"].blocked_by == "holder"
     assert "waiting for model:bert" in parked["second"].reason
-    assert [p.job_id for p in inspection.parked_jobs(app, limit=1)] == ["second"]
+    assert [p.job_id for p in inspection.parked_jobs(services_for(app), limit=1)] == ["second"]
 
 
 def test_status_sums_up_the_system(app: Any) -> None:
@@ -64,7 +66,7 @@ def test_status_sums_up_the_system(app: Any) -> None:
     services = services_for(app)
     services.redis.zadd(services.keys.dead_letters, {"dead-1": 1.0})
 
-    found = inspection.status(app, with_workers=False)
+    found = inspection.status(services_for(app), with_workers=False)
 
     assert found.depth == {"critical": 0, "high": 0, "normal": 0, "low": 1}
     assert (found.running, found.granted, found.between) == (2, 0, 0)
@@ -107,10 +109,10 @@ def test_status_reads_the_same_whatever_the_number_parked(
     lock(app, "holder", model("bert"))
     for n in range(parked):
         lock(app, f"p{n}", model("bert"), submitted_ms=n + 1)
-    inspection.status(app, with_workers=False)  # scripts loaded, clients connected
+    inspection.status(services_for(app), with_workers=False)  # scripts loaded, clients connected
     counter = CommandCounter(monkeypatch)
 
-    found = inspection.status(app, with_workers=False)
+    found = inspection.status(services_for(app), with_workers=False)
 
     assert found.parked == parked
     # Four list lengths, the holds index, one record per hold, three counters.
@@ -124,7 +126,7 @@ def test_workers_are_read_from_their_load_records(app: Any) -> None:
         publish(services.redis, services.keys, AgentStatus.measured(
             name, "host", 1, 2, 1, 2, reading, accepting=accepting,
             pause_reason="" if accepting else "cpu 95% over 80%"), timeout=30)
-    seen = inspection.workers(app)
+    seen = inspection.workers(services_for(app))
     assert [(w.name, w.source, w.level, w.accepting) for w in seen] == [
         ("w1@host", "agent", "HIGH", True), ("w2@host", "agent", "HIGH", False)]
     assert seen[0].score == pytest.approx(0.625) and seen[1].pause_reason.startswith("cpu")
@@ -133,7 +135,7 @@ def test_workers_are_read_from_their_load_records(app: Any) -> None:
 def test_workers_without_load_records_are_found_by_a_ping(app: Any, start_worker: Any) -> None:
     with start_worker(perform_ping_check=False):
         # A worker busy starting (or a loaded machine) may answer a ping late.
-        seen = wait_for(lambda: inspection.workers(app, timeout=1.0), timeout=20,
+        seen = wait_for(lambda: inspection.workers(services_for(app), timeout=1.0), timeout=20,
                         what="the worker to answer a ping")
     assert len(seen) == 1 and seen[0].source == "ping" and "@" in seen[0].name
 

@@ -1,14 +1,12 @@
-"""The lock engine's interface and the values it returns.
+"""The ticket a job is locked with, and what the lock engine answers.
 
-An engine takes all of a job's claims at once or parks the job, releases and
-hands freed capacity to parked jobs, renews leases, and answers what a job is
-doing. ``pipeline.locks.engine.RedisLocks`` implements it with Lua scripts.
+:class:`Ticket` is what :meth:`~pipeline.locks.protocols.HotPath.acquire` takes; its
+outcome is one of :data:`AcquireResult`; :class:`Explanation` is what
+:meth:`~pipeline.locks.protocols.LockReads.explain` says of a job.
 """
 
 from __future__ import annotations
 
-import abc
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pipeline.locks.resources import Claim
@@ -161,37 +159,3 @@ class Explanation:
                     f"as {self.holder} on {self.host or '?'} pid {self.pid or '?'}")
         return (f"{self.job_id} holds no lock and is not parked "
                 "(queued in the broker, finished or gone)")
-
-
-class LockBackend(abc.ABC):
-    """The lock engine."""
-
-    @abc.abstractmethod
-    def acquire(self, ticket: Ticket, *, host: str, pid: int, park_message: str = "",
-                queue_key: str = "") -> AcquireResult:
-        """Take all of the ticket's claims at once, or park the job if a message is given."""
-
-    @abc.abstractmethod
-    def release(self, holder: str, job_id: str, *, event: str = "", detail: str = "{}",
-                keep_seconds: float = 0.0, wait: bool = True, token: int | None = None) -> int:
-        """End (or keep, for a workflow between steps) a hold and hand freed capacity on."""
-
-    @abc.abstractmethod
-    def renew(self, holders: Sequence[str]) -> list[str]:
-        """Extend the leases of *holders*; return those that were already lost."""
-
-    @abc.abstractmethod
-    def sweep(self, limit: int = 100) -> tuple[int, int]:
-        """Drop dead holds and expire jobs parked too long: (holds dropped, jobs expired)."""
-
-    @abc.abstractmethod
-    def cancel_parked(self, job_id: str, reason: str, *, event: str = "cancelled") -> bool:
-        """Remove a parked job from its lines; False if it was not parked."""
-
-    @abc.abstractmethod
-    def reprioritize_parked(self, job_id: str, priority: int) -> int | None:
-        """Move a parked job to its new place; returns its old priority or None."""
-
-    @abc.abstractmethod
-    def explain(self, job_id: str, holder: str | None = None) -> Explanation:
-        """What the job is doing, as far as the locks know."""

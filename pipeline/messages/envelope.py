@@ -1,9 +1,10 @@
-"""Parking: the stored message of a parked job, and cancel / reprioritize / expire.
+"""The stored message of a job: a kombu Redis message, kept to be published again.
 
-A job that cannot get its locks is acknowledged and stored in Redis with its
-message. The release that hands it its locks pushes that message to the front
-of its queue's most urgent list, inside the same Lua call, so the hand-off
-never waits for the broker or a poller.
+A job that cannot get its locks is parked with its message (``acquire.lua``);
+the release that hands it its locks pushes that message to the front of its
+queue's most urgent list, inside the same Lua call, so the hand-off never
+waits for the broker or a poller. A dead letter keeps its message the same
+way, to be requeued.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from typing import Any
 from celery import Celery
 from kombu.utils.json import dumps as _kombu_dumps
 
-from pipeline.keys import BROKER_SEP
-from pipeline.priority import PRIORITY_STEPS
+from pipeline.messages.context import JobContext
 
 
 def dumps(value: Any) -> str:
@@ -23,25 +23,7 @@ def dumps(value: Any) -> str:
     return str(_kombu_dumps(value, separators=(",", ":")))  # type: ignore[no-untyped-call]
 
 
-def queue_key(app: Celery, routing_key: str) -> str:
-    """The Redis list a granted job is pushed to: its queue's most urgent list.
-
-    kombu's Redis transport keeps priority 0 messages in the list named after
-    the queue (other levels get a suffix) and pops from its right end, so an
-    RPUSH there makes the job the very next one any worker takes.
-    """
-    options = app.conf.broker_transport_options or {}
-    prefix = options.get("global_keyprefix", "")
-    return f"{prefix}{routing_key}"
-
-
-def queue_lists(app: Celery, queue: str | None = None) -> list[str]:
-    """The Redis lists of *queue* (default queue when None), most urgent first."""
-    head = queue_key(app, queue or app.conf.task_default_queue)
-    return [head if step == 0 else f"{head}{BROKER_SEP}{step}" for step in PRIORITY_STEPS]
-
-
-def message_for(app: Celery, request: Any, priority: int, *, retries: int | None = None,
+def message_for(app: Celery, request: JobContext, priority: int, *, retries: int | None = None,
                 complete: bool = True, headers: dict[str, Any] | None = None) -> str:
     """Rebuild the message of the job being run, for republishing (see :func:`envelope`).
 

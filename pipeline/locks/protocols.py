@@ -1,0 +1,107 @@
+"""The lock engine as each kind of caller sees it.
+
+One engine (:class:`pipeline.locks.engine.RedisLockEngine`) serves three kinds
+of callers; each gets the protocol it needs from the process's services
+(:class:`pipeline.runtime.services.Services`), so a caller cannot reach what
+is not its business:
+
+* :class:`HotPath`: a job's own path (``services.locks``), a call or two per
+  job: take its locks or park it, release them and hand them on, renew leases.
+* :class:`LockReads`: the read-only views (``services.lock_reads``): what a
+  job is doing, what is held, what is parked.
+* :class:`LockActions`: what operators and the beat sweep do
+  (``services.lock_actions``): cancel, reprioritize, take out of the broker,
+  force-release, expire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from pipeline.locks.records import HoldRecord, ParkRecord, QueuedMessage
+from pipeline.locks.ticket import AcquireResult, Explanation, Ticket
+
+
+class HotPath(Protocol):
+    """What a job's own path calls."""
+
+    def acquire(self, ticket: Ticket, *, host: str, pid: int, park_message: str = "",
+                queue_key: str = "") -> AcquireResult:
+        """Take all of the ticket's claims at once, or park the job if a message is given."""
+
+    def release(self, holder: str, job_id: str, *, event: str = "", detail: str = "{}",
+                keep_seconds: float = 0.0, wait: bool = True, token: int | None = None) -> int:
+        """End (or keep, for a workflow between steps) a hold and hand freed capacity on."""
+
+    def renew(self, holders: Sequence[str]) -> list[str]:
+        """Extend the leases of *holders*; return those that were already lost."""
+
+    def sweep(self, limit: int = 100) -> tuple[int, int]:
+        """Drop dead holds and expire jobs parked too long: (holds dropped, jobs expired)."""
+
+
+class LockReads(Protocol):
+    """What the read-only views call (none of it changes anything)."""
+
+    def explain(self, job_id: str, holder: str | None = None) -> Explanation:
+        """What the job is doing, as far as the locks know."""
+
+    def queued_position(self, lists: Sequence[str], job_id: str) -> QueuedMessage | None:
+        """Where a job waits in the broker's lists, or None."""
+
+    def parked_message(self, job_id: str) -> str:
+        """The stored message of a parked job ('' if it is not parked)."""
+
+    def parked_counts(self) -> dict[int, int]:
+        """Parked jobs per priority."""
+
+    def parked_by_kind(self) -> dict[str, int]:
+        """Parked jobs per kind of the first resource blocking them."""
+
+    def parked_jobs(self, limit: int = 100) -> list[Explanation]:
+        """The jobs parked longest, oldest first."""
+
+    def parked_records(self, chunk: int = 1000) -> Iterator[tuple[str, ParkRecord]]:
+        """Every parked job with its record, oldest parked first."""
+
+    def holders_of(self, resource: str) -> list[tuple[str, str, float]]:
+        """(holder, mode, lease deadline) of every live hold on *resource*."""
+
+    def holds(self, limit: int = 1000) -> list[HoldRecord]:
+        """Every live hold, soonest lease deadline first."""
+
+
+class LockActions(Protocol):
+    """What operators and the beat sweep do to parked jobs, queued jobs and holds."""
+
+    def cancel_parked(self, job_id: str, reason: str, *, event: str = "cancelled") -> bool:
+        """Remove a parked job from its lines; False if it was not parked."""
+
+    def reprioritize_parked(self, job_id: str, priority: int) -> int | None:
+        """Move a parked job to its new place; returns its old priority or None."""
+
+    def take_queued(self, lists: Sequence[str], job_id: str, reason: str
+                    ) -> QueuedMessage | None:
+        """Take a job out of the broker's lists, recorded cancelled; None if not there."""
+
+    def swap_queued(self, found: QueuedMessage, target_list: str, message: str,
+                    detail: str) -> bool:
+        """Replace a queued job's message at the back of *target_list*, atomically."""
+
+    def mark_cancelled(self, *ids: str) -> None:
+        """Make workers drop these jobs or workflows when their messages arrive."""
+
+    def take_expired(self, limit: int) -> list[tuple[str, str]]:
+        """Parked jobs that expired and were not reported yet: (job id, stored message)."""
+
+    def force_release(self, resource: str, *, by: str, reason: str
+                      ) -> tuple[list[HoldRecord], list[str]]:
+        """End every hold on *resource* and hand it on: (holds ended, holders after)."""
+
+    def sweep_counts(self, limit: int = 100) -> tuple[int, int, int]:
+        """Drop dead holds, expire jobs parked too long, serve lines left for later."""
+
+
+class LockEngine(HotPath, LockReads, LockActions, Protocol):
+    """All three: what the per-process services hold, and tests that drive the scripts."""
