@@ -8,6 +8,7 @@ cleanly when the retry cannot be published.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -55,6 +56,9 @@ def with_retries(body: Any) -> Any:
 def call_with_retries(task: JobTask, body: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     """Run the job's body; on a retriable error, retry with backoff while attempts remain.
 
+    Arguments that do not bind to the body (a call with the wrong arguments)
+    fail the job at once: no retry can cure them.
+
     Once the body returns or raises, what the job publishes is Celery's
     continuation of its canvas, not a child of the job (see
     :meth:`pipeline.runtime.running.RunningJobs.in_body`).
@@ -71,6 +75,8 @@ def call_with_retries(task: JobTask, body: Callable[..., Any], args: Any, kwargs
         policy = retries.policy_for(task, services.settings)
         done = request.retries or 0
         if not policy.retries(exc) or done >= policy.max_retries:
+            raise
+        if isinstance(exc, TypeError) and not _binds(body, args, kwargs):
             raise
         # Release before the retry is published: with a short countdown the next
         # attempt could otherwise start while this one still holds the locks.
@@ -89,6 +95,17 @@ def call_with_retries(task: JobTask, body: Callable[..., Any], args: Any, kwargs
             raise
     finally:
         services.running.body_done(task.request.id)
+
+
+def _binds(body: Callable[..., Any], args: Any, kwargs: Any) -> bool:
+    """Whether *args* and *kwargs* bind to *body*'s parameters (True when it has no signature)."""
+    try:
+        inspect.signature(body).bind(*(args or ()), **(kwargs or {}))
+    except TypeError:
+        return False
+    except ValueError:
+        return True
+    return True
 
 
 def _end_unpublished_retry(task: JobTask, task_id: str, running: RunningJob | None,

@@ -64,11 +64,16 @@ def without_task_defaults(app: Celery, headers: dict[str, Any]) -> dict[str, Any
 
 
 #: Header values Celery's worker reads as the default when they are absent.
-_DEFAULTS: dict[str, Any] = {"retries": 0, "replaced_task_nesting": 0,
-                             "timelimit": [None, None], "argsrepr": "()", "kwargsrepr": "{}"}
+_DEFAULTS: dict[str, Any] = {"retries": 0, "timelimit": [None, None], "argsrepr": "()",
+                             "kwargsrepr": "{}"}
+#: Headers kept even at their default: Celery writes them on every message and a
+#: ``task_received`` handler may read them from the request's headers.
+_ALWAYS = frozenset({"replaced_task_nesting"})
 
 
 def _kept(key: str, value: Any) -> bool:
+    if key in _ALWAYS:
+        return value is not None
     if value is None or value == "" or value == [] or value == {}:
         return False
     default = _DEFAULTS.get(key, _DEFAULTS)
