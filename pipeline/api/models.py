@@ -149,6 +149,8 @@ class JobOut(BaseModel):
     blocked_by_job_id: str | None = None
     conflict_reason: str | None = None
     workflow_id: str | None = None
+    pool: str | None = Field(default=None, description="The agent pool it was published to.")
+    agent: str | None = Field(default=None, description="The agent that claimed it last.")
     updated_at: datetime | None = None
 
     @classmethod

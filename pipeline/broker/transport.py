@@ -40,7 +40,7 @@ from pipeline.broker import fetch
 from pipeline.broker.qos import PipelineQoS
 from pipeline.broker.screen import refusal
 from pipeline.broker.setaside import DEFAULT_MAX, set_aside_or_log
-from pipeline.keys import WAKE_TOKEN, Keys, wake_key
+from pipeline.keys import WAKE_TOKEN, Keys, pool_of_queue, wake_key
 from pipeline.messages.header import FRONT
 
 #: Items set aside in one take before the worker goes back to waiting.
@@ -140,6 +140,10 @@ class PipelineChannel(kombu_redis.Channel):
         if expires is not None:
             commands += [("PEXPIRE", name, expires)
                          for name in (*self._lists_of(queue), wake_key(queue))]
+        pool, pools_key = pool_of_queue(queue), self._pools_key()
+        if pool is not None and pools_key is not None:
+            # The agent pool is listed for operators (show, cancel, metrics), same round trip.
+            commands.append(("SADD", pools_key, pool))
         batch = kwargs.pop("_publish_batch", None)
         if batch is not None:
             for name, *args in commands:
@@ -147,6 +151,11 @@ class PipelineChannel(kombu_redis.Channel):
             return
         prefix = self.global_keyprefix
         fetch.push(self.pool, [(name, prefix + key, *rest) for name, key, *rest in commands])
+
+    def _pools_key(self) -> str | None:
+        """The set of agent pools (``Keys.pools``) as a name under kombu's key prefix."""
+        full, prefix = self.set_aside_keys.pools, self.global_keyprefix or ""
+        return full[len(prefix):] if full.startswith(prefix) else None
 
     def _purge(self, queue: str) -> int:
         """kombu's purge of *queue*'s lists, and of its wake list."""
