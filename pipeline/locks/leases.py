@@ -216,6 +216,22 @@ class RedisLeases:
         """Keep *message* (for list number *index* of *queue*, from 1) until *due* (seconds)."""
         self.client.zadd(self.keys.delayed(queue), {f"{index}{SEP}{message}": int(due * 1000)})
 
+    def find_delayed(self, queue: str, job_id: str) -> tuple[str, float] | None:
+        """A delayed message of *job_id* in *queue* (the member as stored, when it is due
+        in seconds), or None. Reads the whole set: an operator's query."""
+        encoded = json.dumps(job_id)
+        needles = (f'"id": {encoded}', f'"id":{encoded}')
+        entries: Any = self.client.zrange(self.keys.delayed(queue), 0, -1, withscores=True)
+        for member, due in entries:
+            found = text(member)
+            if any(needle in found for needle in needles):
+                return found, float(due) / 1000
+        return None
+
+    def take_delayed(self, queue: str, member: str) -> bool:
+        """Take a delayed message out (False if it was promoted or taken meanwhile)."""
+        return bool(self.client.zrem(self.keys.delayed(queue), member))
+
     def pools(self) -> list[str]:
         """Every agent pool jobs were published to or claimed from, sorted."""
         return sorted(text(p) for p in self.client.smembers(self.keys.pools))

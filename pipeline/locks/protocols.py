@@ -142,5 +142,11 @@ class Leases(Protocol):
     def delay(self, queue: str, index: int, message: str, due: float) -> None:
         """Keep a pool's message until it is due (a countdown, a retry's backoff)."""
 
+    def find_delayed(self, queue: str, job_id: str) -> tuple[str, float] | None:
+        """A delayed message of a job in a pool's queue, and when it is due."""
+
+    def take_delayed(self, queue: str, member: str) -> bool:
+        """Take a delayed message out."""
+
     def pools(self) -> list[str]:
         """Every agent pool known."""

@@ -75,7 +75,7 @@ DETAIL_FIELDS: Mapping[str, tuple[str, ...]] = {
     RELEASED: ("holder", "resources", "handed_to"),
     OPERATOR: ("action", "by", "target", "reason", "count"),
     MAINTENANCE: ("action", "worker", "reason", "count", "holds_dropped", "jobs_expired",
-                  "lines_served", "jobs_rescued"),
+                  "lines_served", "jobs_rescued", "leases_expired"),
 }
 
 #: Celery event type sent to Flower for pipeline states Celery has no event for.
