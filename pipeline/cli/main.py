@@ -3,7 +3,8 @@
 Running it: ``up``, ``worker``, ``beat`` (:mod:`pipeline.cli.run`), ``demo``
 (:mod:`pipeline.cli.demo`), ``check`` (:mod:`pipeline.cli.check`), ``db``
 (:mod:`pipeline.cli.db`), ``recorder`` (:mod:`pipeline.cli.recorder`), ``agents
-status|allocate`` (:mod:`pipeline.cli.agents`).
+status|allocate`` (:mod:`pipeline.cli.agents`), ``agent`` (the reference agent of
+an agent pool, over HTTP: :mod:`pipeline.cli.agent`).
 
 Operating it: ``submit`` (:mod:`pipeline.cli.submit`), ``status``
 (:mod:`pipeline.cli.status`), ``jobs`` (:mod:`pipeline.cli.jobs`), ``show``
@@ -23,6 +24,7 @@ import sys
 import click
 
 from pipeline.cli.actions import cancel, reprioritize
+from pipeline.cli.agent import agent
 from pipeline.cli.agents import agents
 from pipeline.cli.check import check
 from pipeline.cli.context import CliContext
@@ -57,7 +59,7 @@ def cli(ctx: click.Context, app_name: str) -> None:
     ctx.obj = CliContext(app_name=app_name)
 
 
-for command in (up, worker, beat, demo, check, db, recorder, agents,
+for command in (up, worker, beat, demo, check, db, recorder, agents, agent,
                 submit, status, jobs, show, cancel, reprioritize, flush, locks, dlq, stats,
                 monitor, import_requests, api, flower):
     cli.add_command(command)

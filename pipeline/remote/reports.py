@@ -25,8 +25,8 @@ logger = logging.getLogger(__name__)
 _WHY = {
     "none": "job {job} holds no lease: it is not claimed (never, or no longer: it finished, "
             "was given back or cancelled)",
-    "stale": "the lease shown is not job {job}'s current one: its lease ran out and the job "
-             "was given back (an agent claimed it again, or it waits in its pool)",
+    "stale": "the lease shown is not job {job}'s current one (a late agent: its lease ran "
+             "out and the job was given back; or a lease of another job): nothing changed",
     "expired": "the lease of job {job} ran out before this call: the job was given back to "
                "its pool",
     "lost": "the locks of job {job} were released by hand while it ran: the job was given "
@@ -74,7 +74,7 @@ def start(services: Services, job_id: str, lease: str) -> None:
     record = services.leases.lease_of(job_id)
     hostname = worker_name(record.get("agent", "?"), record.get("pool", "?"))
     try:
-        services.send_task_event("task-started", hostname, uuid=job_id, pid=0)
+        services.send_task_event("task-started", hostname, uuid=job_id)
         task = services.app.tasks.get(message.task)
         ignored = message.headers.get("ignore_result")
         if ignored is None:

@@ -79,7 +79,8 @@ def _blocker(services: Services, blocked_by: str) -> str:
     """What the job in the way is doing, in words."""
     other = services.lock_reads.explain(blocked_by)
     if other.status == "running":
-        where = f"on {other.host} pid {other.pid}" if other.host else ""
+        where = f"on {other.host}" if other.host else ""
+        where += f" pid {other.pid}" if other.pid else ""
         return f"held by {blocked_by} (running {where})".replace(" )", ")")
     if other.status == "granted":
         return f"held by {blocked_by} (handed its locks, about to start)"
