@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import tests.tasks.agentprobes  # noqa: F401 -- registers the tasks on the app
+import tests.tasks.agentprobes
 import tests.tasks.lockprobes  # noqa: F401
 from tasks.app import app
 

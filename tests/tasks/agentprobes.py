@@ -32,3 +32,10 @@ def remote(*args: Any, **kwargs: Any) -> Any:
 def train(*args: Any, **kwargs: Any) -> Any:
     """An agent's step that writes model ``bert``."""
     raise RuntimeError("agentprobes.train is run by agents of pool prod, not by a worker")
+
+
+@app.task(base=PipelineTask, name="agentprobes.flaky", agent_pool=POOL, max_retries=1,
+          backoff=0.05, jitter=False)
+def flaky(*args: Any, **kwargs: Any) -> Any:
+    """An agent's step retried once, 50 ms after a failure, then dead-lettered."""
+    raise RuntimeError("agentprobes.flaky is run by agents of pool prod, not by a worker")
