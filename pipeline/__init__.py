@@ -11,6 +11,7 @@ from typing import Any
 
 from pipeline.actions import control, deadletters
 from pipeline.errors import (
+    AgentJobFailed,
     ConfigurationError,
     InvalidJobError,
     LockError,
@@ -66,4 +67,5 @@ __all__ = [
     "StoreError",
     "StoreNotMigrated",
     "WorkflowError",
+    "AgentJobFailed",
 ]

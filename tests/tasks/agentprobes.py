@@ -39,3 +39,9 @@ def train(*args: Any, **kwargs: Any) -> Any:
 def flaky(*args: Any, **kwargs: Any) -> Any:
     """An agent's step retried once, 50 ms after a failure, then dead-lettered."""
     raise RuntimeError("agentprobes.flaky is run by agents of pool prod, not by a worker")
+
+
+@app.task(base=PipelineTask, name="agentprobes.total")
+def total(values: list[int]) -> int:
+    """A worker's step: the sum of a chord's results."""
+    return sum(values)

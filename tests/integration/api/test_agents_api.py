@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from celery import chain
+from celery import chain, chord
 from fastapi.testclient import TestClient
 
 from pipeline import explain
@@ -28,7 +28,7 @@ from pipeline.runtime.services import _SERVICES, services_for
 from tests.helpers.browser import free_port
 from tests.helpers.workers import SubprocessWorker
 from tests.integration.api.conftest import ADMIN, ADMIN_TOKEN, READ, READ_TOKEN, wait_for
-from tests.tasks.agentprobes import add, flaky, remote, train
+from tests.tasks.agentprobes import add, flaky, remote, total, train
 from tests.tasks.lockprobes import hold, runs
 
 PROD_TOKEN = "prod-agent-token-0123456789"
@@ -278,6 +278,36 @@ def test_a_workflow_with_an_agent_step_in_the_middle(
     assert call(api, job, "complete", result=5).status_code == 200
     assert flow.get(timeout=20) == 15
     assert flow.parent.get(timeout=5) == 5
+
+
+def test_a_chain_led_by_an_agent_and_a_chord_of_agents_continue_on_workers(
+        app: Any, api: TestClient, worker: SubprocessWorker) -> None:
+    led = chain(remote.s(4), add.s(1)).apply_async(user="erin")
+    first = claim(api, wait=20)
+    assert first is not None and first["args"] == [4]
+    assert call(api, first, "complete", result=40).status_code == 200
+    assert led.get(timeout=20) == 41
+    gathered = chord([remote.s(n) for n in (1, 2, 3)], total.s()).apply_async()
+    for _ in range(3):
+        job = claim(api, wait=20)
+        assert job is not None
+        assert call(api, job, "complete", result=job["args"][0] * 10).status_code == 200
+    assert gathered.get(timeout=20) == 60
+
+
+def test_an_agents_failure_fails_the_rest_of_its_chain_and_calls_its_errback(
+        app: Any, api: TestClient, worker: SubprocessWorker, redis_client: Any) -> None:
+    from tests.tasks.probes import record
+
+    flow = chain(remote.s(1), add.s(1)).apply_async(
+        link_error=record.si("probe:errback", "called"))
+    job = claim(api, wait=20)
+    assert job is not None
+    assert call(api, job, "fail", error="broken", retry=False).status_code == 200
+    with pytest.raises(AgentJobFailed, match="broken"):
+        flow.get(timeout=20)
+    wait_for(lambda: redis_client.lrange("probe:errback", 0, -1) == [b"called"],
+             what="the errback")
 
 
 def test_cancelling_a_claimed_job_ends_its_lease_and_tells_its_agent(
