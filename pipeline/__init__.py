@@ -26,6 +26,7 @@ from pipeline.job.task import PipelineTask
 from pipeline.job.workflows import Workflow, workflow
 from pipeline.locks.base import Explanation
 from pipeline.priority import Priority, parse_priority
+from pipeline.version import __version__
 
 
 def explain(job_id: str, app: Any = None) -> Explanation:
@@ -66,4 +67,6 @@ __all__ = [
     "StoreError",
     "StoreNotMigrated",
     "WorkflowError",
+    # the release
+    "__version__",
 ]

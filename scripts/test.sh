@@ -20,6 +20,12 @@ if [ ! -x "$PY" ]; then
 fi
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
   || fail "$VENV runs $("$PY" --version 2>&1); the project needs Python 3.10 or newer"
+# The distribution was called `pipeline` before it took its name on the package index:
+# an older .venv still holds that one, which would shadow the new one's entry points.
+if "$PY" -m pip show --quiet pipeline >/dev/null 2>&1; then
+  say "removing the distribution's old name (pipeline) from $VENV"
+  "$PY" -m pip uninstall --quiet --yes pipeline
+fi
 say "installing the project and its dev tools into $VENV"
 "$PY" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 

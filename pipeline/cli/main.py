@@ -14,6 +14,9 @@ Operating it: ``submit`` (:mod:`pipeline.cli.submit`), ``status``
 ``import`` (:mod:`pipeline.cli.importer`).
 
 Serving it: ``api`` and ``flower`` (:mod:`pipeline.cli.serve`).
+
+``pipeline --version`` and ``pipeline version`` print the release
+(:mod:`pipeline.version`).
 """
 
 from __future__ import annotations
@@ -42,11 +45,15 @@ from pipeline.cli.stats import stats
 from pipeline.cli.status import status
 from pipeline.cli.submit import submit
 from pipeline.runtime.launch import DEFAULT_APP
+from pipeline.version import DISTRIBUTION, __version__
+
+VERSION_MESSAGE = f"pipeline %(version)s ({DISTRIBUTION})"
 
 
 @click.group(name="pipeline", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-A", "--app", "app_name", envvar="PIPELINE_APP", default=DEFAULT_APP,
               show_default=True, help="Import path of the Celery app, as for `celery -A`.")
+@click.version_option(__version__, "-V", "--version", message=VERSION_MESSAGE)
 @click.pass_context
 def cli(ctx: click.Context, app_name: str) -> None:
     """Run and inspect the pipeline: jobs that declare what they need, on Celery and Redis.
@@ -57,7 +64,17 @@ def cli(ctx: click.Context, app_name: str) -> None:
     ctx.obj = CliContext(app_name=app_name)
 
 
-for command in (up, worker, beat, demo, check, db, recorder, agents,
+@click.command()
+def version() -> None:
+    """Print the release of the pipeline, of Celery and of kombu."""
+    import celery
+    import kombu
+
+    click.echo(VERSION_MESSAGE % {"version": __version__})
+    click.echo(f"celery {celery.__version__}, kombu {kombu.__version__}")
+
+
+for command in (version, up, worker, beat, demo, check, db, recorder, agents,
                 submit, status, jobs, show, cancel, reprioritize, flush, locks, dlq, stats,
                 monitor, import_requests, api, flower):
     cli.add_command(command)
