@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -30,12 +29,12 @@ from pipeline.locks.resources import CONTROL, Demand, check_id, claims, declared
 from pipeline.messages.events import RELEASED, compact_json
 from pipeline.messages.header import EMPTY, of_request
 from pipeline.priority import of_request as priority_of
+from pipeline.runtime.net import HOST
 from pipeline.runtime.running import RunningJob
 from pipeline.runtime.services import Services, services_for
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-HOST = socket.gethostname()
 #: Header of a copy published again by :func:`_duplicate`: check it did not finish.
 RECHECK = "pipeline_recheck"
 
