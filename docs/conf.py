@@ -29,7 +29,7 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 
 project = "pipeline"
 author = "the pipeline developers"
-copyright = "2026, the pipeline developers"  # noqa: A001 -- Sphinx's name
+copyright = "2026, the pipeline developers"
 release = __version__
 version = ".".join(__version__.split(".")[:2])
 

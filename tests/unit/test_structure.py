@@ -10,6 +10,7 @@ never in a circle. A new package must be given its layer here, and
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,3 +169,11 @@ def test_the_library_never_imports_the_deployable_app() -> None:
     found = [line for line in _third_party("pipeline")
              if line.split(": ")[1] == "tasks" or line.split(": ")[1].startswith("tasks.")]
     assert found == []
+
+
+def test_the_architecture_page_draws_every_package() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    missing = [name for name in LAYERS if f"`{name}`" not in page]
+    assert missing == [], f"docs/architecture.md does not show {missing}"
+    for name, layer in LAYERS.items():
+        assert re.search(rf"\| {layer} \| [^\n]*`{re.escape(name)}`", page), (name, layer)
