@@ -114,7 +114,9 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> list[str]:
         out += [f"Body (JSON): {type_of(body.get('schema', {}))}", ""]
     out += ["| answer | meaning |", "| --- | --- |"]
     for code, answer in sorted(op.get("responses", {}).items()):
-        out.append(f"| {code} | {_cell(answer.get('description'))} |")
+        content = answer.get("content", {}).get("application/json", {})
+        returns = f": {type_of(content['schema'])}" if content.get("schema") else ""
+        out.append(f"| {code} | {_cell(answer.get('description'))}{returns} |")
     out.append("")
     return out
 
