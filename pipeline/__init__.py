@@ -3,9 +3,16 @@
 Public API::
 
     from pipeline import PipelineTask, Priority, workflow, explain
+
+The release is declared once, here (``__version__``): ``pyproject.toml`` reads
+it, so the wheel's metadata and ``pipeline --version`` (which reads that
+metadata) cannot disagree. Releases follow semantic versioning;
+``CHANGELOG.md`` says what each one changed.
 """
 
 from __future__ import annotations
+
+__version__ = "0.1.0"
 
 from typing import Any
 
@@ -68,4 +75,6 @@ __all__ = [
     "StoreNotMigrated",
     "WorkflowError",
     "AgentJobFailed",
+    # the release
+    "__version__",
 ]

@@ -2,7 +2,8 @@
 # Every check of the project, on a machine with nothing but Python 3.10+:
 # creates .venv if missing, installs the project with its dev tools, makes sure
 # Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432) answer, then runs
-# ruff, mypy --strict and the tests. Extra arguments go to pytest.
+# ruff, mypy --strict, the documentation build (warnings are errors) and the
+# tests. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -20,6 +21,12 @@ if [ ! -x "$PY" ]; then
 fi
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
   || fail "$VENV runs $("$PY" --version 2>&1); the project needs Python 3.10 or newer"
+# The distribution was called `pipeline` before it took its name on the package index:
+# an older .venv still holds that one, which would shadow the new one's entry points.
+if "$PY" -m pip show --quiet pipeline >/dev/null 2>&1; then
+  say "removing the distribution's old name (pipeline) from $VENV"
+  "$PY" -m pip uninstall --quiet --yes pipeline
+fi
 say "installing the project and its dev tools into $VENV"
 "$PY" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 
@@ -77,13 +84,18 @@ ensure_redis
 ensure_postgres
 
 lint_paths=()
-for path in pipeline tasks bench tests; do
+for path in pipeline tasks bench tests docs; do
   if [ -e "$path" ]; then lint_paths+=("$path"); fi
 done
 say "ruff"
 "$VENV/bin/ruff" check "${lint_paths[@]}"
 say "mypy --strict"
 "$VENV/bin/mypy" --strict pipeline
+say "docs (sphinx-build -W)"
+docs_out="$(mktemp -d)"
+"$VENV/bin/sphinx-build" -W --keep-going -q -b html docs "$docs_out" \
+  || fail "the documentation does not build without warnings (see above)"
+rm -rf "$docs_out"
 say "pytest"
 status=0
 "$PY" -m pytest -x -q "$@" || status=$?

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pipeline import conf
-from pipeline.api import admin, agents, dashboard, jobs, system
+from pipeline.api import admin, agents, apidocs, dashboard, jobs, system
 from pipeline.api.auth import TokenSet
 from pipeline.api.deps import Reader
 from pipeline.errors import (
@@ -77,11 +77,13 @@ def create_app(celery: Celery, *, tokens: TokenSet | None = None,
             if waker is not None:  # the agents' long polls (pipeline.api.agents)
                 await waker.aclose()
 
-    api = FastAPI(title="pipeline", version="1", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc come from pipeline.api.apidocs: their assets ship in the package.
+    api = FastAPI(title="pipeline", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     api.state.celery = celery
     api.state.tokens = tokens if tokens is not None else TokenSet.from_settings(settings)
     api.state.metrics = metrics
-    for module in (jobs, agents, system, admin, dashboard):
+    for module in (jobs, agents, system, admin, dashboard, apidocs):
         api.include_router(module.router)
     _add_error_handlers(api)
 

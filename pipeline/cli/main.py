@@ -15,11 +15,16 @@ Operating it: ``submit`` (:mod:`pipeline.cli.submit`), ``status``
 ``import`` (:mod:`pipeline.cli.importer`).
 
 Serving it: ``api`` and ``flower`` (:mod:`pipeline.cli.serve`).
+
+``pipeline --version`` and ``pipeline version`` print the release of the
+installed distribution (declared once, as ``pipeline.__version__``, which the
+build reads).
 """
 
 from __future__ import annotations
 
 import sys
+from importlib import metadata
 
 import click
 
@@ -45,10 +50,17 @@ from pipeline.cli.status import status
 from pipeline.cli.submit import submit
 from pipeline.runtime.launch import DEFAULT_APP
 
+#: The distribution name on the package index (``[project] name``; the import name is
+#: ``pipeline``).
+DISTRIBUTION = "celery-job-pipeline"
+VERSION_MESSAGE = f"pipeline %(version)s ({DISTRIBUTION})"
+
 
 @click.group(name="pipeline", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-A", "--app", "app_name", envvar="PIPELINE_APP", default=DEFAULT_APP,
               show_default=True, help="Import path of the Celery app, as for `celery -A`.")
+@click.version_option(None, "-V", "--version", package_name=DISTRIBUTION,
+                      message=VERSION_MESSAGE)
 @click.pass_context
 def cli(ctx: click.Context, app_name: str) -> None:
     """Run and inspect the pipeline: jobs that declare what they need, on Celery and Redis.
@@ -59,7 +71,17 @@ def cli(ctx: click.Context, app_name: str) -> None:
     ctx.obj = CliContext(app_name=app_name)
 
 
-for command in (up, worker, beat, demo, check, db, recorder, agents, agent,
+@click.command()
+def version() -> None:
+    """Print the release of the pipeline, of Celery and of kombu."""
+    import celery
+    import kombu
+
+    click.echo(VERSION_MESSAGE % {"version": metadata.version(DISTRIBUTION)})
+    click.echo(f"celery {celery.__version__}, kombu {kombu.__version__}")
+
+
+for command in (version, up, worker, beat, demo, check, db, recorder, agents, agent,
                 submit, status, jobs, show, cancel, reprioritize, flush, locks, dlq, stats,
                 monitor, import_requests, api, flower):
     cli.add_command(command)

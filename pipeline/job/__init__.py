@@ -19,7 +19,7 @@ The whole loop of one job, and where each step lives::
       │                           finishing.finish             after_return, on_retry,
       │                                                        task_postrun: release
       │                                                        (locks/lua/release.lua)
-      └── blocked: parked         acquire.lua stores the job's message (locks.envelope)
+      └── blocked: parked         acquire.lua stores the job's message (messages.envelope)
                                   in the lines of what blocks it; BLOCKED; the
                                   message is acknowledged (Ignore)
     hand-off, in Lua:             a release (lib.lua ``wake``) grants the parked jobs

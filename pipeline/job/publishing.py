@@ -26,6 +26,7 @@ from pipeline.messages.events import QUEUED, summary
 from pipeline.messages.header import FRONT, NAME, JobHeader, in_options
 from pipeline.priority import DEFAULT_PRIORITY, parse_priority
 from pipeline.runtime.checks import redact
+from pipeline.runtime.net import HOST
 
 
 def prepare(task: JobTask, options: dict[str, Any], task_id: str | None) -> tuple[str, JobHeader]:
@@ -155,7 +156,7 @@ def record_queued(task: JobTask, task_id: str, args: Any, options: dict[str, Any
         "workflow": header.workflow, "workflow_name": header.workflow_name,
         "workflow_steps": header.steps, "step": header.step,
         "args": summary(args), "attempt": int(options.get("retries") or 0) + 1,
-        "pool": header.pool,
+        "host": HOST, "pool": header.pool,
     }, time_ms=int(sent_at * 1000))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
@@ -40,12 +39,12 @@ from pipeline.messages.context import JobContext
 from pipeline.messages.events import RELEASED, compact_json
 from pipeline.messages.header import EMPTY, of_request
 from pipeline.priority import of_request as priority_of
+from pipeline.runtime.net import HOST
 from pipeline.runtime.running import RunningJob
 from pipeline.runtime.services import Services
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-HOST = socket.gethostname()
 #: Header of a copy published again by :func:`_duplicate`: check it did not finish.
 RECHECK = "pipeline_recheck"
 

@@ -55,11 +55,18 @@ EVENT_TYPES: frozenset[str] = frozenset({
     CANCELLED, DEAD_LETTERED, REPRIORITIZED, LOCK_LOST, RELEASED, OPERATOR, MAINTENANCE,
 })
 
-#: What the ``d`` object of each type may carry (all optional).
+#: Every ``action`` an ``operator`` event names (metrics export 0 for each).
+OPERATOR_ACTIONS: tuple[str, ...] = ("flush", "lock_release", "dlq_requeue", "dlq_purge")
+#: Every ``action`` a ``maintenance`` event names (metrics export 0 for each).
+MAINTENANCE_ACTIONS: tuple[str, ...] = ("sweep", "set_aside", "gate_pause", "gate_resume")
+
+#: What the ``d`` object of each type may carry (all optional). ``host`` is the host
+#: that published the job (``queued``) or the worker host that parked or ran it.
 DETAIL_FIELDS: Mapping[str, tuple[str, ...]] = {
     QUEUED: ("task", "priority", "user", "project", "models", "workflow", "args", "attempt",
-             "pool", "reason", "agent", "given_back"),
-    BLOCKED: ("resource", "holder", "position", "reason", "priority", "workflow"),
+             "host", "pool", "reason", "agent", "given_back"),
+    BLOCKED: ("resource", "holder", "position", "reason", "priority", "workflow", "task",
+              "host"),
     CONFLICT: ("resource", "holder", "reason", "priority"),
     GRANTED: ("holder", "resources"),
     STARTED: ("holder", "resources", "token", "host", "pid", "workflow", "task",

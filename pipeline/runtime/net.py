@@ -1,8 +1,12 @@
-"""Addresses a server binds: whether one is reachable from this host only."""
+"""This host's name, and addresses a server binds: whether one is reachable from here only."""
 
 from __future__ import annotations
 
 import ipaddress
+import socket
+
+#: This host's name, as holds, events and metrics label a worker or a publisher.
+HOST = socket.gethostname()
 
 
 def is_loopback(host: str) -> bool:

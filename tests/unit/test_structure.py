@@ -10,6 +10,7 @@ never in a circle. A new package must be given its layer here, and
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,7 +18,7 @@ PACKAGE = ROOT / "pipeline"
 
 #: Package (or top-level module) -> layer. Lower layers know nothing of higher ones.
 LAYERS: dict[str, int] = {
-    # the error tree
+    # the error tree; the release number
     "pipeline.errors": 0,
     # every setting, every Redis key name, priorities: declared once
     "pipeline.conf": 1, "pipeline.keys": 1, "pipeline.priority": 1,
@@ -167,3 +168,11 @@ def test_the_library_never_imports_the_deployable_app() -> None:
     found = [line for line in _third_party("pipeline")
              if line.split(": ")[1] == "tasks" or line.split(": ")[1].startswith("tasks.")]
     assert found == []
+
+
+def test_the_architecture_page_draws_every_package() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    missing = [name for name in LAYERS if f"`{name}`" not in page]
+    assert missing == [], f"docs/architecture.md does not show {missing}"
+    for name, layer in LAYERS.items():
+        assert re.search(rf"\| {layer} \| [^\n]*`{re.escape(name)}`", page), (name, layer)

@@ -151,7 +151,11 @@ local function take(t)
   local position = redis.call('ZRANK', lkey(blocked[1][1]), job) + 1
   -- The reason is left to readers (pipeline.locks.ticket.blocked_reason): shorter
   -- events, and the stream holds one per parked job until it is recorded.
+  -- The task and the worker's host label the park in metrics (the started detail has the task).
+  local ok, started_detail = pcall(cjson.decode, detail)
+  local task = ok and type(started_detail) == 'table' and started_detail.task or nil
   emit(maxlen, 'blocked', job, cjson.encode({
-    resource = blocked[1][1], holder = blocked[1][2], position = position, priority = prio}))
+    resource = blocked[1][1], holder = blocked[1][2], position = position, priority = prio,
+    task = task, host = host}))
   return {0, blocked[1][1], blocked[1][2], position}
 end

@@ -75,6 +75,7 @@ class Metrics:
         while not stop.is_set():
             try:
                 self.workers.refresh()
+                self.events.known_hosts(self.workers.seen)
             except Exception as exc:  # a broker hiccup: keep the last answer
                 import logging
 

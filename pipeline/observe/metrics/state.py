@@ -6,6 +6,9 @@ current), the dead-letter index and the stream's length; ``RedisLockEngine.holds
 reads the live holds (one per running job or workflow, bounded by the global
 capacity); the recorder's lag is read from its consumer group; and the single
 longest-parked job is read for its age. No scan of parked jobs.
+
+Every priority level and resource kind has its series, 0 when nothing is
+parked or held, so a dashboard panel shows 0 rather than "No data".
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from prometheus_client.registry import Collector
 from pipeline.broker.layout import queue_lists
 from pipeline.keys import pool_queue
 from pipeline.locks.records import HoldRecord
+from pipeline.locks.resources import KINDS
 from pipeline.priority import Priority, level_of
 from pipeline.runtime.services import Services
 from pipeline.store.recorder import GROUP as RECORDER_GROUP
@@ -57,6 +61,7 @@ class StateCollector(Collector):
         self.services = services
         self.app = services.app
         self.queues = list(queues) or [self.app.conf.task_default_queue]
+        self.store = services.settings.store_enabled
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Read the state and yield one family per metric."""
@@ -96,7 +101,7 @@ class StateCollector(Collector):
             queue_length.add_metric([queue], total)
         yield queue_length
         yield depth
-        yield self._parked(counts, kinds)
+        yield from self._parked(counts, kinds)
         yield from self._locks(services.lock_reads.holds(), now_ms)
         yield GaugeMetricFamily("pipeline_dead_letters", "Dead-lettered jobs kept in Redis.",
                                 value=int(dead))
@@ -106,25 +111,31 @@ class StateCollector(Collector):
         yield from self._recorder(client, keys.events, now_ms)
         yield self._oldest_parked(services, now_ms)
 
-    def _parked(self, counts: dict[Any, Any], kinds: dict[Any, Any]) -> GaugeMetricFamily:
-        family = GaugeMetricFamily(
-            "pipeline_parked_jobs",
-            "Parked jobs per priority level and per kind of the first resource blocking them "
-            "(two label sets: sum one of them, never both).",
-            labels=["priority", "resource_kind"])
+    def _parked(self, counts: dict[Any, Any],
+                kinds: dict[Any, Any]) -> Iterator[GaugeMetricFamily]:
+        by_level = GaugeMetricFamily("pipeline_parked_jobs", "Parked jobs per priority level.",
+                                     labels=["priority"])
         per_level = dict.fromkeys(PRIORITY_LABELS, 0)
         for raw, value in counts.items():
             level = int(text(raw))
             label = level_of(level).label
             per_level[label] += int(text(value))
         for label, value in per_level.items():
-            family.add_metric([label, ""], value)
+            by_level.add_metric([label], value)
+        yield by_level
+        by_kind = GaugeMetricFamily(
+            "pipeline_parked_jobs_by_kind",
+            "Parked jobs per kind of the first resource blocking them.",
+            labels=["resource_kind"])
+        per_kind = dict.fromkeys(KINDS, 0)
         for raw, value in kinds.items():
-            family.add_metric(["", text(raw)], int(text(value)))
-        return family
+            per_kind[text(raw)] = per_kind.get(text(raw), 0) + int(text(value))
+        for kind, value in per_kind.items():
+            by_kind.add_metric([kind], value)
+        yield by_kind
 
     def _locks(self, holds: list[HoldRecord], now_ms: float) -> Iterator[GaugeMetricFamily]:
-        per_kind: collections.Counter[str] = collections.Counter()
+        per_kind: collections.Counter[str] = collections.Counter(dict.fromkeys(KINDS, 0))
         for hold in holds:
             for claim in hold.claims:
                 per_kind[kind_of(claim.resource)] += 1
@@ -161,6 +172,12 @@ class StateCollector(Collector):
             groups = []
         group = next((g for g in groups if text(g["name"]) == RECORDER_GROUP), None)
         if group is None:
+            # No recorder has ever read the stream: with the store on, every event in it
+            # is still to be written; with it off, none is expected to be.
+            first: Any = client.xrange(stream, "-", "+", count=1) if self.store else []
+            lag_events.add_metric([], int(client.xlen(stream)) if first else 0)
+            lag_seconds.add_metric(
+                [], max(0.0, now_ms - stream_ms(first[0][0])) / 1000 if first else 0.0)
             yield lag_events
             yield lag_seconds
             return

@@ -121,3 +121,22 @@ def test_grafana_dashboard_loads_and_every_metric_it_names_is_served(app: Any) -
                      "pipeline_locks_held", "pipeline_lock_wait_seconds_bucket",
                      "pipeline_dead_letters", "celery_worker_up"):
         assert required in used
+
+
+def test_the_metrics_reference_documents_every_served_metric(app: Any) -> None:
+    from pipeline.conf import BY_NAME
+
+    page = (ROOT / "docs" / "reference" / "metrics.md").read_text()
+    # The table names some families once, then by suffix: `celery_task_sent_total`,
+    # `_received_total`, ...
+    documented = set(METRIC.findall(page)) | {
+        f"celery_task_{suffix}" for suffix in re.findall(r"`_([a-z]+_total)`", page)}
+    documented -= set(BY_NAME)   # settings named in the text
+    served = served_names(app)
+    families = {name for name in served if not name.endswith(("_bucket", "_count", "_sum"))}
+    undocumented = {name for name in families
+                    if name not in documented and f"{name}_total" not in documented}
+    assert undocumented == set(), f"docs/reference/metrics.md lacks {sorted(undocumented)}"
+    assert documented <= served, (
+        f"docs/reference/metrics.md names metrics not served: {sorted(documented - served)}")
+
