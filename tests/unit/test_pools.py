@@ -52,7 +52,7 @@ def test_a_countdown_eta_and_expiry_become_times_in_the_header() -> None:
 def test_the_header_carries_a_pool_jobs_place_and_reads_it_back() -> None:
     header = JobHeader(user="a", pool="gpu", not_before=1.5, expires_at=2.25)
     assert JobHeader.decode(header.encode()) == header
-    with pytest.raises(InvalidJobError, match="pipeline.not_before"):
+    with pytest.raises(InvalidJobError, match=r"pipeline\.not_before"):
         JobHeader.decode({"version": 1, "not_before": "soon"})
 
 
