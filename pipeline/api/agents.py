@@ -108,8 +108,10 @@ async def _wait_for_wake(request: Request, services: Services, pool: str,
 def start(job_id: str, body: models.LeaseIn, services: Svc,
           caller: AgentCaller) -> models.LeaseOut:
     """The agent started running the job: STARTED in the result backend and Flower."""
-    _on_job(services, caller, job_id, lambda: reports.start(services, job_id, body.lease))
-    return _lease_out(services, job_id)
+    deadline = _on_job(services, caller, job_id,
+                       lambda: reports.start(services, job_id, body.lease))
+    return models.LeaseOut(id=job_id, lease_expires_at=models.at(deadline),
+                           lease_seconds=services.settings.lease)
 
 
 @router.post("/jobs/{job_id}/heartbeat", response_model=models.LeaseOut, responses=_REFUSED)
@@ -154,8 +156,3 @@ def release(job_id: str, body: models.ReleaseIn, services: Svc,
             lambda: reports.give_back(services, job_id, body.lease, body.reason))
     return models.OutcomeOut(id=job_id, state="QUEUED")
 
-
-def _lease_out(services: Services, job_id: str) -> models.LeaseOut:
-    expires = reports.lease_view(services, job_id).get("expires_at") or time.time()
-    return models.LeaseOut(id=job_id, lease_expires_at=models.at(expires),
-                           lease_seconds=services.settings.lease)

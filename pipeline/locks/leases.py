@@ -169,12 +169,13 @@ class RedisLeases:
         due = float(text(reply[2]))
         return ClaimReply(None, False, None if due < 0 else due / 1000, _notes(reply[1]))
 
-    def start(self, job_id: str, lease: str) -> tuple[str, bool] | Refused:
-        """Mark the job started; its message and whether it was started before."""
+    def start(self, job_id: str, lease: str) -> tuple[str, bool, float] | Refused:
+        """Mark the job started: its message, whether it was started before, and its
+        lease's deadline (seconds since the epoch)."""
         reply = self._lease("start", job_id, lease)
         if not int(reply[0]):
             return Refused(text(reply[1]))
-        return text(reply[1]), bool(int(reply[2]))
+        return text(reply[1]), bool(int(reply[2])), int(text(reply[3])) / 1000
 
     def renew(self, job_id: str, lease: str) -> float | Refused:
         """Renew the lease and the job's locks by one lease; the new deadline (seconds)."""
@@ -206,6 +207,11 @@ class RedisLeases:
     def expire(self, limit: int = 100) -> int:
         """Give back (at most *limit*) claimed jobs whose lease ran out; how many."""
         return int(self._lease("expire", limit)[0])
+
+    def pool_of(self, job_id: str) -> str | None:
+        """The pool of a claimed job (None when it holds no lease)."""
+        pool = self.client.hget(self.keys.lease(job_id), "pool")
+        return text(pool) if pool is not None else None
 
     def lease_of(self, job_id: str) -> dict[str, str]:
         """The lease record of a claimed job ({} when it holds none): agent, pool, times."""

@@ -118,8 +118,9 @@ class Leases(Protocol):
               default_priority: int) -> ClaimReply:
         """One claim call: the pool's most urgent job whose locks can all be taken."""
 
-    def start(self, job_id: str, lease: str) -> tuple[str, bool] | Refused:
-        """Mark a claimed job started: its message, and whether it was started before."""
+    def start(self, job_id: str, lease: str) -> tuple[str, bool, float] | Refused:
+        """Mark a claimed job started: its message, whether it was started before, the
+        lease's deadline."""
 
     def renew(self, job_id: str, lease: str) -> float | Refused:
         """Renew a lease and its locks; the new deadline."""
@@ -135,6 +136,9 @@ class Leases(Protocol):
 
     def expire(self, limit: int = 100) -> int:
         """Give back the claimed jobs whose lease ran out."""
+
+    def pool_of(self, job_id: str) -> str | None:
+        """The pool of a claimed job, None when it holds no lease."""
 
     def lease_of(self, job_id: str) -> dict[str, str]:
         """A claimed job's lease record (agent, pool, times), {} when it holds none."""

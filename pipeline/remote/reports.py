@@ -45,7 +45,7 @@ def refused(services: Services, job_id: str, refusal: Refused) -> LeaseRefused:
 
 def pool_of_job(services: Services, job_id: str) -> str | None:
     """The pool of a claimed job (its lease), else of a recorded one (the store), else None."""
-    pool = services.leases.lease_of(job_id).get("pool")
+    pool = services.leases.pool_of(job_id)
     if pool:
         return pool
     if not services.settings.store_enabled:
@@ -58,8 +58,11 @@ def pool_of_job(services: Services, job_id: str) -> str | None:
         return row.pool if row is not None else None
 
 
-def start(services: Services, job_id: str, lease: str) -> None:
+def start(services: Services, job_id: str, lease: str) -> float:
     """The agent started running the job: STARTED where Celery users look.
+
+    Returns:
+        When its lease runs out unless renewed (seconds since the epoch).
 
     Raises:
         LeaseRefused: *lease* is not the job's current lease.
@@ -67,9 +70,9 @@ def start(services: Services, job_id: str, lease: str) -> None:
     found = services.leases.start(job_id, lease)
     if isinstance(found, Refused):
         raise refused(services, job_id, found)
-    raw, before = found
+    raw, before, deadline = found
     if before:
-        return
+        return deadline
     message = PoolMessage.decode(raw)
     record = services.leases.lease_of(job_id)
     hostname = worker_name(record.get("agent", "?"), record.get("pool", "?"))
@@ -85,6 +88,7 @@ def start(services: Services, job_id: str, lease: str) -> None:
                                  request=message.request(hostname, ignore_result=ignored))
     except Exception:  # the job runs: a report that fails must not stop it
         logger.exception("could not record the start of job %s", job_id)
+    return deadline
 
 
 def heartbeat(services: Services, job_id: str, lease: str) -> float:
@@ -120,18 +124,3 @@ def end(services: Services, job_id: str, lease: str) -> Ended:
     if isinstance(ended, Refused):
         raise refused(services, job_id, ended)
     return ended
-
-
-def lease_view(services: Services, job_id: str) -> dict[str, Any]:
-    """A claimed job's lease as operators see it: agent, pool, claimed, started, expires."""
-    record = services.leases.lease_of(job_id)
-    if not record:
-        return {}
-    return {"agent": record.get("agent"), "pool": record.get("pool"),
-            "claimed_at": _seconds(record.get("claimed")),
-            "started_at": _seconds(record.get("started")),
-            "expires_at": _seconds(record.get("expires"))}
-
-
-def _seconds(ms: str | None) -> float | None:
-    return int(ms) / 1000 if ms else None

@@ -2,7 +2,7 @@
 -- of one, and the lease sweep. Every call of an agent shows the lease it was
 -- given: one that is not the job's current lease changes nothing.
 -- ARGV: base, op, grant_ms, wait_ms, maxlen, lease_ms, then per op:
---   start    job lease          -> {1, msg, 1 when it was started before}
+--   start    job lease          -> {1, msg, 1 when it was started before, deadline}
 --   renew    job lease          -> {1, deadline}: the lease and the hold renewed
 --   finish   job lease          -> {1, holder, token, msg, agent, pool, claimed, started}:
 --                                  the lease ended; the caller releases the hold
@@ -44,7 +44,7 @@ end
 if op == 'start' then
   local before = r.started ~= ''
   if not before then redis.call('HSET', lease_key(job), 'started', NOW) end
-  return {1, r.msg, before and 1 or 0}
+  return {1, r.msg, before and 1 or 0, r.expires}
 end
 
 if op == 'renew' then
