@@ -10,7 +10,6 @@ what a worker's tracer and ``after_return`` do for a job that ran
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from celery import states
 
