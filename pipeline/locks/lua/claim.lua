@@ -144,6 +144,25 @@ local function consider(item, index)
   return nil
 end
 
+-- The pool's wake tokens (one per message pushed; a long-polling agent waits on
+-- them, see pipeline.api.agents): never more than the messages left, and one
+-- while any is left, so every waiting agent a message can serve is woken.
+local function settle_tokens()
+  local left = 0
+  for _, list in ipairs(lists) do left = left + redis.call('LLEN', list) end
+  if left == 0 then
+    redis.call('DEL', wake)
+    return 0
+  end
+  local tokens = redis.call('LLEN', wake)
+  if tokens > left then
+    redis.call('LTRIM', wake, 0, left - 1)
+  elseif tokens == 0 then
+    redis.call('LPUSH', wake, WAKE_TOKEN)
+  end
+  return left
+end
+
 redis.call('SADD', KEY.pools, pool)
 -- The claim path serves the jobs of silent agents too, not only the beat sweep.
 expire_leases(16, cfg)
@@ -162,15 +181,11 @@ for _ = 1, budget do
     redis.call('DEL', wake)
     return {0, notes, next_due(queue)}
   end
-  redis.call('RPOP', wake)
   local claimed = consider(item, index)
-  if claimed then return claimed end
-end
-for _, list in ipairs(lists) do
-  if redis.call('LLEN', list) > 0 then
-    if redis.call('LLEN', wake) == 0 then redis.call('LPUSH', wake, WAKE_TOKEN) end
-    return {2, notes}
+  if claimed then
+    settle_tokens()
+    return claimed
   end
 end
-redis.call('DEL', wake)
+if settle_tokens() > 0 then return {2, notes} end
 return {0, notes, next_due(queue)}

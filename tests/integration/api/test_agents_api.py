@@ -242,6 +242,26 @@ def test_a_long_poll_is_woken_by_a_publish(app: Any, api: TestClient) -> None:
     assert 0.5 <= time.monotonic() - started < 3.0
 
 
+def test_every_agent_waiting_is_woken_when_as_many_jobs_arrive(
+        app: Any, api: TestClient) -> None:
+    took: dict[int, float] = {}
+
+    def poll(number: int) -> None:
+        started = time.monotonic()
+        assert claim(api, agent=f"w{number}", wait=15) is not None
+        took[number] = time.monotonic() - started
+
+    threads = [threading.Thread(target=poll, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    for n in range(3):
+        remote.apply_async((n,))
+    for thread in threads:
+        thread.join(20)
+    assert sorted(took) == [0, 1, 2] and max(took.values()) < 5.0, took
+
+
 def test_agents_and_workers_contend_for_one_model_by_one_rule(
         app: Any, api: TestClient, worker: SubprocessWorker, redis_client: Any) -> None:
     running = hold.apply_async((1.5, "worker-first"), models=["bert"])

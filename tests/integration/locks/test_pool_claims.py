@@ -195,6 +195,23 @@ def test_locks_released_by_hand_make_the_next_heartbeat_give_the_job_back(
     assert job_of(claim(engine, pipeline_app, "a2")) == job.id
 
 
+def test_a_pools_wake_tokens_never_outnumber_its_messages_nor_run_out_while_any_is_left(
+        pipeline_app: Any, leases: Callable[..., RedisLeases], lock_redis: redis.Redis) -> None:
+    engine = leases(concurrency_global=0)
+    for n in range(10):
+        hold.apply_async((0.0, str(n)), agent_pool=POOL)
+    wake = pool_lists(pipeline_app, POOL)[0] + "\x06\x16wake"
+    assert lock_redis.llen(wake) == 10
+    claim(engine, pipeline_app)
+    assert lock_redis.llen(wake) == 9
+    lock_redis.delete(wake)  # the tokens were taken by waiting agents that then claimed none
+    claim(engine, pipeline_app)
+    assert lock_redis.llen(wake) == 1  # one left, for the next agent waiting
+    for _ in range(8):
+        claim(engine, pipeline_app)
+    assert lock_redis.llen(wake) == 0 and claim(engine, pipeline_app) is None
+
+
 def test_a_countdown_keeps_a_pool_job_from_agents_until_it_is_due(
         pipeline_app: Any, leases: Callable[..., RedisLeases]) -> None:
     engine = leases()
