@@ -10,6 +10,7 @@ pools' lists as in the default queue's; this module covers the other two.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 from pipeline.job.revoked import ids_in_message, mark_revoked
 from pipeline.keys import pool_queue
@@ -58,8 +59,6 @@ def cancel_delayed(services: Services, job_id: str, reason: str) -> bool:
 
 def describe_delayed(due: float, queue: str) -> str:
     """Why a delayed pool job is not running, in words."""
-    from datetime import datetime, timezone
-
     when = datetime.fromtimestamp(due, tz=timezone.utc).isoformat(timespec="seconds")
     return (f"waits in {queue} until {when} (its countdown, or its retry's backoff); then an "
             "agent of the pool may claim it")
