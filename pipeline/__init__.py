@@ -34,6 +34,7 @@ from pipeline.job.task import PipelineTask
 from pipeline.job.workflows import Workflow, workflow
 from pipeline.locks.ticket import Explanation
 from pipeline.priority import Priority, parse_priority
+from pipeline.runtime.services import Services, services_for
 
 
 def explain(job_id: str, app: Any = None) -> Explanation:
@@ -44,8 +45,6 @@ def explain(job_id: str, app: Any = None) -> Explanation:
         app: the Celery app; the current app when omitted.
     """
     from celery import current_app
-
-    from pipeline.runtime.services import services_for
 
     return services_for(app or current_app).lock_reads.explain(job_id)
 
@@ -59,7 +58,9 @@ __all__ = [
     "lease_lost",
     "workflow",
     "Workflow",
-    # operator actions and queries
+    # operator actions and queries: each takes the app's services_for(app)
+    "services_for",
+    "Services",
     "control",
     "deadletters",
     "explain",

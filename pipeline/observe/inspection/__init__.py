@@ -5,12 +5,12 @@ Every function takes the Celery app and returns typed, frozen records with an
 
     from pipeline.observe import inspection
 
-    inspection.status(app)            # one screen: depth, running, parked, locks, workers
-    inspection.queue_depth(app)       # {"critical": 0, "high": 2, "normal": 40, "low": 3}
-    inspection.running_jobs(app)      # every live hold
-    inspection.parked_jobs(app, 20)   # the 20 parked longest, with their reason
-    inspection.locks(app)             # every resource held, by whom, until when
-    inspection.job_detail(app, id)    # one job: where, why not running, history
+    inspection.status(services)            # one screen: depth, running, parked, locks, workers
+    inspection.queue_depth(services)       # {"critical": 0, "high": 2, "normal": 40, "low": 3}
+    inspection.running_jobs(services)      # every live hold
+    inspection.parked_jobs(services, 20)   # the 20 parked longest, with their reason
+    inspection.locks(services)             # every resource held, by whom, until when
+    inspection.job_detail(services, id)    # one job: where, why not running, history
 """
 
 from __future__ import annotations
