@@ -18,6 +18,7 @@ from typing import Any
 
 from pipeline.actions import control, deadletters
 from pipeline.errors import (
+    AgentJobFailed,
     ConfigurationError,
     InvalidJobError,
     LockError,
@@ -74,6 +75,7 @@ __all__ = [
     "StoreError",
     "StoreNotMigrated",
     "WorkflowError",
+    "AgentJobFailed",
     # the release
     "__version__",
 ]

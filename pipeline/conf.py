@@ -112,11 +112,12 @@ SETTINGS: tuple[Setting, ...] = (
             1.0),
     # REST API, metrics and Flower
     Setting("pipeline_api_tokens", (str, type(None)), None,
-            "Bearer tokens of the REST API: `SCOPE:TOKEN` entries (scope `read` or `admin`) "
-            "separated by commas or spaces. Prefer the token file: it keeps tokens out of the "
-            "environment."),
+            "Bearer tokens of the REST API: `SCOPE:TOKEN` entries (scope `read` or `admin`; "
+            "`agent:POOL:TOKEN` for an agent of pool POOL) separated by commas or spaces. "
+            "Prefer the token file: it keeps tokens out of the environment."),
     Setting("pipeline_api_token_file", (str, type(None)), None,
-            "File of REST API tokens, one `SCOPE:TOKEN` a line (`#` starts a comment)."),
+            "File of REST API tokens, one `SCOPE:TOKEN` (or `agent:POOL:TOKEN`) a line (`#` "
+            "starts a comment)."),
     Setting("pipeline_api_host", str, "127.0.0.1",
             "Address the REST API binds; one off loopback needs a token."),
     Setting("pipeline_api_port", int, 8000, "Port of the REST API.", 0),

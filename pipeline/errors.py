@@ -15,7 +15,9 @@ backend and the prefork pool's pickling of exceptions::
     ├── WorkflowError           a workflow cannot be built or run as asked
     ├── ServiceError            Redis or the database is unreachable or unsafe
     ├── UnknownJobError         no part of the system knows the job id asked about
-    └── JobLost                 the job's process died on each of its deliveries
+    ├── JobLost                 the job's process died on each of its deliveries
+    ├── LeaseRefused            an agent's call shows a lease that is not its job's current one
+    └── AgentJobFailed          the agent that ran a pool job reported that it failed
 """
 
 from __future__ import annotations
@@ -74,4 +76,29 @@ class JobLost(PipelineError):
 
     The job is dead-lettered with the reason "worker lost" after
     ``pipeline_max_deliveries`` deliveries instead of being redelivered forever.
+    """
+
+
+class LeaseRefused(PipelineError):
+    """An agent's call on a claimed job shows a lease that is not the job's current one.
+
+    A late agent (its lease ran out and the job was given back), a second
+    report, or a job cancelled meanwhile: the call changes nothing. ``why`` is
+    ``none`` (the job holds no lease), ``stale`` (another lease), ``expired``
+    (its lease ran out: given back now), ``lost`` (its locks were released by
+    hand: given back) or ``cancelled``.
+    """
+
+    def __init__(self, message: str, why: str = "stale") -> None:
+        super().__init__(message, why)
+        self.why = why
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class AgentJobFailed(PipelineError):
+    """The agent that ran a pool job reported that it failed (``AsyncResult.get()`` raises it).
+
+    The message is the error the agent reported.
     """

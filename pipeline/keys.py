@@ -23,6 +23,8 @@ PER_ID: dict[str, tuple[str, str]] = {
     "agent": ("agent:", ""),
     "fair": ("fair:", ""),
     "worker_lost": ("lost:", ""),
+    "lease": ("lease:", ""),
+    "delayed": ("delayed:", ""),
 }
 
 #: Keys of the whole system: name -> text after the base.
@@ -41,6 +43,8 @@ FIXED: dict[str, str] = {
     "set_aside": "set_aside",
     "set_aside_count": "set_aside:count",
     "expired": "expired:unreported",
+    "leases": "leases",
+    "pools": "pools",
 }
 
 
@@ -57,6 +61,21 @@ WAKE_TOKEN = "1"
 def wake_key(queue_key: str) -> str:
     """The wake list of the queue whose (most urgent) list is *queue_key*."""
     return queue_key + WAKE_SUFFIX
+
+
+#: The broker queue of an agent pool is this prefix plus the pool's name: a queue
+#: no Celery worker consumes, whose jobs agents claim over HTTP (``pipeline.remote``).
+POOL_QUEUE_PREFIX = "pool."
+
+
+def pool_queue(pool: str) -> str:
+    """The broker queue of agent pool *pool* (``pool.prod``)."""
+    return POOL_QUEUE_PREFIX + pool
+
+
+def pool_of_queue(queue: str) -> str | None:
+    """The agent pool whose queue is *queue*, or None for any other queue."""
+    return queue[len(POOL_QUEUE_PREFIX):] if queue.startswith(POOL_QUEUE_PREFIX) else None
 
 
 @dataclass(frozen=True)
@@ -199,6 +218,26 @@ class Keys:
     def worker_lost(self, job_id: str) -> str:
         """Counter of the deliveries of *job_id* whose process died (expires a day after)."""
         return self._of("worker_lost", job_id)
+
+    def lease(self, job_id: str) -> str:
+        """Hash of the lease of a job an agent claimed: agent, pool, lease token, fencing
+        token, holder, message, its list, claimed / started / expires (ms)."""
+        return self._of("lease", job_id)
+
+    @property
+    def leases(self) -> str:
+        """Sorted set job id -> lease deadline (ms): every claimed job, for the expiry sweep."""
+        return self.base + FIXED["leases"]
+
+    def delayed(self, queue: str) -> str:
+        """Sorted set of an agent pool's jobs not to be claimed yet (a countdown, a retry's
+        backoff), scored by when they are due (ms): ``<list number>\\x1f<message>``."""
+        return self._of("delayed", queue)
+
+    @property
+    def pools(self) -> str:
+        """Set of the agent pools jobs were published to or claimed from."""
+        return self.base + FIXED["pools"]
 
 
 def _lua_text(text: str) -> str:

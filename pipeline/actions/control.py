@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.actions import pooled
 from pipeline.broker.layout import queue_lists
 from pipeline.errors import InvalidJobError
 from pipeline.job.release import release_hold
@@ -29,31 +30,44 @@ class Position:
 
     Attributes:
         where: ``queued`` (in the broker), ``parked`` (in a resource line),
-            ``running``, ``between`` (a workflow between steps), ``granted``
+            ``running``, ``between`` (a workflow between steps), ``granted``,
+            ``delayed`` (a pool job waiting out its countdown or retry backoff)
             or ``unknown`` (finished, or never seen).
         place: 1 = next; for a queued job, jobs ahead of it across all levels;
             for a parked one, its place in the line of what blocks it.
         resource: the resource a parked job waits for.
         priority: the level it waits at, when known.
+        queue: the broker queue a queued or delayed job waits in (``pool.NAME``
+            for an agent pool's).
     """
 
     where: str
     place: int = 0
     resource: str = ""
     priority: int | None = None
+    queue: str = ""
 
 
 def position(services: Services, job_id: str, queue: str | None = None) -> Position:
-    """Where *job_id* stands: its place among the jobs ahead of it."""
+    """Where *job_id* stands: its place among the jobs ahead of it.
+
+    Without *queue*, the default queue's lists are looked in, then every agent pool's.
+    """
     locks = services.lock_reads
     found = locks.explain(job_id)
     if found.status == "parked":
         return Position("parked", found.position, found.waiting_for, found.priority)
     if found.status != "unknown":
         return Position(found.status)
-    queued = locks.queued_position(queue_lists(services.app, queue), job_id)
-    if queued is not None:
-        return Position("queued", queued.place, priority=PRIORITY_STEPS[queued.index - 1])
+    for name in pooled.queues(services, queue):
+        queued = locks.queued_position(queue_lists(services.app, name), job_id)
+        if queued is not None:
+            return Position("queued", queued.place, priority=PRIORITY_STEPS[queued.index - 1],
+                            queue=name or services.app.conf.task_default_queue)
+    waiting = pooled.delayed(services, job_id) if queue is None else None
+    if waiting is not None:
+        return Position("delayed", 1, priority=pooled.priority_of(waiting[1]),
+                        queue=waiting[0])
     return Position("unknown")
 
 
@@ -66,16 +80,26 @@ def cancel(services: Services, job_id: str, *, terminate: bool = False,
     never run now). A running job is revoked, and killed only when *terminate*
     is true. A workflow's remaining
     steps are dropped when they reach a worker and its locks are freed.
+
+    A job an agent claimed is ended whatever *terminate* says (no process here
+    can be left running it): its lease and locks go now, and its agent is
+    refused at its next call. A pool job waiting out its countdown is taken out.
     """
     reads, actions = services.lock_reads, services.lock_actions
     stored = reads.parked_message(job_id)
     if actions.cancel_parked(job_id, reason):
         mark_revoked(services, ids_in_message(stored) or [job_id], reason)
         return "parked"
-    queued = actions.take_queued(queue_lists(services.app, queue), job_id, reason)
-    if queued is not None:
-        mark_revoked(services, ids_in_message(queued.message) or [job_id], reason)
-        return "queued"
+    for name in pooled.queues(services, queue):
+        queued = actions.take_queued(queue_lists(services.app, name), job_id, reason)
+        if queued is not None:
+            mark_revoked(services, ids_in_message(queued.message) or [job_id], reason)
+            return "queued"
+    if pooled.cancel_leased(services, job_id, reason):
+        actions.mark_cancelled(job_id)
+        return "running"
+    if queue is None and pooled.cancel_delayed(services, job_id, reason):
+        return "delayed"
     held = reads.explain(job_id)
     # Drop whatever of it may still arrive (a prefetched copy, a workflow's next step).
     actions.mark_cancelled(job_id)
@@ -101,19 +125,26 @@ def reprioritize(services: Services, job_id: str, priority: Any, queue: str | No
     actions = services.lock_actions
     if actions.reprioritize_parked(job_id, new) is not None:
         return "parked"
-    lists = queue_lists(services.app, queue)
+    for name in pooled.queues(services, queue):
+        if _reprioritize_queued(services, queue_lists(services.app, name), job_id, new):
+            return "queued"
+    return "unknown"
+
+
+def _reprioritize_queued(services: Services, lists: list[str], job_id: str, new: int) -> bool:
+    """Move a job waiting in *lists* to the back of *new*'s list; False if it is not there."""
     target = lists[PRIORITY_STEPS.index(int(level_of(new)))]
     for _ in range(3):  # the message may be taken between the look and the move
         found = services.lock_reads.queued_position(lists, job_id)
         if found is None:
-            return "unknown"
+            return False
         message = json.loads(found.message)
         previous = message["properties"].get("priority")
         message["properties"]["priority"] = new
         detail = json.dumps({"priority": new, "previous": previous})
-        if actions.swap_queued(found, target, dumps(message), detail):
-            return "queued"
-    return "unknown"
+        if services.lock_actions.swap_queued(found, target, dumps(message), detail):
+            return True
+    return False
 
 
 #: What ``flush`` takes: messages waiting in the broker, or parked jobs.
@@ -189,9 +220,10 @@ def _message_job(raw: bytes | str, lane: str) -> tuple[FlushedJob, str]:
 
 def _take_queued(services: Services, level: Priority | None, queue: str | None, dry_run: bool
                  ) -> list[tuple[FlushedJob, str]]:
-    """Read (or atomically take) the messages of the chosen levels, next to run first."""
-    lanes = [(key, Priority(step)) for key, step in zip(queue_lists(services.app, queue),
-                                                        PRIORITY_STEPS, strict=True)
+    """Read (or atomically take) the messages of the chosen levels, next to run first
+    (of *queue*, or of the default queue and every agent pool's)."""
+    lanes = [(key, Priority(step)) for name in pooled.queues(services, queue)
+             for key, step in zip(queue_lists(services.app, name), PRIORITY_STEPS, strict=True)
              if level is None or Priority(step) == level]
     pipe = services.redis.pipeline(transaction=not dry_run)
     for key, _ in lanes:
@@ -269,7 +301,7 @@ def flush(services: Services, *, priority: Any = None, state: str | None = None,
             for both.
         dry_run: only list what would go (the default).
         by: who asks, for the audit log.
-        queue: the queue (default: the app's default queue).
+        queue: the queue (default: the app's default queue and every agent pool's).
 
     Each job taken is recorded ``cancelled`` with the reason "flushed by <by>",
     and the flush itself as one ``operator`` event (``flush``, the count).

@@ -3,8 +3,9 @@
 ``install`` (called by :func:`pipeline.app.install.install`) registers them on an
 app and adds them to its beat schedule (the app's own entries win):
 
-* ``pipeline.sweep`` every few seconds (:func:`sweep_once`): drops holds whose
-  lease ran out and hands their resources on, expires jobs parked longer than
+* ``pipeline.sweep`` every few seconds (:func:`sweep_once`): gives back the
+  jobs of agents whose lease ran out, drops holds whose lease ran out and hands
+  their resources on, expires jobs parked longer than
   ``pipeline_wait_timeout``, serves lines left for later. Workers sweep too
   (their heartbeat), but an idle cluster relies on this one. A sweep that did
   something writes a ``maintenance`` event (action ``sweep``) with its
@@ -45,12 +46,15 @@ class SweepReport:
         jobs_rescued: jobs taken by workers silent past the visibility timeout
             (dead, or cut off that long), given back to their queues
             (:mod:`pipeline.broker.rescue`).
+        leases_expired: jobs agents claimed whose lease ran out (no heartbeat),
+            given back to their pools, their locks handed on (:mod:`pipeline.remote`).
     """
 
     holds_dropped: int = 0
     jobs_expired: int = 0
     lines_served: int = 0
     jobs_rescued: int = 0
+    leases_expired: int = 0
 
     @property
     def did_something(self) -> bool:
@@ -78,11 +82,14 @@ def sweep_once(services: Services, limit: int = 500) -> SweepReport:
         limit: the most holds dropped and parked jobs expired in one call.
     """
     from pipeline.broker.rescue import rescue_silent
+    # First: a claimed job whose agent went silent is given back with its locks (the
+    # hold sweep would only drop the hold).
+    leases = services.leases.expire(limit)
     dropped, expired, served = services.lock_actions.sweep_counts(limit)
     # Expired here or in a hand-off since the last sweep: REVOKED where Celery users look.
     report_expired(services, limit)
     report = SweepReport(holds_dropped=dropped, jobs_expired=expired, lines_served=served,
-                         jobs_rescued=rescue_silent(services.app, limit))
+                         jobs_rescued=rescue_silent(services.app, limit), leases_expired=leases)
     if report.did_something:
         emit(services.redis, services.keys.events, MAINTENANCE, "",
              {"action": "sweep", "count": report.count, **report.as_dict()},

@@ -18,10 +18,16 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pipeline import conf
-from pipeline.api import admin, apidocs, dashboard, jobs, system
+from pipeline.api import admin, agents, apidocs, dashboard, jobs, system
 from pipeline.api.auth import TokenSet
 from pipeline.api.deps import Reader
-from pipeline.errors import PipelineError, ServiceError, StoreError, UnknownJobError
+from pipeline.errors import (
+    LeaseRefused,
+    PipelineError,
+    ServiceError,
+    StoreError,
+    UnknownJobError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,12 @@ queues, parked jobs, locks, dead letters and workers; act on them as an operator
 Every request needs `Authorization: Bearer TOKEN`: a token of scope `read` for
 `GET`, of scope `admin` for everything that changes something. A server without
 tokens configured listens on loopback only and lets every local caller in.
+
+Agents take the jobs of their pool over HTTP (`/api/agents/...`) with a token
+`agent:POOL:TOKEN`, which acts for that pool only and reads nothing else: claim
+(the locks are taken with the claim, under a lease), start, heartbeat (renews the
+lease and the locks), complete or fail, or give the job back. A job is sent to a
+pool with `agent_pool` (`POST /api/jobs`, `apply_async(agent_pool=...)`).
 """
 
 
@@ -55,12 +67,15 @@ def create_app(celery: Celery, *, tokens: TokenSet | None = None,
         metrics = Metrics(celery)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(served: FastAPI) -> AsyncIterator[None]:
         metrics.start()
         try:
             yield
         finally:
             metrics.stop()
+            waker = getattr(served.state, "wake_redis", None)
+            if waker is not None:  # the agents' long polls (pipeline.api.agents)
+                await waker.aclose()
 
     # /docs and /redoc come from pipeline.api.apidocs: their assets ship in the package.
     api = FastAPI(title="pipeline", version="1", description=DESCRIPTION, lifespan=lifespan,
@@ -68,7 +83,7 @@ def create_app(celery: Celery, *, tokens: TokenSet | None = None,
     api.state.celery = celery
     api.state.tokens = tokens if tokens is not None else TokenSet.from_settings(settings)
     api.state.metrics = metrics
-    for module in (jobs, system, admin, dashboard, apidocs):
+    for module in (jobs, agents, system, admin, dashboard, apidocs):
         api.include_router(module.router)
     _add_error_handlers(api)
 
@@ -86,6 +101,10 @@ def create_app(celery: Celery, *, tokens: TokenSet | None = None,
 
 
 def _add_error_handlers(api: FastAPI) -> None:
+    @api.exception_handler(LeaseRefused)
+    async def lease_refused(_: Request, exc: LeaseRefused) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "why": exc.why}, status_code=409)
+
     @api.exception_handler(PipelineError)
     async def pipeline_error(_: Request, exc: PipelineError) -> JSONResponse:
         status = 422

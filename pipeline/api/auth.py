@@ -3,7 +3,8 @@
 Tokens come from ``pipeline_api_tokens`` (``SCOPE:TOKEN`` entries separated by
 commas or spaces) and ``pipeline_api_token_file`` (one entry a line, ``#``
 comments). A scope is ``read`` (every ``GET``) or ``admin`` (everything, the
-actions included).
+actions included); an agent's token is ``agent:POOL:TOKEN``: it claims and
+reports the jobs of pool POOL and can do nothing else (:mod:`pipeline.api.agents`).
 
 A presented token is compared with every configured token with
 :func:`hmac.compare_digest`, all of them every time, so neither the answer nor
@@ -22,15 +23,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.conf import Settings
-from pipeline.errors import ConfigurationError
+from pipeline.errors import ConfigurationError, InvalidJobError
+from pipeline.job.pools import check_pool
 from pipeline.runtime.net import is_loopback
 
 MIN_TOKEN_LENGTH = 16
 
 
 class Scope(enum.IntEnum):
-    """What a token may do; a higher scope includes the lower ones."""
+    """What a token may do; a higher scope includes the lower ones, but for AGENT.
 
+    An AGENT token claims and reports the jobs of its one pool and nothing else
+    (not even a read); an ADMIN token may act as an agent of any pool.
+    """
+
+    AGENT = 0
     READ = 1
     ADMIN = 2
 
@@ -41,6 +48,8 @@ class Token:
 
     scope: Scope
     secret: bytes = field(repr=False)
+    #: The pool of an agent's token ("" for the other scopes).
+    pool: str = ""
 
     @property
     def fingerprint(self) -> str:
@@ -54,6 +63,12 @@ class Caller:
 
     scope: Scope
     name: str
+    #: The pool of an agent's token ("" for the other scopes).
+    pool: str = ""
+
+    def may_act_for(self, pool: str) -> bool:
+        """Whether the caller may claim and report the jobs of *pool* (admins: any pool)."""
+        return self.scope >= Scope.ADMIN or (self.scope is Scope.AGENT and self.pool == pool)
 
 
 def _parse_entry(entry: str, where: str) -> Token:
@@ -64,13 +79,24 @@ def _parse_entry(entry: str, where: str) -> Token:
         scope = None
     if not sep or scope is None:
         raise ConfigurationError(
-            f"{where} is not accepted: expected SCOPE:TOKEN with scope read or admin")
+            f"{where} is not accepted: expected SCOPE:TOKEN with scope read or admin, or "
+            "agent:POOL:TOKEN")
+    pool = ""
+    if scope is Scope.AGENT:
+        pool, sep, secret = secret.partition(":")
+        try:
+            check_pool(pool, "pool")
+        except InvalidJobError as exc:
+            raise ConfigurationError(f"{where} is not accepted: expected agent:POOL:TOKEN; "
+                                     f"{exc}") from None
+        if not sep:
+            raise ConfigurationError(f"{where} is not accepted: expected agent:POOL:TOKEN")
     if len(secret) < MIN_TOKEN_LENGTH:
         raise ConfigurationError(
             f"{where} is not accepted: the token has {len(secret)} characters, expected at "
             f"least {MIN_TOKEN_LENGTH} (e.g. python -c 'import secrets; "
             "print(secrets.token_urlsafe(32))')")
-    return Token(scope, secret.encode())
+    return Token(scope, secret.encode(), pool)
 
 
 def parse_tokens(text: str, source: str) -> list[Token]:
@@ -130,6 +156,8 @@ class TokenSet:
                 found = token
         if found is None:
             return None
+        if found.scope is Scope.AGENT:
+            return Caller(found.scope, f"agent:{found.pool}:{found.fingerprint}", found.pool)
         return Caller(found.scope, f"api:{found.scope.name.lower()}:{found.fingerprint}")
 
 

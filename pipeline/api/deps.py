@@ -21,7 +21,8 @@ from pipeline import conf
 from pipeline.api.auth import Caller, Scope, TokenSet
 from pipeline.runtime.services import Services, services_for
 
-bearer = HTTPBearer(auto_error=False, description="A token of scope read or admin.")
+bearer = HTTPBearer(auto_error=False, description="A token of scope read or admin, or an "
+                                                   "agent's token agent:POOL:TOKEN.")
 #: Who calls when no token is configured (the API then listens on loopback only).
 LOCAL = Caller(Scope.ADMIN, "api:local")
 
@@ -51,8 +52,24 @@ def _caller(request: Request, credentials: HTTPAuthorizationCredentials | None) 
 def read_access(request: Request,
                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
                 ) -> Caller:
-    """Any valid token (read or admin)."""
-    return _caller(request, credentials)
+    """A token of the read or admin scope (an agent's token reads nothing)."""
+    caller = _caller(request, credentials)
+    if caller.scope < Scope.READ:
+        raise HTTPException(403, f"an agent's token (pool {caller.pool}) may only claim and "
+                                 "report the jobs of its pool")
+    return caller
+
+
+def agent_access(request: Request,
+                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+                 ) -> Caller:
+    """An agent's token, or an admin's (which may act for any pool); each route checks
+    the pool (:meth:`Caller.may_act_for`)."""
+    caller = _caller(request, credentials)
+    if caller.scope is Scope.READ:
+        raise HTTPException(403, "claiming and reporting jobs needs an agent's token "
+                                 "(agent:POOL:TOKEN) or one of the admin scope")
+    return caller
 
 
 def admin_access(request: Request,
@@ -66,6 +83,7 @@ def admin_access(request: Request,
 
 
 Reader = Annotated[Caller, Depends(read_access)]
+AgentCaller = Annotated[Caller, Depends(agent_access)]
 Admin = Annotated[Caller, Depends(admin_access)]
 App = Annotated[Celery, Depends(celery_app)]
 Svc = Annotated[Services, Depends(app_services)]

@@ -34,7 +34,7 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 #: Where a job is, as the locks and the broker see it, and the state it means.
 LIVE_STATES = {"queued": "QUEUED", "parked": "BLOCKED", "running": "RUNNING",
-               "granted": "RUNNING", "between": "RUNNING"}
+               "granted": "RUNNING", "between": "RUNNING", "delayed": "QUEUED"}
 
 
 def _pipeline_task(services: Services, name: str, *where: str | int) -> Any:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
+from pipeline.job.pools import POOL_NAME
 from pipeline.priority import ACCEPTED, Priority, parse_priority
 
 
@@ -48,11 +49,16 @@ class Enqueue(BaseModel):
     countdown: float | None = Field(default=None, ge=0, le=7 * 24 * 3600)
     task_id: str | None = Field(default=None, min_length=1, max_length=255,
                                 description="The job id to use; a new UUID when omitted.")
+    agent_pool: str | None = Field(
+        default=None, pattern=POOL_NAME.pattern,
+        description="The agent pool that runs it (its agents claim it over HTTP); the task's "
+                    "own pool, or a Celery worker, when omitted.")
 
     def options(self) -> dict[str, Any]:
         """The ``apply_async`` options this request sets."""
         given = {"priority": self.priority, "user": self.user, "project": self.project,
-                 "models": self.models, "countdown": self.countdown, "task_id": self.task_id}
+                 "models": self.models, "countdown": self.countdown, "task_id": self.task_id,
+                 "agent_pool": self.agent_pool}
         options = {k: v for k, v in given.items() if v is not None}
         if self.shared:
             options["shared"] = True
@@ -113,6 +119,7 @@ class PositionOut(BaseModel):
     place: int = 0
     resource: str = ""
     priority: int | None = None
+    queue: str = ""
 
 
 class HistoryEntry(BaseModel):
@@ -149,6 +156,8 @@ class JobOut(BaseModel):
     blocked_by_job_id: str | None = None
     conflict_reason: str | None = None
     workflow_id: str | None = None
+    pool: str | None = Field(default=None, description="The agent pool it was published to.")
+    agent: str | None = Field(default=None, description="The agent that claimed it last.")
     updated_at: datetime | None = None
 
     @classmethod

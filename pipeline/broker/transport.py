@@ -40,8 +40,9 @@ from pipeline.broker import fetch
 from pipeline.broker.qos import PipelineQoS
 from pipeline.broker.screen import refusal
 from pipeline.broker.setaside import DEFAULT_MAX, set_aside_or_log
-from pipeline.keys import WAKE_TOKEN, Keys, wake_key
-from pipeline.messages.header import FRONT
+from pipeline.keys import WAKE_TOKEN, Keys, pool_of_queue, wake_key
+from pipeline.locks.records import SEP
+from pipeline.messages.header import FRONT, NAME
 
 #: Items set aside in one take before the worker goes back to waiting.
 _MAX_SET_ASIDE_PER_TAKE = 100
@@ -137,16 +138,48 @@ class PipelineChannel(kombu_redis.Channel):
         expires = (getattr(self, "_expires", None) or {}).get(queue)
         commands: list[tuple[Any, ...]] = [(push, key, dumps(message)),
                                            ("LPUSH", wake_key(queue), WAKE_TOKEN)]
+        delayed = self._delayed(queue, message, key)
+        if delayed is not None:
+            # An agent pool's job with a countdown waits in its pool's delayed set,
+            # not in a list no worker holds it back from (pipeline.remote).
+            commands = [delayed]
         if expires is not None:
             commands += [("PEXPIRE", name, expires)
                          for name in (*self._lists_of(queue), wake_key(queue))]
+        pool, pools_key = pool_of_queue(queue), self._pools_key()
+        if pool is not None and pools_key is not None:
+            # The agent pool is listed for operators (show, cancel, metrics), same round trip.
+            commands.append(("SADD", pools_key, pool))
         batch = kwargs.pop("_publish_batch", None)
         if batch is not None:
             for name, *args in commands:
+                if name == "ZADD":  # redis-py's zadd takes a mapping
+                    key, score, member = args
+                    args = [key, {member: score}]
                 batch.add(name.lower(), *args)
             return
         prefix = self.global_keyprefix
         fetch.push(self.pool, [(name, prefix + key, *rest) for name, key, *rest in commands])
+
+    def _pools_key(self) -> str | None:
+        """The set of agent pools (``Keys.pools``) as a name under kombu's key prefix."""
+        return self._under_prefix(self.set_aside_keys.pools)
+
+    def _under_prefix(self, full: str) -> str | None:
+        prefix = self.global_keyprefix or ""
+        return full[len(prefix):] if full.startswith(prefix) else None
+
+    def _delayed(self, queue: str, message: Any, key: str) -> tuple[Any, ...] | None:
+        """The ``ZADD`` keeping a pool job whose countdown runs until it is due, or None."""
+        if pool_of_queue(queue) is None or not isinstance(message, dict):
+            return None
+        header = (message.get("headers") or {}).get(NAME)
+        due = header.get("not_before") if isinstance(header, dict) else None
+        name = self._under_prefix(self.set_aside_keys.delayed(queue))
+        if not isinstance(due, int | float) or due <= time.time() or name is None:
+            return None
+        index = self._lists_of(queue).index(key) + 1
+        return ("ZADD", name, int(due * 1000), f"{index}{SEP}{dumps(message)}")
 
     def _purge(self, queue: str) -> int:
         """kombu's purge of *queue*'s lists, and of its wake list."""

@@ -3,7 +3,8 @@
 Running it: ``up``, ``worker``, ``beat`` (:mod:`pipeline.cli.run`), ``demo``
 (:mod:`pipeline.cli.demo`), ``check`` (:mod:`pipeline.cli.check`), ``db``
 (:mod:`pipeline.cli.db`), ``recorder`` (:mod:`pipeline.cli.recorder`), ``agents
-status|allocate`` (:mod:`pipeline.cli.agents`).
+status|allocate`` (:mod:`pipeline.cli.agents`), ``agent`` (the reference agent of
+an agent pool, over HTTP: :mod:`pipeline.cli.agent`).
 
 Operating it: ``submit`` (:mod:`pipeline.cli.submit`), ``status``
 (:mod:`pipeline.cli.status`), ``jobs`` (:mod:`pipeline.cli.jobs`), ``show``
@@ -28,6 +29,7 @@ from importlib import metadata
 import click
 
 from pipeline.cli.actions import cancel, reprioritize
+from pipeline.cli.agent import agent
 from pipeline.cli.agents import agents
 from pipeline.cli.check import check
 from pipeline.cli.context import CliContext
@@ -79,7 +81,7 @@ def version() -> None:
     click.echo(f"celery {celery.__version__}, kombu {kombu.__version__}")
 
 
-for command in (version, up, worker, beat, demo, check, db, recorder, agents,
+for command in (version, up, worker, beat, demo, check, db, recorder, agents, agent,
                 submit, status, jobs, show, cancel, reprioritize, flush, locks, dlq, stats,
                 monitor, import_requests, api, flower):
     cli.add_command(command)

@@ -16,7 +16,8 @@ from pipeline.observe.inspection.live import label
 
 def _headline(found: JobDetail) -> str:
     if found.where == "running":
-        where = f" on {found.host} pid {found.pid}" if found.host else ""
+        where = f" on {found.host}" if found.host else ""
+        where += f" pid {found.pid}" if found.host and found.pid else ""
         under = f" under workflow {found.holder}" if found.holder != found.job_id else ""
         lease = f" (lease until {clock(found.expires)[11:]})" if found.expires else ""
         return (f"{found.job_id} is running{where}{under}, holding "
@@ -29,10 +30,12 @@ def _headline(found: JobDetail) -> str:
 
 
 def _record_lines(record: dict[str, Any]) -> list[str]:
+    pool = (f"  pool {record['pool']} (agent {record.get('agent') or '-'})"
+            if record.get("pool") else "")
     lines = [
         f"job store: {record['state']}  task {record['task'] or '-'}  "
         f"priority {label(record['priority']) or '-'}  user {record['user'] or '-'}  "
-        f"project {record['project'] or '-'}  attempts {record['attempts']}",
+        f"project {record['project'] or '-'}  attempts {record['attempts']}{pool}",
         f"  queued {clock(record['queued_at'])}  started {clock(record['started_at'])}  "
         f"finished {clock(record['finished_at'])}"
         + (f"  ran {span(record['runtime'])}" if record["runtime"] is not None else ""),
@@ -54,8 +57,9 @@ def _summary(event: str, detail: dict[str, Any]) -> str:
     if event in ("blocked", "conflict", "cancelled", "expired") and detail.get("reason"):
         return str(detail["reason"])
     if event == "started":
-        return (f"on {detail.get('host', '?')} pid {detail.get('pid', '?')}, "
-                f"attempt {detail.get('attempt', 1)}, token {detail.get('token', '?')}")
+        where = (f"agent {detail['agent']} of pool {detail.get('pool', '?')}" if detail.get("agent")
+                 else f"{detail.get('host', '?')} pid {detail.get('pid', '?')}")
+        return f"on {where}, attempt {detail.get('attempt', 1)}, token {detail.get('token', '?')}"
     if event in ("granted", "lock_lost") and detail.get("resources"):
         return f"{', '.join(detail['resources'])} (hold {detail.get('holder', '?')})"
     if event in ("retried", "failed", "dead_lettered") and detail.get("error"):
@@ -67,6 +71,8 @@ def _summary(event: str, detail: dict[str, Any]) -> str:
         said = [f"{detail.get('action')} by {detail.get('by')}"]
         said += [str(detail[k]) for k in ("target", "reason") if detail.get(k)]
         return ": ".join(said)
+    if event == "queued" and detail.get("given_back"):
+        return str(detail.get("reason") or "given back to its pool")
     if event == "queued":
         attempt = detail.get("attempt")
         return ("requeued" if detail.get("requeued") else

@@ -56,12 +56,15 @@ def find_task(app: Any, name: str) -> Any:
               help="A model it only reads, shared with other readers (repeatable).")
 @click.option("--countdown", type=float, default=None, help="Seconds to wait before it runs.")
 @click.option("--job-id", default=None, help="The job id to use (default: a new UUID).")
+@click.option("--agent-pool", default=None, metavar="POOL",
+              help="The agent pool that runs it: its agents claim it over HTTP "
+                   "(default: the task's own pool, else a Celery worker).")
 @json_option
 @reports_errors
 def submit(task_name: str, args: tuple[str, ...], kwargs_json: str | None,
            priority: str | None, user: str | None, project: str | None,
            models: tuple[str, ...], shared: tuple[str, ...], countdown: float | None,
-           job_id: str | None, as_json: bool) -> None:
+           job_id: str | None, agent_pool: str | None, as_json: bool) -> None:
     """Publish a job of TASK with ARGS (each a JSON value) and print its id.
 
     The job goes through the task's own apply_async: a bad priority or resource
@@ -70,6 +73,7 @@ def submit(task_name: str, args: tuple[str, ...], kwargs_json: str | None,
     \b
     pipeline submit tasks.demo.train bert --user alice --model bert -p high
     pipeline submit tasks.demo.prepare '"logs"' --kwargs '{"seconds": 2}'
+    pipeline submit tasks.demo.train bert --user alice --agent-pool gpu
     """
     app = operator_app()
     task = find_task(app, task_name)
@@ -79,12 +83,13 @@ def submit(task_name: str, args: tuple[str, ...], kwargs_json: str | None,
         raise InvalidJobError(f"kwargs={kwargs_json!r} is not accepted: expected a JSON object")
     options: dict[str, Any] = {"priority": priority, "user": user, "project": project,
                                "models": list(models) or None, "shared": list(shared) or None,
-                               "countdown": countdown, "task_id": job_id}
+                               "countdown": countdown, "task_id": job_id,
+                               "agent_pool": agent_pool}
     options = {k: v for k, v in options.items() if v is not None}
     if priority is not None and priority.isdigit():
         options["priority"] = int(priority)
     if not hasattr(task, "models"):
-        refused = sorted(set(options) & {"user", "project", "models", "shared"})
+        refused = sorted(set(options) & {"user", "project", "models", "shared", "agent_pool"})
         if refused:
             raise InvalidJobError(f"{refused[0]} is not accepted: {task_name} is a plain Celery "
                                   "task, not a PipelineTask; it takes no resource options")
@@ -99,6 +104,6 @@ def submit(task_name: str, args: tuple[str, ...], kwargs_json: str | None,
         print_json({"job_id": result.id, "task": task_name, "args": values, "kwargs": kwargs,
                     "priority": level_of(sent).label, "user": user, "project": project,
                     "models": list(models), "shared_models": list(shared),
-                    "countdown": countdown})
+                    "countdown": countdown, "agent_pool": agent_pool})
         return
     click.echo(result.id)

@@ -19,6 +19,8 @@ from celery import Celery
 from celery.canvas import Signature, maybe_signature
 
 from pipeline.errors import InvalidJobError
+from pipeline.job.pools import OPTION as POOL_OPTION
+from pipeline.job.pools import check_pool
 from pipeline.locks.resources import (
     Demand,
     check_option_names,
@@ -108,6 +110,8 @@ def _check_task(app: Celery, sig: Signature, where: str) -> Demand:
         if options.get("priority") is not None:
             parse_priority(options["priority"])
         check_option_names(options)
+        if options.get(POOL_OPTION) is not None:
+            check_pool(options[POOL_OPTION])
         return demand_from_options(options, *declared_models(app.tasks.get(sig.task)))
     except InvalidJobError as exc:
         raise InvalidJobError(f"{where}: {exc}") from None

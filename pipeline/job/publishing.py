@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from pipeline.errors import ServiceError, WorkflowError
-from pipeline.job import canvas, outage, workflows
+from pipeline.job import canvas, outage, pools, workflows
 from pipeline.job.protocols import JobTask
 from pipeline.locks.resources import (
     RESOURCE_OPTIONS,
@@ -34,7 +34,8 @@ def prepare(task: JobTask, options: dict[str, Any], task_id: str | None) -> tupl
 
     Stamps a whole chain when *task* is its first step (see
     :mod:`pipeline.job.workflows`), and makes a job published from inside a running
-    job a guest of that job's hold when the hold covers it.
+    job a guest of that job's hold when the hold covers it. A job for an agent
+    pool (``agent_pool``, :mod:`pipeline.job.pools`) goes to the pool's queue.
 
     Returns:
         The task id to publish with (the given one, or a new one), and the
@@ -57,6 +58,8 @@ def prepare(task: JobTask, options: dict[str, Any], task_id: str | None) -> tupl
     task_id = check_id("task_id", task_id) if task_id else str(uuid.uuid4())
     headers = dict(options.get("headers") or {})
     workflow_name = options.pop("workflow_name", None)
+    pool = pools.pool_of(task, options)
+    placed = _placement(pool, options)
     raw = in_options(options)
     if raw and (raw.get("workflow") or not any(n in options for n in RESOURCE_OPTIONS)):
         # A later step of a workflow (its resources are in the stamped union), or
@@ -64,6 +67,11 @@ def prepare(task: JobTask, options: dict[str, Any], task_id: str | None) -> tupl
         stamped = JobHeader.decode(raw)  # a header this release cannot read is refused here
         for name in RESOURCE_OPTIONS:
             options.pop(name, None)
+        if stamped.pool is not None or pool is not None:
+            stamped = stamped.but(pool=pool, not_before=placed.get("not_before"),
+                                  expires_at=placed.get("expires_at"))
+            headers[NAME] = stamped.encode()
+            options["headers"] = headers
         if stamped.is_later_step and options.get("retries") is None:
             # The next step of a started workflow holds its locks already: like a
             # hand-off it goes to the front of the queue, at the priority it was
@@ -80,16 +88,31 @@ def prepare(task: JobTask, options: dict[str, Any], task_id: str | None) -> tupl
         header = workflows.stamp_chain(task.app, options, demand, task_id, priority,
                                        submitted_at=now, name=workflow_name)
     if header is None:
-        header = _own_header(task, demand, task_id, now, workflow_name)
+        header = _own_header(task, demand, task_id, now, workflow_name, pool is not None)
+    if pool is not None:
+        header = header.but(pool=pool, **placed)
     headers[NAME] = header.encode()
     options["headers"] = headers
     return task_id, header
 
 
+def _placement(pool: str | None, options: dict[str, Any]) -> dict[str, float]:
+    """A pool job's ``not_before`` and ``expires_at`` header fields (none for other jobs)."""
+    if pool is None:
+        return {}
+    not_before, expires_at = pools.times_of(options)
+    found = {"not_before": not_before, "expires_at": expires_at}
+    return {name: value for name, value in found.items() if value is not None}
+
+
 def _own_header(task: JobTask, demand: Demand, task_id: str, now: float,
-                workflow_name: Any) -> JobHeader:
-    """The header of a job that starts no workflow of several steps."""
-    parent = _running_parent(task, demand)
+                workflow_name: Any, to_pool: bool = False) -> JobHeader:
+    """The header of a job that starts no workflow of several steps.
+
+    A job for an agent pool takes its own locks: no agent runs under a
+    worker's hold.
+    """
+    parent = None if to_pool else _running_parent(task, demand)
     if parent is not None:
         return JobHeader.of(demand, submitted_at=now).but(workflow=parent)
     if workflow_name is not None:
@@ -133,7 +156,7 @@ def record_queued(task: JobTask, task_id: str, args: Any, options: dict[str, Any
         "workflow": header.workflow, "workflow_name": header.workflow_name,
         "workflow_steps": header.steps, "step": header.step,
         "args": summary(args), "attempt": int(options.get("retries") or 0) + 1,
-        "host": HOST,
+        "host": HOST, "pool": header.pool,
     }, time_ms=int(sent_at * 1000))
 
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from celery import Task
 from celery.exceptions import Ignore
 
-from pipeline.job import attempts, finishing, publishing, starting
+from pipeline.job import attempts, finishing, pools, publishing, starting
 from pipeline.locks.resources import check_models
 from pipeline.runtime.services import Services, services_for
 
@@ -30,6 +30,8 @@ class PipelineTask(Task):  # type: ignore[misc]
             options take the ``pipeline_retry_*`` settings.
         retry_for, dont_retry_for: which exceptions are retried (default: any
             Exception but the pipeline's own errors).
+        agent_pool: the agent pool every call goes to (agents claim its jobs
+            over HTTP, :mod:`pipeline.remote`); None (default) = a Celery worker.
     """
 
     abstract = True
@@ -41,6 +43,7 @@ class PipelineTask(Task):  # type: ignore[misc]
     backoff: ClassVar[float | None] = None
     backoff_max: ClassVar[float | None] = None
     jitter: ClassVar[bool | None] = None
+    agent_pool: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Check the models a task declares when it is defined (``@app.task(models=...)``).
@@ -57,6 +60,10 @@ class PipelineTask(Task):  # type: ignore[misc]
             if not hasattr(raw, "__get__"):
                 name = cls.__dict__.get("name") or cls.__name__
                 setattr(cls, option, check_models(f"{name}: {option}", raw))
+        pool = cls.__dict__.get("agent_pool")
+        if pool is not None and not hasattr(pool, "__get__"):
+            name = cls.__dict__.get("name") or cls.__name__
+            pools.check_pool(pool, f"{name}: agent_pool")
         body = cls.__dict__.get("run")
         if body is not None:
             # The body is wrapped, not __call__: Celery's tracer calls run()
@@ -79,7 +86,8 @@ class PipelineTask(Task):  # type: ignore[misc]
         """Publish the job after validating its priority and resources.
 
         Extra options: ``user``, ``project``, ``models`` (added to the task's),
-        ``shared`` (``True`` or a list of models the call only reads).
+        ``shared`` (``True`` or a list of models the call only reads),
+        ``agent_pool`` (the agent pool that runs it; None = a Celery worker).
 
         Raises:
             InvalidJobError: (a ``ValueError``) before anything is published.

@@ -12,6 +12,9 @@ is not its business:
 * :class:`LockActions`: what operators and the beat sweep do
   (``services.lock_actions``): cancel, reprioritize, take out of the broker,
   force-release, expire.
+
+The jobs agents claim over HTTP have theirs: :class:`Leases`
+(``services.leases``, :mod:`pipeline.locks.leases`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+from pipeline.locks.leases import ClaimReply, Ended, Refused
 from pipeline.locks.records import HoldRecord, ParkRecord, QueuedMessage
 from pipeline.locks.ticket import AcquireResult, Explanation, Ticket
 
@@ -105,3 +109,48 @@ class LockActions(Protocol):
 
 class LockEngine(HotPath, LockReads, LockActions, Protocol):
     """All three: what the per-process services hold, and tests that drive the scripts."""
+
+
+class Leases(Protocol):
+    """What the agents' routes and the sweep call: claims and the leases of claimed jobs."""
+
+    def claim(self, pool: str, queue: str, lists: Sequence[str], agent: str, *,
+              default_priority: int) -> ClaimReply:
+        """One claim call: the pool's most urgent job whose locks can all be taken."""
+
+    def start(self, job_id: str, lease: str) -> tuple[str, bool, float] | Refused:
+        """Mark a claimed job started: its message, whether it was started before, the
+        lease's deadline."""
+
+    def renew(self, job_id: str, lease: str) -> float | Refused:
+        """Renew a lease and its locks; the new deadline."""
+
+    def finish(self, job_id: str, lease: str) -> Ended | Refused:
+        """End a lease for its job's outcome (the hold is released by the caller)."""
+
+    def give_back(self, job_id: str, lease: str, reason: str) -> Refused | None:
+        """Give a claimed job back to its pool at once."""
+
+    def cancel(self, job_id: str, reason: str) -> str | None:
+        """End a claimed job's lease and locks (an operator's cancel); its message."""
+
+    def expire(self, limit: int = 100) -> int:
+        """Give back the claimed jobs whose lease ran out."""
+
+    def pool_of(self, job_id: str) -> str | None:
+        """The pool of a claimed job, None when it holds no lease."""
+
+    def lease_of(self, job_id: str) -> dict[str, str]:
+        """A claimed job's lease record (agent, pool, times), {} when it holds none."""
+
+    def delay(self, queue: str, index: int, message: str, due: float) -> None:
+        """Keep a pool's message until it is due (a countdown, a retry's backoff)."""
+
+    def find_delayed(self, queue: str, job_id: str) -> tuple[str, float] | None:
+        """A delayed message of a job in a pool's queue, and when it is due."""
+
+    def take_delayed(self, queue: str, member: str) -> bool:
+        """Take a delayed message out."""
+
+    def pools(self) -> list[str]:
+        """Every agent pool known."""

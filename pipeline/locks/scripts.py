@@ -1,7 +1,9 @@
 """The Lua scripts, as scripts (EVALSHA) and as one Redis function library (FCALL).
 
 Each script is the key table (:func:`pipeline.keys.lua_table`), the shared
-``lib.lua`` and its own file. Run as a script, all of it is executed on every
+files (``lib.lua``; ``take.lua``, taking a job's claims or parking it, shared by
+a worker's start and an agent's claim; ``pool.lua``, an agent pool's leases)
+and its own file. Run as a script, all of it is executed on every
 call. On Redis 7 and newer the same code is also loaded once as a function
 library (:func:`library`): the shared part is then set up once, and a call runs
 only ``begin(ARGV)`` and the script's own body. :mod:`pipeline.locks.fastcall`
@@ -18,8 +20,10 @@ from typing import Any
 from pipeline.keys import lua_table
 
 LIB = "lib.lua"
+#: Files every script starts with (after the key table), in order.
+SHARED = (LIB, "take.lua", "pool.lua")
 NAMES = ("acquire", "release", "renew", "sweep", "cancel", "reprioritize", "queued",
-         "force_release")
+         "force_release", "claim", "lease")
 
 
 def _text(file: str) -> str:
@@ -35,7 +39,11 @@ def _body(name: str) -> str:
 @cache
 def source(name: str) -> str:
     """The full text of script *name*: the key table, the shared library, then the script."""
-    return f"{lua_table()}\n{_text(LIB)}\nbegin(ARGV)\n{_body(name)}"
+    return f"{_shared()}begin(ARGV)\n{_body(name)}"
+
+
+def _shared() -> str:
+    return lua_table() + "\n" + "".join(_text(file) + "\n" for file in SHARED)
 
 
 @cache
@@ -45,7 +53,7 @@ def library() -> tuple[str, dict[str, str]]:
     The library's name carries a digest of its code, so workers of two releases
     can share one Redis, each calling its own functions.
     """
-    shared = f"{lua_table()}\n{_text(LIB)}\n"
+    shared = _shared()
     tag = "pipeline_" + sha1("".join([shared, *map(_body, NAMES)]).encode()).hexdigest()[:12]
     functions = "".join(
         f"redis.register_function('{tag}_{name}', function(KEYS, ARGV)\nbegin(ARGV)\n"

@@ -64,25 +64,25 @@ MAINTENANCE_ACTIONS: tuple[str, ...] = ("sweep", "set_aside", "gate_pause", "gat
 #: that published the job (``queued``) or the worker host that parked or ran it.
 DETAIL_FIELDS: Mapping[str, tuple[str, ...]] = {
     QUEUED: ("task", "priority", "user", "project", "models", "workflow", "args", "attempt",
-             "host"),
+             "host", "pool", "reason", "agent", "given_back"),
     BLOCKED: ("resource", "holder", "position", "reason", "priority", "workflow", "task",
               "host"),
     CONFLICT: ("resource", "holder", "reason", "priority"),
     GRANTED: ("holder", "resources"),
     STARTED: ("holder", "resources", "token", "host", "pid", "workflow", "task",
-              "priority", "user", "project", "models", "attempt"),
-    RETRIED: ("error", "countdown", "attempt", "lock_lost"),
-    COMPLETED: ("result", "runtime", "lock_lost"),
-    FAILED: ("error", "runtime", "lock_lost"),
+              "priority", "user", "project", "models", "attempt", "agent", "pool"),
+    RETRIED: ("error", "countdown", "attempt", "lock_lost", "agent", "pool"),
+    COMPLETED: ("result", "runtime", "lock_lost", "agent", "pool"),
+    FAILED: ("error", "runtime", "lock_lost", "agent", "pool"),
     EXPIRED: ("reason", "waited"),
-    CANCELLED: ("reason",),
-    DEAD_LETTERED: ("error", "attempt"),
+    CANCELLED: ("reason", "agent", "pool"),
+    DEAD_LETTERED: ("error", "attempt", "agent", "pool"),
     REPRIORITIZED: ("priority", "previous"),
     LOCK_LOST: ("holder", "resources", "reason"),
     RELEASED: ("holder", "resources", "handed_to"),
     OPERATOR: ("action", "by", "target", "reason", "count"),
     MAINTENANCE: ("action", "worker", "reason", "count", "holds_dropped", "jobs_expired",
-                  "lines_served", "jobs_rescued"),
+                  "lines_served", "jobs_rescued", "leases_expired"),
 }
 
 #: Celery event type sent to Flower for pipeline states Celery has no event for.

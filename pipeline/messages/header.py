@@ -27,11 +27,12 @@ VERSION = 1
 FRONT = "pipeline_front"
 
 _LISTS = ("models", "shared_models")
-_TEXTS = ("user", "project", "workflow", "workflow_name")
+_TEXTS = ("user", "project", "workflow", "workflow_name", "pool")
 _INTS = ("steps", "step", "priority")
+_TIMES = ("submitted_at", "not_before", "expires_at")
 #: The type each field is read as.
 _TYPES: dict[str, type] = {**dict.fromkeys(_TEXTS, str), **dict.fromkeys(_INTS, int),
-                           **dict.fromkeys(_LISTS, tuple), "submitted_at": float}
+                           **dict.fromkeys(_LISTS, tuple), **dict.fromkeys(_TIMES, float)}
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class JobHeader:
             records; the message's own priority is the one it runs at.
         submitted_at: when it was published, seconds since the epoch: its
             place in line among jobs of its priority.
+        pool: the agent pool it was published to (agents claim it over HTTP,
+            :mod:`pipeline.remote`); None for a job a Celery worker runs.
+        not_before: a pool job's countdown or ETA (seconds since the epoch):
+            no agent claims it earlier. A worker reads Celery's own ``eta``.
+        expires_at: a pool job's ``expires`` (seconds since the epoch): one
+            still unclaimed then is dropped, REVOKED, as a worker drops it.
         version: the header version it was written with.
     """
 
@@ -66,6 +73,9 @@ class JobHeader:
     step: int | None = None
     priority: int | None = None
     submitted_at: float | None = None
+    pool: str | None = None
+    not_before: float | None = None
+    expires_at: float | None = None
     version: int = field(default=VERSION, compare=False)
 
     @classmethod
@@ -99,8 +109,10 @@ class JobHeader:
             value = getattr(self, name)
             if value:
                 out[name] = list(value)
-        if self.submitted_at is not None:
-            out["submitted_at"] = round(self.submitted_at, 6)
+        for name in _TIMES:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = round(value, 6)
         return out
 
     @classmethod

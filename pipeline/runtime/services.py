@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from pipeline.locks.heartbeat import Heartbeat
-    from pipeline.locks.protocols import HotPath, LockActions, LockEngine, LockReads
+    from pipeline.locks.protocols import HotPath, Leases, LockActions, LockEngine, LockReads
     from pipeline.messages.emitter import BufferedEmitter
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class Services:
         self.running = RunningJobs()
         self._redis: redis.Redis | None = None
         self._locks: LockEngine | None = None
+        self._leases: Leases | None = None
         self._heartbeat: Heartbeat | None = None
         self._emitter: BufferedEmitter | None = None
         self._dispatcher: Any = None
@@ -86,6 +87,15 @@ class Services:
     def lock_actions(self) -> LockActions:
         """The lock engine as operators and the beat sweep use it."""
         return self.engine
+
+    @property
+    def leases(self) -> Leases:
+        """The claims of agent pools and the leases of claimed jobs (:mod:`pipeline.remote`)."""
+        if self._leases is None:
+            from pipeline.locks.leases import RedisLeases
+
+            self._leases = RedisLeases(self.redis, self.keys, self.settings)
+        return self._leases
 
     @property
     def heartbeat(self) -> Heartbeat:

@@ -105,6 +105,10 @@ class Job(Base):
     blocked_by_job_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     conflict_reason: Mapped[str | None] = mapped_column(Text)
     workflow_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    pool: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), doc="The agent pool it was published to (None: a Celery worker's).")
+    agent: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), doc="The agent that claimed it last (a pool job).")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, doc="Time of the latest event.")
     last_event_id: Mapped[str | None] = mapped_column(
         String(32), doc="Stream id of the event that set ``state``.")
@@ -117,6 +121,7 @@ class Job(Base):
         Index(None, "started_at"),
         Index(None, "finished_at"),
         Index(None, "workflow_id"),
+        Index(None, "pool"),
     )
 
     def __repr__(self) -> str:

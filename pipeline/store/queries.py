@@ -168,7 +168,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "worker_host": job.worker_host, "worker_pid": job.worker_pid, "result": job.result,
         "error": job.error, "blocked_by_job_id": job.blocked_by_job_id,
         "conflict_reason": job.conflict_reason, "workflow_id": job.workflow_id,
-        "updated_at": _iso(job.updated_at),
+        "pool": job.pool, "agent": job.agent, "updated_at": _iso(job.updated_at),
     }
 
 

@@ -112,6 +112,7 @@ JOB_POLICIES: Mapping[str, Policy] = {
     "task": Policy.FIRST, "args": Policy.FIRST, "user": Policy.FIRST,
     "project": Policy.FIRST, "models": Policy.FIRST, "workflow_id": Policy.FIRST,
     "priority": Policy.LATEST, "worker_host": Policy.LATEST, "worker_pid": Policy.LATEST,
+    "pool": Policy.LATEST, "agent": Policy.LATEST,
     "attempts": Policy.MAX, "updated_at": Policy.MAX,
     "queued_at": Policy.MIN, "blocked_at": Policy.MIN, "started_at": Policy.MIN,
     "state": Policy.WINNER, "state_key": Policy.WINNER, "last_event_id": Policy.WINNER,

@@ -34,8 +34,8 @@ LAYERS: dict[str, int] = {
     "pipeline.broker": 6,
     # the job's path: publish, start, park, attempts, finish; the Celery hooks
     "pipeline.job": 7,
-    # what operators do; the load gate and worker agents
-    "pipeline.actions": 8, "pipeline.admission": 8,
+    # what operators do; the load gate and worker agents; jobs agents run over HTTP
+    "pipeline.actions": 8, "pipeline.admission": 8, "pipeline.remote": 8,
     # read-only views: metrics, inspection
     "pipeline.observe": 9,
     # wiring an app: its install and default configuration

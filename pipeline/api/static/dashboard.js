@@ -103,7 +103,8 @@ function render(data) {
   fill("running", data.running, (tr, r) => {
     tr.dataset.job = r.job_id;
     cell(tr, r.job_id, "id"); cell(tr, r.state); cell(tr, r.resources.join(", "));
-    cell(tr, r.host ? r.host + " pid " + r.pid : "-"); cell(tr, seconds(now - r.since));
+    cell(tr, r.host ? r.host + (r.pid ? " pid " + r.pid : "") : "-");
+    cell(tr, seconds(now - r.since));
     button(tr, "Cancel", "cancel", () => call("POST", "api/jobs/" +
       encodeURIComponent(r.job_id) + "/cancel", { terminate: true }));
   }, 6);

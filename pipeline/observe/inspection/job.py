@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.actions import control, deadletters
+from pipeline.actions import control, deadletters, pooled
 from pipeline.admission.agents import gate_state
 from pipeline.errors import UnknownJobError
+from pipeline.keys import pool_of_queue
 from pipeline.locks.ticket import Explanation
 from pipeline.messages.record import Record
 from pipeline.observe.inspection.live import label
@@ -34,7 +35,8 @@ class JobDetail(Record):
         job_id: the job.
         where: ``running``, ``granted`` (handed its locks, about to start),
             ``between`` (a workflow between steps), ``parked``, ``queued`` (a
-            message in the broker's lists), ``dead_letter``, ``finished``
+            message in the broker's lists, an agent pool's included), ``delayed``
+            (a pool job waiting out its countdown), ``dead_letter``, ``finished``
             (the store or the result backend has its outcome) or ``elsewhere``
             (known, but in none of those places: taken by a worker a moment ago,
             or waiting in a worker for its countdown).
@@ -77,7 +79,8 @@ def _blocker(services: Services, blocked_by: str) -> str:
     """What the job in the way is doing, in words."""
     other = services.lock_reads.explain(blocked_by)
     if other.status == "running":
-        where = f"on {other.host} pid {other.pid}" if other.host else ""
+        where = f"on {other.host}" if other.host else ""
+        where += f" pid {other.pid}" if other.pid else ""
         return f"held by {blocked_by} (running {where})".replace(" )", ")")
     if other.status == "granted":
         return f"held by {blocked_by} (handed its locks, about to start)"
@@ -102,7 +105,11 @@ def _why_locked(services: Services, found: Explanation) -> str:
     return ""
 
 
-def _why_queued(services: Services, level: str, ahead: int) -> str:
+def _why_queued(services: Services, level: str, ahead: int, queue: str = "") -> str:
+    pool = pool_of_queue(queue)
+    if pool is not None:
+        return (f"queued in agent pool {pool}'s {level} list ({queue}): {ahead} job(s) ahead "
+                f"of it; it starts when an agent of pool {pool} claims it")
     why = (f"queued in the broker's {level} list: {ahead} job(s) ahead of it; it starts when "
            "a worker takes it")
     gate = gate_state(services).waiting_reason
@@ -169,7 +176,11 @@ def job_detail(services: Services, job_id: str, *, history: int = 20) -> JobDeta
         return JobDetail(
             job_id=job_id, where="queued", place=queued.place,
             priority=label(queued.priority),
-            why=_why_queued(services, label(queued.priority), ahead), **common)
+            why=_why_queued(services, label(queued.priority), ahead, queued.queue), **common)
+    waiting = pooled.delayed(services, job_id) if queued.where == "delayed" else None
+    if waiting is not None:
+        return JobDetail(job_id=job_id, where="delayed", priority=label(queued.priority),
+                         why=pooled.describe_delayed(waiting[2], waiting[0]), **common)
     dead = deadletters.get(services, job_id)
     if record is None and dead is None and result_state == "PENDING" and not events:
         raise UnknownJobError(f"unknown job {job_id!r}: no lock, broker list, dead letter, "

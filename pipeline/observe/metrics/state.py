@@ -23,6 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from pipeline.broker.layout import queue_lists
+from pipeline.keys import pool_queue
 from pipeline.locks.records import HoldRecord
 from pipeline.locks.resources import KINDS
 from pipeline.priority import Priority, level_of
@@ -52,7 +53,8 @@ class StateCollector(Collector):
 
     Args:
         services: the services of the Celery app.
-        queues: queue names to report (the app's default queue when empty).
+        queues: queue names to report (the app's default queue when empty); every
+            agent pool's queue is reported too.
     """
 
     def __init__(self, services: Services, queues: Iterable[str] = ()) -> None:
@@ -67,7 +69,10 @@ class StateCollector(Collector):
         keys, client = services.keys, services.redis
         now_ms = time.time() * 1000
         pipe = client.pipeline(transaction=False)
-        lists = {queue: queue_lists(self.app, queue) for queue in self.queues}
+        # Every agent pool's queue too (one read of the pools' set).
+        pools = [pool_queue(p) for p in services.leases.pools()]
+        queues = [*self.queues, *(q for q in pools if q not in self.queues)]
+        lists = {queue: queue_lists(self.app, queue) for queue in queues}
         for names in lists.values():
             for name in names:
                 pipe.llen(name)

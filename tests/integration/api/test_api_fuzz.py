@@ -3,7 +3,8 @@
 Every operation gets generated requests with an admin token, while jobs wait
 queued in the broker and parked behind a hold. Operations that exist to
 remove waiting jobs (clear, dead-letter purge and requeue of ``all``, a forced
-lock release) are left out: whatever they take, they take on purpose.
+lock release) are left out: whatever they take, they take on purpose; so is an
+agent's claim, which waits on purpose.
 ``PIPELINE_FUZZ_EXAMPLES`` sets the examples per operation (default 10; a
 long run: ``PIPELINE_FUZZ_EXAMPLES=500 pytest tests/integration/api/test_api_fuzz.py``).
 """
@@ -30,6 +31,9 @@ from tests.integration.api.conftest import ADMIN, TOKENS
 EXAMPLES = int(os.environ.get("PIPELINE_FUZZ_EXAMPLES", "10"))
 DESTRUCTIVE = ("/api/admin/clear", "/api/dead-letters/purge", "/api/dead-letters/requeue",
                "/api/locks/release")
+#: A claim may wait up to a minute on purpose (a long poll): its bad input is covered by
+#: tests/integration/api/test_agents_api.py.
+LONG_POLLS = ("/api/agents/claim",)
 
 
 @pytest.fixture
@@ -54,7 +58,8 @@ def _schema() -> Any:
     from tasks.app import app
 
     api = create_app(app, tokens=TOKENS, metrics=Metrics(app, worker_refresh=0))
-    return schemathesis.openapi.from_asgi("/openapi.json", api).exclude(path=list(DESTRUCTIVE))
+    return schemathesis.openapi.from_asgi("/openapi.json", api).exclude(
+        path=[*DESTRUCTIVE, *LONG_POLLS])
 
 
 schema = _schema()

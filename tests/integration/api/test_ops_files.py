@@ -42,23 +42,37 @@ def served_names(app: Any) -> set[str]:
 def test_systemd_units_restart_on_failure_as_a_dedicated_user_with_the_env_file(
         tmp_path: Path) -> None:
     assert {u.stem for u in UNITS} == {"pipeline-worker", "pipeline-beat", "pipeline-recorder",
-                                      "pipeline-flower", "pipeline-api"}
+                                      "pipeline-flower", "pipeline-api", "pipeline-agent@"}
     for unit in UNITS:
         text = unit.read_text()
-        for line in ("Restart=on-failure", "User=pipeline",
-                     "EnvironmentFile=/etc/pipeline/pipeline.env"):
+        # An agent (on a host of its own) has an environment file of its own.
+        env = ("EnvironmentFile=/etc/pipeline/agent-%i.env" if unit.stem == "pipeline-agent@"
+               else "EnvironmentFile=/etc/pipeline/pipeline.env")
+        for line in ("Restart=on-failure", "User=pipeline", env):
             assert line in text, (unit.name, line)
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed: the units' keys were checked only")
     # verify wants ExecStart to exist: point the units at this checkout's `pipeline`.
     binary = Path(sys.executable).parent / "pipeline"
     for unit in UNITS:
-        (tmp_path / unit.name).write_text(
+        # A template is verified as one of its instances (the agent of pool prod).
+        (tmp_path / unit.name.replace("@.", "@prod.")).write_text(
             unit.read_text().replace("/opt/pipeline/.venv/bin/pipeline", str(binary)))
     done = subprocess.run(["systemd-analyze", "verify", *sorted(map(str, tmp_path.iterdir()))],
                           capture_output=True, text=True, timeout=60)
     problems = [line for line in done.stderr.splitlines() if "pipeline-" in line]
     assert done.returncode == 0 and not problems, done.stderr
+
+
+def test_the_agent_unit_runs_the_reference_agent_with_its_token_as_a_credential() -> None:
+    text = (OPS / "systemd" / "pipeline-agent@.service").read_text()
+    assert "LoadCredential=token:/etc/pipeline/agent-%i.token" in text
+    assert "--token-file ${CREDENTIALS_DIRECTORY}/token" in text and "--pool %i" in text
+    example = (OPS / "agent.env.example").read_text()
+    names = {line.split("=", 1)[0] for line in example.splitlines()
+             if line and not line.startswith("#")}
+    assert names == {"PIPELINE_AGENT_API", "PIPELINE_AGENT_COMMAND"}
+    assert all(f"${{{name}}}" in text or f"${name}" in text for name in names)
 
 
 def test_the_example_env_file_sets_only_known_settings() -> None:

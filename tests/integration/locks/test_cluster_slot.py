@@ -22,11 +22,13 @@ from redis.crc import key_slot
 
 from pipeline.locks import scripts
 from pipeline.locks.engine import RedisLockEngine
+from pipeline.locks.leases import RedisLeases
 from pipeline.locks.resources import EXCLUSIVE, SHARED, Claim
 from pipeline.locks.ticket import Ticket
 from tests.helpers import redisdb
 
 QUEUE = "{pipeline}:pipeline"
+POOL_LIST = "{pipeline}:pool.p"
 _ARG = re.compile(rb'"((?:[^"\\]|\\.)*)"')
 _ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{2}|.)")
 
@@ -101,8 +103,41 @@ def _drive_every_script(locks: RedisLockEngine) -> None:
     locks.acquire(Ticket("d", "d", model, 6), host="h", pid=1, park_message=message,
                   queue_key=QUEUE)
     locks.force_release("model:m", by="test", reason="an operator's release")
+    _drive_pool_scripts(locks)
     time.sleep(1.1)  # b's grant and every lease run out
     locks.sweep(100)
+    RedisLeases(locks.client, locks.keys, locks.settings).expire(100)
+
+
+def _drive_pool_scripts(locks: RedisLockEngine) -> None:
+    """Claims and leases of an agent pool: granted, parked, delayed, expired, set aside."""
+    leases = RedisLeases(locks.client, locks.keys, locks.settings)
+    lists = [POOL_LIST, *(f"{POOL_LIST}\x06\x16{step}" for step in (3, 6, 9))]
+
+    def message(job: str, **header: object) -> str:
+        return json.dumps({"body": "[]", "content-type": "application/json",
+                           "headers": {"id": job, "task": "t", "pipeline": {
+                               "version": 1, **header}}, "properties": {"priority": 6}})
+
+    locks.client.lpush(lists[2], message("p1", models=["pm"]), message("p2", models=["pm"]),
+                       message("p3", not_before=time.time() + 0.05),
+                       message("p4", expires_at=1.0), "not a message")
+    first = leases.claim("p", "pool.p", lists, "a", default_priority=6)
+    assert first.granted is not None
+    second = leases.claim("p", "pool.p", lists, "b", default_priority=6)
+    assert second.granted is None
+    job, lease = first.granted.job_id, first.granted.lease
+    leases.start(job, lease)
+    leases.renew(job, lease)
+    leases.finish(job, lease)
+    locks.release(first.granted.holder, job, token=first.granted.token)  # hands pm to p2
+    time.sleep(0.06)  # p3 is due
+    handed = leases.claim("p", "pool.p", lists, "b", default_priority=6)
+    assert handed.granted is not None
+    leases.give_back(handed.granted.job_id, handed.granted.lease, "stopping")
+    again = leases.claim("p", "pool.p", lists, "c", default_priority=6)
+    assert again.granted is not None
+    leases.cancel(again.granted.job_id, "cancelled by request")
 
 
 def _keys_of(client: redis.Redis, command: list[bytes]) -> list[bytes]:

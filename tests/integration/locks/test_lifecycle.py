@@ -102,7 +102,7 @@ def test_cancel_and_reprioritize_jobs_still_in_the_broker(
     assert control.cancel(services_for(pipeline_app), jobs[1].id) == "queued"
     assert control.reprioritize(services_for(pipeline_app), jobs[3].id, "critical") == "queued"
     assert control.position(services_for(pipeline_app), jobs[3].id) == control.Position(
-        "queued", 1, priority=0)
+        "queued", 1, priority=0, queue=pipeline_app.conf.task_default_queue)
     workers(concurrency=1)
     for job in (jobs[0], jobs[2], jobs[3]):
         job.get(timeout=20)

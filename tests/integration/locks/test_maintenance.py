@@ -25,7 +25,7 @@ def test_beat_sweep_hands_a_dead_holders_model_to_the_parked_job(
         time.sleep(1.1)
         outcome = pipeline_app.tasks[SWEEP].apply().get()
         assert outcome == {"holds_dropped": 1, "jobs_expired": 0, "lines_served": 0,
-                           "jobs_rescued": 0}
+                           "jobs_rescued": 0, "leases_expired": 0}
         assert locks.explain("waiting").status == "granted"
         assert "pipeline.sweep" in pipeline_app.conf.beat_schedule
     finally:
@@ -63,7 +63,7 @@ def test_sweep_records_what_it_did_and_an_idle_sweep_records_nothing(
         assert report == SweepReport(holds_dropped=1, jobs_expired=1)
         assert _maintenance_events(lock_redis) == [{
             "action": "sweep", "count": 2, "holds_dropped": 1, "jobs_expired": 1,
-            "lines_served": 0, "jobs_rescued": 0}]
+            "lines_served": 0, "jobs_rescued": 0, "leases_expired": 0}]
         assert sweep_once(services_for(pipeline_app)) == SweepReport()
         assert len(_maintenance_events(lock_redis)) == 1
     finally:
@@ -85,3 +85,27 @@ def test_sweep_counts_the_lines_left_for_later_that_it_served(
     assert locks.sweep_counts() == (0, 0, 2)
     assert locks.explain("parked").status == "granted"
     assert locks.sweep_counts() == (0, 0, 0)
+
+
+def test_the_beat_sweep_gives_back_a_silent_agents_job_and_says_so(
+        pipeline_app: Any, lock_redis: redis.Redis) -> None:
+    from pipeline.actions.maintenance import sweep_once
+    from pipeline.job.pools import pool_lists
+    from tests.tasks.lockprobes import hold
+
+    pipeline_app.conf.pipeline_lock_lease = 1.0
+    try:
+        services = services_for(pipeline_app)
+        job = hold.apply_async((0.0, "j"), agent_pool="p", models=["m"])
+        claimed = services.leases.claim("p", "pool.p", pool_lists(pipeline_app, "p"), "mute",
+                                        default_priority=6)
+        assert claimed.granted is not None and claimed.granted.job_id == job.id
+        time.sleep(1.1)
+        report = sweep_once(services)
+        assert report.leases_expired == 1 and report.holds_dropped == 0
+        assert _maintenance_events(lock_redis)[-1]["leases_expired"] == 1
+        # Back in its list, where the next claim takes it first (kombu pops the right end).
+        normal = pool_lists(pipeline_app, "p")[2]
+        assert job.id in (lock_redis.lindex(normal, -1) or b"").decode()
+    finally:
+        pipeline_app.conf.changes.pop("pipeline_lock_lease", None)

@@ -77,3 +77,30 @@ def test_binding_beyond_loopback_without_a_token_is_refused(host: str) -> None:
     with pytest.raises(ConfigurationError, match="no token configured"):
         require_safe_bind(host, TokenSet())
     require_safe_bind(host, TokenSet(tuple(parse_tokens(f"read:{READ}", "t"))))
+
+
+AGENT = "g" * 20
+
+
+def test_an_agents_token_names_its_pool_and_acts_for_it_alone() -> None:
+    tokens = TokenSet(tuple(parse_tokens(f"agent:gpu:{AGENT}, admin:{ADMIN}", "t")))
+    agent, admin = tokens.check(AGENT), tokens.check(ADMIN)
+    assert agent is not None and admin is not None
+    assert (agent.scope, agent.pool) == (Scope.AGENT, "gpu")
+    assert agent.name.startswith("agent:gpu:") and AGENT not in agent.name
+    assert agent.may_act_for("gpu") and not agent.may_act_for("cpu")
+    assert admin.may_act_for("cpu")
+    assert Scope.AGENT < Scope.READ  # it reads nothing
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("agent:" + "x" * 20, "agent:POOL:TOKEN"),
+    ("agent:bad!:" + "x" * 20, "pool=.bad!."),
+    ("agent:gpu:short", "at least 16"),
+])
+def test_a_malformed_agent_entry_is_refused_naming_its_number_never_the_token(
+        entry: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        parse_tokens(f"read:{READ},{entry}", "pipeline_api_tokens")
+    assert "entry 2" in str(caught.value)
+    assert entry.rpartition(":")[2] not in str(caught.value)
