@@ -50,16 +50,23 @@ SIZES: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {
     12: ({"fuzz": 10_000, "jobs": 50}, {"fuzz": 300, "jobs": 20}),
     13: ({"lease": 30.0, "visibility": 60}, {"lease": 2.0, "visibility": 3}),
     14: ({"jobs": 2000}, {"jobs": 300}),
+    15: ({"crashes": 5, "downs": (5.0, 30.0), "fsyncs": ("always", "everysec")},
+         {"crashes": 1, "downs": (5.0,), "fsyncs": ("always",)}),
+    16: ({"restarts": 5, "seconds": 60.0}, {"restarts": 1, "seconds": 60.0}),
+    17: ({"seconds": 120.0}, {"seconds": 14.0}),
+    18: ({"jobs": 40, "failovers": 3, "wait_replicas": (0, 1)},
+         {"jobs": 12, "failovers": 1, "wait_replicas": (0,)}),
 }
 
 
 def _scenarios() -> dict[int, Callable[..., Any]]:
-    from tests.faults import crashes, inputs, jobs, locking
+    from tests.faults import crashes, inputs, jobs, locking, maintenance, restarts
 
     return {1: locking.exclusive_model, 2: locking.mixed_capacity, 3: locking.kill_children,
             4: crashes.kill_workers, 5: jobs.poison_job, 6: jobs.unusual_endings,
             7: jobs.stopped_holder, 8: crashes.redis_restarts, 9: crashes.long_countdown,
-            10: jobs.killed_workflows, 12: inputs.bad_input}
+            10: jobs.killed_workflows, 12: inputs.bad_input, 16: restarts.restarted_worker,
+            17: maintenance.busy_pool}
 
 
 def run_one(number: int, size: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:
@@ -69,6 +76,26 @@ def run_one(number: int, size: dict[str, Any], workdir: Path) -> list[dict[str, 
     from tests.faults.rig import rig
 
     directory = workdir / f"t{number}"
+    if number == 15:
+        from tests.faults import outages
+
+        found = []
+        for down in size["downs"]:
+            for fsync in size["fsyncs"]:
+                with rig(directory / f"{fsync}-{down:g}") as running:
+                    found.append(outages.redis_crashes(running, crashes=size["crashes"],
+                                                       down=down, fsync=fsync).as_dict())
+        return found
+    if number == 18:
+        from tests.faults import failover
+
+        found = []
+        for wait in size["wait_replicas"]:
+            with failover.sentinel_rig(directory / f"wait{wait}", wait_replicas=wait) as (
+                    running, group):
+                found.append(failover.primary_failover(
+                    running, group, jobs=size["jobs"], failovers=size["failovers"]).as_dict())
+        return found
     if number in (13, 14):
         with Hosts(4 if number == 14 else 3) as hosts:
             if number == 14:

@@ -57,6 +57,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pipeline_publish_timeout", (int, float), 5.0,
             "Seconds a publish may wait for a Redis that does not answer before it fails "
             "naming the broker (nothing is published then).", 0.5),
+    Setting("pipeline_redis_master_name", (str, type(None)), None,
+            "Name of the Redis group its Sentinels watch, for `sentinel://` broker and result "
+            "URLs (kombu's `broker_transport_options['master_name']` is read too)."),
+    Setting("pipeline_redis_wait_replicas", int, 0,
+            "Replicas that must have a job's grant and its publish before the pipeline goes "
+            "on (Redis `WAIT`); 0 = none. With Sentinel, 1 keeps a failover from losing them.",
+            0),
+    Setting("pipeline_redis_wait_timeout", (int, float), 0.5,
+            "Seconds a `WAIT` for replicas may take; past it the pipeline goes on (and logs "
+            "it).", 0.01),
+    Setting("pipeline_redis_outage_limit", (int, float), 60.0,
+            "Seconds a worker rides out a Redis that does not answer (a crash, a restart, a "
+            "failover) for what a finished job still has to write: its result, its release "
+            "and events, its acknowledgement. Past it the job is given back to the queue, "
+            "never marked failed.", 1.0),
     # Events and store
     Setting("pipeline_events_maxlen", int, 1_000_000,
             "Safety cap of the event stream; the recorder trims what it has written.", 1000),
@@ -241,6 +256,10 @@ class Settings:
     capacity_global: int
     wait_timeout: float
     publish_timeout: float
+    outage_limit: float
+    master_name: str | None
+    replicas_to_wait: int
+    replica_wait_timeout: float
     workflow_gap: float
     events_maxlen: int
     retry_max: int
@@ -315,6 +334,11 @@ def read(conf: Mapping[str, Any]) -> Settings:
         capacity_global=1 if serialized else get("pipeline_concurrency_global"),
         wait_timeout=float(get("pipeline_wait_timeout")),
         publish_timeout=float(get("pipeline_publish_timeout")),
+        outage_limit=float(get("pipeline_redis_outage_limit")),
+        master_name=conf.get("pipeline_redis_master_name") or (
+            conf.get("broker_transport_options") or {}).get("master_name"),
+        replicas_to_wait=get("pipeline_redis_wait_replicas"),
+        replica_wait_timeout=float(get("pipeline_redis_wait_timeout")),
         workflow_gap=float(get("pipeline_workflow_gap")),
         events_maxlen=get("pipeline_events_maxlen"),
         retry_max=get("pipeline_retry_max"),

@@ -25,6 +25,7 @@ PER_ID: dict[str, tuple[str, str]] = {
     "worker_lost": ("lost:", ""),
     "lease": ("lease:", ""),
     "delayed": ("delayed:", ""),
+    "held_by": ("held_by:", ""),
 }
 
 #: Keys of the whole system: name -> text after the base.
@@ -238,6 +239,12 @@ class Keys:
     def pools(self) -> str:
         """Set of the agent pools jobs were published to or claimed from."""
         return self.base + FIXED["pools"]
+
+    def held_by(self, worker: str) -> str:
+        """Hash of the messages a worker (by node name) holds: ``tags`` (JSON list of
+        delivery tags), ``host`` and ``pid`` of its main process, ``at`` (seconds).
+        Written by its keeper (:mod:`pipeline.broker.predecessor`)."""
+        return self._of("held_by", worker)
 
 
 def _lua_text(text: str) -> str:

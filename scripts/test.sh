@@ -80,6 +80,24 @@ ensure_postgres() {
     "tests need it (user postgres, database test, trust authentication)"
 }
 
+# The TLS, ACL and Sentinel tests start Debian's redis-server (built with TLS, runs as a
+# Sentinel with --sentinel) and make throwaway certificates with openssl.
+ensure_tools() {
+  local missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v openssl >/dev/null || missing+=(openssl)
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  say "installing ${missing[*]} (the TLS, ACL and Sentinel tests need them)"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -q "${missing[@]}" >/dev/null || { apt-get update -q >/dev/null \
+      && apt-get install -y -q "${missing[@]}" >/dev/null; } || true
+  fi
+  for tool in redis-server openssl; do
+    command -v "$tool" >/dev/null || fail "$tool is missing: apt-get install -y ${tool}"
+  done
+}
+
+ensure_tools
 ensure_redis
 ensure_postgres
 

@@ -14,6 +14,9 @@ app and adds them to its beat schedule (the app's own entries win):
   ``pipeline_log_retention``.
 
 Both are safe on several beat instances at once and never touch a live lease.
+Beat sends them to their own queue with an ``expires`` of one period; every
+worker runs them in its main process, never in a pool process
+(:mod:`pipeline.actions.sweeper`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 from celery import Celery
 
 from pipeline import conf
+from pipeline.actions.sweeper import MAINTENANCE_QUEUE
 from pipeline.job.revoked import report_expired
 from pipeline.messages.events import MAINTENANCE, emit
 from pipeline.runtime.services import Services, services_for
@@ -120,8 +124,10 @@ def install(app: Celery) -> None:
 
     def _schedule(sender: Any = None, **_: Any) -> None:
         schedule = {
-            SWEEP: {"task": SWEEP, "schedule": SWEEP_EVERY},
-            PURGE: {"task": PURGE, "schedule": PURGE_EVERY},
+            SWEEP: {"task": SWEEP, "schedule": SWEEP_EVERY,
+                    "options": {"queue": MAINTENANCE_QUEUE, "expires": SWEEP_EVERY}},
+            PURGE: {"task": PURGE, "schedule": PURGE_EVERY,
+                    "options": {"queue": MAINTENANCE_QUEUE, "expires": PURGE_EVERY}},
         }
         schedule.update(app.conf.beat_schedule or {})
         app.conf.beat_schedule = schedule

@@ -11,15 +11,21 @@ from pipeline.job import outage
 from pipeline.job.blocked_state import BLOCKED
 from pipeline.keys import Keys
 from pipeline.priority import DEFAULT_PRIORITY
+from pipeline.runtime.redisurl import is_sentinel, master_name_of
 
 #: Worker bootsteps (imported by workers only): the load gate and load records,
-#: the default time limits of pipeline jobs, the worker's own metrics.
+#: the default time limits of pipeline jobs, the worker's own metrics, and the
+#: maintenance consumer of its main process.
 WORKER_STEPS = ("pipeline.admission.bootstep:LoadGate", "pipeline.job.limits:DefaultTimeLimits",
-                "pipeline.observe.metrics.workers:WorkerMetrics")
+                "pipeline.observe.metrics.workers:WorkerMetrics",
+                "pipeline.actions.sweeper:Sweeper")
 #: Guarded transport and consumer (:mod:`pipeline.broker`), named so workers import them.
 #: The transport is registered with kombu under this name (it shows in Celery's logs).
 TRANSPORT = "redis-pipeline"
 TRANSPORT_PATH = "pipeline.broker.transport:Transport"
+#: The same on the current primary of a Sentinel group (``sentinel://`` URLs).
+SENTINEL_TRANSPORT = "sentinel-pipeline"
+SENTINEL_TRANSPORT_PATH = "pipeline.broker.transport:SentinelTransport"
 CONSUMER = "pipeline.broker.consumer:PipelineConsumer"
 CELERY_CONSUMER = "celery.worker.consumer:Consumer"
 
@@ -39,22 +45,37 @@ def register_blocked_state() -> None:
 def use_guarded_broker(app: Celery, settings: conf.Settings) -> None:
     """Run the app on :mod:`pipeline.broker`'s transport and consumer, unless it chose its own.
 
-    The transport is used for ``redis://`` and ``rediss://`` broker URLs (a
-    Sentinel or socket URL keeps kombu's): stray queue items are set aside
+    The transport is used for ``redis://``, ``rediss://`` and ``sentinel://``
+    broker URLs (a socket URL keeps kombu's): stray queue items are set aside
     instead of stopping the worker, and held messages stay visible while the
-    worker lives. The consumer sets aside the messages Celery refuses.
+    worker lives. The consumer sets aside the messages Celery refuses. A
+    Sentinel broker or result backend gets its group's name
+    (``pipeline_redis_master_name``) unless its transport options name it.
     """
     from kombu.transport import TRANSPORT_ALIASES
 
     TRANSPORT_ALIASES.setdefault(TRANSPORT, TRANSPORT_PATH)
+    TRANSPORT_ALIASES.setdefault(SENTINEL_TRANSPORT, SENTINEL_TRANSPORT_PATH)
     url = str(app.conf.broker_url or "")
-    if not app.conf.broker_transport and url.split("://", 1)[0] in ("redis", "rediss"):
+    scheme = url.split("://", 1)[0].lower()
+    if not app.conf.broker_transport and scheme in ("redis", "rediss"):
         app.conf.broker_transport = TRANSPORT
-    if app.conf.broker_transport == TRANSPORT:
+    if not app.conf.broker_transport and scheme == "sentinel":
+        app.conf.broker_transport = SENTINEL_TRANSPORT
+    if app.conf.broker_transport in (TRANSPORT, SENTINEL_TRANSPORT):
         options = dict(app.conf.broker_transport_options or {})
         options.setdefault("pipeline_prefix", settings.redis_prefix)
         options.setdefault("set_aside_max", settings.set_aside_max)
+        if app.conf.broker_transport == SENTINEL_TRANSPORT:
+            options.setdefault("master_name", master_name_of(app.conf))
+        if settings.replicas_to_wait:
+            options.setdefault("wait_replicas", settings.replicas_to_wait)
+            options.setdefault("wait_timeout", settings.replica_wait_timeout)
         app.conf.broker_transport_options = options
+    if is_sentinel(str(app.conf.result_backend or "")):
+        backend = dict(app.conf.result_backend_transport_options or {})
+        backend.setdefault("master_name", master_name_of(app.conf))
+        app.conf.result_backend_transport_options = backend
     if app.conf.worker_consumer in (None, CELERY_CONSUMER):
         app.conf.worker_consumer = CONSUMER
 
@@ -124,7 +145,7 @@ def install(app: Celery, config: Any = None) -> Celery:
     _connect_worker_init()
     app.steps["consumer"].update(WORKER_STEPS)
     from pipeline.actions import maintenance
-    from pipeline.store import recorder
+    from pipeline.app import recorder
 
     recorder.install(app)
     maintenance.install(app)

@@ -19,6 +19,8 @@ from celery.exceptions import CPendingDeprecationWarning
 from celery.worker.consumer import Consumer
 from kombu.exceptions import ContentDisallowed
 
+from pipeline.broker import predecessor
+from pipeline.broker.qos import keeper
 from pipeline.broker.setaside import set_aside_or_log
 from pipeline.runtime.services import services_for
 
@@ -41,7 +43,38 @@ def raw_of(message: Any) -> bytes | str:
 
 
 class PipelineConsumer(Consumer):  # type: ignore[misc]
-    """Celery's consumer, setting aside every message it would drop as unusable."""
+    """Celery's consumer, setting aside every message it would drop as unusable.
+
+    It also writes which messages the worker holds, and gives back at start
+    what a stopped predecessor of the same name held
+    (:mod:`pipeline.broker.predecessor`).
+    """
+
+    _predecessor_checked = False
+
+    def start(self) -> Any:
+        """Give back what a stopped predecessor of this name held, then consume."""
+        if not self._predecessor_checked:
+            self._predecessor_checked = True
+            services = services_for(self.app)
+            ttl = float((self.app.conf.broker_transport_options or {}).get(
+                "visibility_timeout", 3600)) * 3
+            keeper().recorder = lambda tags: predecessor.record(
+                services.redis, services.keys, self.hostname, tags, ttl)
+            try:
+                predecessor.give_back(services, self.hostname)
+            except Exception:  # Redis away: the visibility timeout brings them back
+                logger.exception("could not give back what the last worker named %s held",
+                                 self.hostname)
+        return super().start()
+
+    def stop(self) -> Any:
+        """Record what this worker still holds before it stops consuming (see start)."""
+        try:
+            keeper().beat()
+        except Exception:  # stopping must go on
+            logger.exception("could not record the messages this worker holds")
+        return super().stop()
 
     def set_aside(self, message: Any, reason: str) -> None:
         """Keep a copy of *message* in the set-aside list (never raises)."""

@@ -35,7 +35,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
@@ -279,6 +279,9 @@ class Keeper:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self.interval = 10.0
+        #: Told, at each renewal, the delivery tags this worker holds
+        #: (:func:`pipeline.broker.predecessor.record`, set by the consumer).
+        self.recorder: Callable[[set[str]], None] | None = None
 
     def watch(self, qos: PipelineQoS, interval: float, *, owed: bool = False) -> None:
         """Renew *qos*'s messages every *interval* seconds (the shortest asked for wins).
@@ -300,13 +303,20 @@ class Keeper:
     def beat(self) -> int:
         """Renew once; returns how many messages were renewed."""
         renewed = 0
+        held: set[str] = set()
         for qos in list(self._watched):
             try:
                 renewed += qos.renew()
             except _BROKER_DOWN as exc:
                 logger.debug("renewing held messages failed (%r); retrying", exc)
+            held.update(qos.held())
             if qos in self._owed and not qos.owes:
                 self._owed.discard(qos)
+        if self.recorder is not None:
+            try:
+                self.recorder(held)
+            except _BROKER_DOWN as exc:
+                logger.debug("recording held messages failed (%r); retrying", exc)
         return renewed
 
     def _run(self) -> None:

@@ -70,9 +70,13 @@ class PipelineChannel(kombu_redis.Channel):
     pipeline_prefix = "pipeline"
     set_aside_max = DEFAULT_MAX
     unacked_renew_interval = 0.0
+    #: Replicas a publish waits for (Redis ``WAIT``), and for how long (seconds); 0 = none.
+    wait_replicas = 0
+    wait_timeout = 0.5
     from_transport_options = (  # type: ignore[assignment]  # kombu types it as a fixed tuple
         *kombu_redis.Channel.from_transport_options,
-        "pipeline_prefix", "set_aside_max", "unacked_renew_interval")
+        "pipeline_prefix", "set_aside_max", "unacked_renew_interval", "wait_replicas",
+        "wait_timeout")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Read by _get_client, which kombu's __init__ calls.
@@ -159,7 +163,13 @@ class PipelineChannel(kombu_redis.Channel):
                 batch.add(name.lower(), *args)
             return
         prefix = self.global_keyprefix
-        fetch.push(self.pool, [(name, prefix + key, *rest) for name, key, *rest in commands])
+        prefixed = [(name, prefix + key, *rest) for name, key, *rest in commands]
+        if self.wait_replicas:
+            # On the same connection, after the push: the publish returns once
+            # replicas have the message, so a failover cannot lose it.
+            prefixed.append(("WAIT", int(self.wait_replicas),
+                             max(1, int(float(self.wait_timeout) * 1000))))
+        fetch.push(self.pool, prefixed)
 
     def _pools_key(self) -> str | None:
         """The set of agent pools (``Keys.pools``) as a name under kombu's key prefix."""
@@ -314,3 +324,23 @@ class Transport(kombu_redis.Transport):
     """kombu's Redis transport with :class:`PipelineChannel`."""
 
     Channel = PipelineChannel
+
+
+class PipelineSentinelChannel(PipelineChannel, kombu_redis.SentinelChannel):
+    """:class:`PipelineChannel` on the current primary of a Sentinel group.
+
+    kombu's :class:`~kombu.transport.redis.SentinelChannel` gives the pool:
+    each new connection asks the Sentinels (the ``sentinel://`` URL's hosts)
+    for the primary of ``master_name``, and a connection to a server that was
+    demoted is dropped, so the channel follows a failover by reconnecting.
+    """
+
+    from_transport_options = (  # type: ignore[assignment]  # kombu types it as a fixed tuple
+        *PipelineChannel.from_transport_options,
+        "master_name", "min_other_sentinels", "sentinel_kwargs", "sentinel_fanout_compat")
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Sentinel transport with :class:`PipelineSentinelChannel`."""
+
+    Channel = PipelineSentinelChannel

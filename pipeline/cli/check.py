@@ -19,29 +19,29 @@ from pipeline.runtime.checks import FAIL, OK, WARN, CheckResult, check_database,
 _STYLES = {OK: "green", WARN: "yellow", FAIL: "bold red"}
 
 
-def _configuration(app_name: str) -> tuple[list[CheckResult], str, str]:
+def _configuration(app_name: str) -> tuple[list[CheckResult], str, str, str | None]:
     """Load the app and read its settings.
 
     Returns:
         The findings, the app's broker URL and its job store URL (the
-        environment's when the app cannot be read).
+        environment's when the app cannot be read), and its Sentinel group name.
     """
     try:
         fallback = (choose_broker().url, conf.store_url_from({}))
     except PipelineError as exc:
-        return [CheckResult("configuration", FAIL, str(exc))], "", conf.store_url_from({})
+        return [CheckResult("configuration", FAIL, str(exc))], "", conf.store_url_from({}), None
     try:
         app = load_app(app_name)
         broker_url = str(app.conf.broker_url or fallback[0])
         settings = conf.read(app.conf)
     except PipelineError as exc:
-        return [CheckResult("configuration", FAIL, str(exc))], *fallback
+        return [CheckResult("configuration", FAIL, str(exc))], *fallback, None
     except Exception as exc:  # a broken config file must be reported, not raised
         message = f"the configuration of {app_name} cannot be read: {type(exc).__name__}: {exc}"
-        return [CheckResult("configuration", FAIL, message)], *fallback
+        return [CheckResult("configuration", FAIL, message)], *fallback, None
     found = CheckResult("configuration", OK, f"app {app_name} loads; pipeline_* settings valid")
     source = CheckResult("broker", OK, f"{redact(broker_url)}, from {describe(broker_url)}")
-    return [found, source], broker_url, settings.store_url
+    return [found, source], broker_url, settings.store_url, settings.master_name
 
 
 def _print(results: list[CheckResult]) -> None:
@@ -63,9 +63,9 @@ def _print(results: list[CheckResult]) -> None:
 @click.option("--no-database", is_flag=True, help="Check Redis only.")
 def check(broker_url: str | None, database_url: str | None, no_database: bool) -> None:
     """Check Redis (reachable, >= 6.2, never evicts) and the database (reachable, migrated)."""
-    results, app_broker_url, store_url = _configuration(get_context().app_name)
+    results, app_broker_url, store_url, master_name = _configuration(get_context().app_name)
     if broker_url or app_broker_url:
-        results += check_redis(broker_url or app_broker_url)
+        results += check_redis(broker_url or app_broker_url, master_name=master_name)
     if not no_database:
         results += check_database(database_url or store_url)
     _print(results)

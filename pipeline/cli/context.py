@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 import redis
 
+from pipeline import conf
 from pipeline.conf import broker_redis_url
 from pipeline.errors import PipelineError, ServiceError
 from pipeline.runtime.embedded import (
@@ -28,6 +29,7 @@ from pipeline.runtime.embedded import (
     read_url_file,
 )
 from pipeline.runtime.launch import DEFAULT_APP
+from pipeline.runtime.redisurl import client_for, is_sentinel
 from pipeline.runtime.services import Services, services_for
 
 P = ParamSpec("P")
@@ -152,6 +154,18 @@ def load_app(name: str, broker_url: str | None = None) -> Any:
     return app
 
 
+def _answers(app: Any, url: str, timeout: float) -> bool:
+    """Whether the app's Redis (a Sentinel group's primary too) answers within *timeout*."""
+    if not is_sentinel(url):
+        return answers(url, timeout=timeout)
+    try:
+        client = client_for(url, conf.read(app.conf).master_name, socket_timeout=timeout,
+                            socket_connect_timeout=timeout)
+        return bool(client.ping())
+    except (redis.RedisError, OSError, PipelineError):
+        return False
+
+
 def redacted(url: str) -> str:
     """*url* with its password replaced by ``***``."""
     parts = urlsplit(url)
@@ -170,7 +184,7 @@ def operator_app(timeout: float = 2.0) -> Any:
     """
     app = load_app(get_context().app_name)
     url = broker_redis_url(app)
-    if not answers(url, timeout=timeout):
+    if not _answers(app, url, timeout):
         raise ServiceError(f"Redis at {redacted(url)} does not answer: start it (`pipeline up` "
                            "runs one), or point PIPELINE_BROKER_URL at the one in use")
     return app

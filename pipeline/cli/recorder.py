@@ -20,9 +20,9 @@ from typing import Any
 
 import click
 
+from pipeline.app.recorder import recorder_for
 from pipeline.cli.context import get_context, load_app, reports_errors, use_broker
 from pipeline.store import migrate
-from pipeline.store.recorder import recorder_for
 from pipeline.store.session import check_schema, get_engine, masked
 
 

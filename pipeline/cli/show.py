@@ -22,6 +22,9 @@ def _headline(found: JobDetail) -> str:
         lease = f" (lease until {clock(found.expires)[11:]})" if found.expires else ""
         return (f"{found.job_id} is running{where}{under}, holding "
                 f"{', '.join(found.resources)}{lease}")
+    if found.where == "stopped":
+        return (f"{found.job_id} is not running: its process (pid {found.pid} on "
+                f"{found.host}) is gone; it still holds {', '.join(found.resources)}")
     if found.where in ("finished", "dead_letter"):
         return f"{found.job_id}: {found.why}"
     place = f", position {found.place} in line" if found.place else ""

@@ -24,6 +24,19 @@ from pipeline.runtime.services import Services
 KEEP_COUNT = 86_400
 
 
+def attempt(services: Services, request: Any) -> int:
+    """Which delivery of its job *request* is: retries and deliveries whose process died.
+
+    A message given back after its process died (a pool process killed, a
+    worker stopped past its timeout) is marked redelivered; only then is the
+    count of deaths read (one Redis read, off the common path).
+    """
+    number = (request.retries or 0) + 1
+    if (getattr(request, "delivery_info", None) or {}).get("redelivered"):
+        number += int(services.redis.get(services.keys.worker_lost(request.id)) or 0)
+    return number
+
+
 def worker_lost(services: Services, request: Any, exc: BaseException) -> JobLost | None:
     """Count a death of the process running *request*'s job; past the limit, dead-letter it.
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import states
 
-from pipeline.job import deadletter, retries
+from pipeline.job import deadletter, deliveries, retries
 from pipeline.job.outage import OUTAGE_ERRORS
 from pipeline.job.protocols import JobTask
 from pipeline.job.release import release_hold
@@ -47,11 +47,15 @@ def finish(task: JobTask, task_id: str, status: str, retval: Any,
     the workflow holds its resources until its last step ends.
     """
     services = task.services
+    given_back = services.running.given_back(task_id)
     running = services.running.pop(task_id)
     if running is None:
         return
     lost = services.heartbeat.is_lost(running.holder)
     services.heartbeat.untrack(running.holder)
+    if given_back is not None:
+        _release_given_back(services, task_id, running, given_back)
+        return
     event = _OUTCOME_EVENTS.get(status, RELEASED)
     key = "result" if status == states.SUCCESS else "error"
     request: JobContext = task.request
@@ -59,7 +63,8 @@ def finish(task: JobTask, task_id: str, status: str, retval: Any,
         event = DEAD_LETTERED
         deadletter.record(services, request, task.name, priority_of(request),
                           summary(retval), of_request(request), guest=running.guest)
-    outcome: dict[str, Any] = {key: summary(retval), "attempt": (request.retries or 0) + 1}
+    outcome: dict[str, Any] = {key: summary(retval),
+                               "attempt": deliveries.attempt(services, request)}
     if lost:
         outcome["lock_lost"] = True
         _record_lock_lost(services, task_id, running)
@@ -70,13 +75,31 @@ def finish(task: JobTask, task_id: str, status: str, retval: Any,
         elif status == states.RETRY:
             keep = services.settings.workflow_gap + max(retry_in or 0.0, 0.0)
     # Not waiting for the reply: Redis runs the release (and its hand-off) as soon
-    # as it reads it; the reply is read before this process's next lock call.
+    # as it reads it; the reply is read before this process's next lock call. A
+    # Redis away (a crash, a failover) is ridden out up to the outage limit, so
+    # the history and the store agree with the stored result once it is back.
     try:
         release_hold(services.locks, running.holder, task_id, event=event, detail=outcome,
-                     keep_seconds=keep, wait=False, token=running.token)
+                     keep_seconds=keep, wait=False, token=running.token,
+                     limit=services.settings.outage_limit)
     except OUTAGE_ERRORS as exc:
         logger.warning("could not release job %s, Redis is unreachable (%r): its lease "
                        "frees its resources", task_id, exc)
+
+
+def _release_given_back(services: Services, task_id: str, running: RunningJob,
+                        reason: str) -> None:
+    """The job's message goes back to the queue (Redis stayed away too long): free its hold.
+
+    One try: Redis was just found unreachable for the whole outage limit; if
+    it still is, the lease frees the resources before the job runs again.
+    """
+    try:
+        release_hold(services.locks, running.holder, task_id, event=RELEASED,
+                     detail={"reason": reason}, token=running.token, backoff=())
+    except OUTAGE_ERRORS:
+        logger.warning("could not release job %s (%s): its lease frees its resources",
+                       task_id, reason)
 
 
 def _record_lock_lost(services: Services, task_id: str, running: RunningJob) -> None:

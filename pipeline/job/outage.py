@@ -1,8 +1,14 @@
-"""Redis not answering: a worker rides out a short outage, a publisher fails fast.
+"""Redis not answering: a worker rides out an outage, a publisher fails fast.
 
 A worker holding a job repeats the Redis calls the job needs with backoff
-while Redis does not answer (a restart, a failover): :func:`ride_out`, the one
-loop every such call goes through.
+while Redis does not answer (a crash, a restart, a failover): :func:`ride_out`,
+the one loop every such call goes through. A job about to start waits a few
+seconds (:data:`BACKOFF`) and is requeued past them; what a job that has run
+still has to write (its result, :mod:`pipeline.job.results`; its release and
+its event, :mod:`pipeline.job.release`) waits up to
+``pipeline_redis_outage_limit`` seconds (:func:`backoff_for`), so a Redis that
+crashed and came back within that time leaves no trace on the job. Its
+acknowledgement is kept by :mod:`pipeline.broker.qos` until it goes through.
 
 
 Celery's defaults wait about 19 s (the Redis result backend's reconnect policy,
@@ -32,6 +38,8 @@ T = TypeVar("T")
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 #: Seconds between the tries of :func:`ride_out` (about 8 s in all).
 BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: The longest wait between two tries within an outage limit (:func:`backoff_for`).
+BACKOFF_MAX = 4.0
 #: Seconds between two tries of a publish.
 INTERVAL = 0.5
 #: Celery's own defaults: a value still equal to them was not set by the app.
@@ -40,6 +48,21 @@ CELERY_PUBLISH_POLICY = {"max_retries": 3, "interval_start": 0, "interval_max": 
 CELERY_CONNECTION_TIMEOUT = 4.0
 _ERRORS = (OperationalError, redis.ConnectionError, redis.TimeoutError, ConnectionError,
            socket.timeout, OSError)
+
+
+def backoff_for(limit: float) -> tuple[float, ...]:
+    """The waits between tries that add up to *limit* seconds: 0.25, 0.5, 1, 2, 4, 4...
+
+    The last wait is cut so that the waits add up to *limit*.
+    """
+    waits: list[float] = []
+    spent, delay = 0.0, BACKOFF[0]
+    while spent < limit - 1e-9:
+        step = min(delay, limit - spent)
+        waits.append(step)
+        spent += step
+        delay = min(delay * 2, BACKOFF_MAX)
+    return tuple(waits)
 
 
 def _policy(timeout: float) -> dict[str, float]:
@@ -75,18 +98,22 @@ def unreachable(exc: BaseException) -> BaseException | None:
     return found
 
 
-def ride_out(call: Callable[[], T], *, what: str, backoff: tuple[float, ...] | None = None
-             ) -> T:
+def ride_out(call: Callable[[], T], *, what: str, backoff: tuple[float, ...] | None = None,
+             limit: float | None = None) -> T:
     """Make *call*, repeating it with *backoff* while Redis does not answer.
 
     Args:
         call: the Redis call; repeating it must be safe (the lock scripts are).
         what: what the call does, for the log ("releasing job X").
         backoff: the seconds to wait before each repeat (default :data:`BACKOFF`).
+        limit: instead of *backoff*, keep trying for about *limit* seconds
+            (:func:`backoff_for`).
 
     Raises:
         The call's own connection error once the backoff is spent.
     """
+    if limit is not None:
+        backoff = backoff_for(limit)
     for delay in (*(BACKOFF if backoff is None else backoff), None):
         try:
             return call()

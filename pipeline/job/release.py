@@ -18,7 +18,8 @@ from pipeline.messages.events import compact_json
 
 def release_hold(locks: HotPath, holder: str, job_id: str, *, event: str = "",
                  detail: dict[str, Any] | None = None, keep_seconds: float = 0.0,
-                 token: int | None = None, wait: bool = True) -> None:
+                 token: int | None = None, wait: bool = True, limit: float | None = None,
+                 backoff: tuple[float, ...] | None = None) -> None:
     """End (or keep *keep_seconds* longer) *holder*'s hold as job *job_id* leaves it.
 
     Args:
@@ -33,6 +34,9 @@ def release_hold(locks: HotPath, holder: str, job_id: str, *, event: str = "",
         wait: wait for Redis's reply. Without waiting, Redis runs the release
             as soon as it reads it, and the reply is read before this thread's
             next lock call.
+        limit: ride out an outage for about this many seconds (a finished job:
+            ``pipeline_redis_outage_limit``) instead of the default backoff.
+        backoff: the waits between tries instead (``()``: one try).
 
     A call that meets an outage is made again until Redis answers (about 8 s):
     a call sent without waiting is kept by the engine and sent first on its
@@ -56,4 +60,4 @@ def release_hold(locks: HotPath, holder: str, job_id: str, *, event: str = "",
         else:
             def again() -> Any:
                 return locks.release(holder, job_id, keep_seconds=keep_seconds, token=token)
-    ride_out(again, what=f"releasing job {job_id}")
+    ride_out(again, what=f"releasing job {job_id}", limit=limit, backoff=backoff)

@@ -18,7 +18,7 @@ from celery.exceptions import Reject
 
 from pipeline.broker import layout
 from pipeline.errors import LockNotAcquired, WorkflowError
-from pipeline.job import workflows
+from pipeline.job import deliveries, workflows
 from pipeline.job.blocked_state import store_blocked
 from pipeline.job.outage import OUTAGE_ERRORS, ride_out
 from pipeline.job.protocols import JobTask
@@ -71,7 +71,7 @@ def ticket_for(task: JobTask, request: JobContext, services: Services) -> Ticket
     detail = {
         "task": task.name,
         "priority": header.priority if header.priority is not None else priority,
-        "attempt": (request.retries or 0) + 1,
+        "attempt": deliveries.attempt(services, request),
         "user": demand.user, "project": demand.project,
         "models": list(demand.models + demand.shared_models), "workflow": demand.workflow,
         "queued_at": header.submitted_at,
@@ -113,6 +113,8 @@ def start(task: JobTask, task_id: str) -> str | None:
         services.heartbeat.ensure_started()
     result = _acquire(task, request, services, ticket)
     if isinstance(result, Acquired):
+        if services.settings.replicas_to_wait and not request.is_eager:
+            _wait_for_replicas(services, task_id)
         # Read now: Celery pops the next step off request.chain when it sends it.
         workflow = of_request(request).workflow
         _run(services, request, RunningJob(
@@ -131,6 +133,9 @@ def start(task: JobTask, task_id: str) -> str | None:
     if isinstance(result, Duplicate):
         return _duplicate(task, task_id, ticket)
     services.running.blocked(ticket.claims)
+    if services.settings.replicas_to_wait:
+        # Parked, its message is acknowledged next: only once a replica has the park.
+        _wait_for_replicas(services, task_id)
     _report_blocked(task, task_id, result)
     return result.reason
 
@@ -158,6 +163,29 @@ def _acquire(task: JobTask, request: JobContext, services: Services,
                                or task.app.conf.task_default_queue)
     return through_outage(request, lambda: services.locks.acquire(
         ticket, host=HOST, pid=pid, park_message=message, queue_key=queue))
+
+
+def _wait_for_replicas(services: Services, task_id: str) -> None:
+    """Go on only once the grant (or the park) reached ``pipeline_redis_wait_replicas``
+    replicas (``WAIT``).
+
+    A primary that dies before its replicas have a grant loses it: the
+    promoted replica would hand the same resources to another job while this
+    one runs; a lost park would lose the job, whose message is acknowledged.
+    Past ``pipeline_redis_wait_timeout`` the job goes on anyway (a replica that
+    lags must not stop the pipeline) and the log says so.
+    """
+    settings = services.settings
+    try:
+        acked = services.locks.wait_replicas(settings.replicas_to_wait,
+                                             settings.replica_wait_timeout)
+    except OUTAGE_ERRORS as exc:
+        logger.warning("job %s: could not wait for replicas to have its grant (%r)", task_id, exc)
+        return
+    if acked < settings.replicas_to_wait:
+        logger.warning("job %s runs with its grant on %d of %d replicas after %.2f s "
+                       "(pipeline_redis_wait_replicas): a failover now could lose it",
+                       task_id, acked, settings.replicas_to_wait, settings.replica_wait_timeout)
 
 
 def through_outage(request: JobContext, call: Callable[[], T]) -> T:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from celery import Task
 from celery.exceptions import Ignore
 
-from pipeline.job import attempts, finishing, pools, publishing, starting
+from pipeline.job import attempts, finishing, pools, publishing, results, starting
 from pipeline.locks.resources import check_models
 from pipeline.runtime.services import Services, services_for
 
@@ -69,6 +69,19 @@ class PipelineTask(Task):  # type: ignore[misc]
             # The body is wrapped, not __call__: Celery's tracer calls run()
             # directly when __call__ is not overridden (no second request context).
             cls.run = attempts.with_retries(body)
+
+    @property
+    def backend(self) -> Any:
+        """The result backend, through which a job's outcome survives a Redis outage.
+
+        See :mod:`pipeline.job.results`: past ``pipeline_redis_outage_limit`` a
+        job whose outcome cannot be written is given back, never failed.
+        """
+        return results.giving_back(self)
+
+    @backend.setter
+    def backend(self, value: Any) -> None:
+        self._backend = value
 
     @property
     def services(self) -> Services:

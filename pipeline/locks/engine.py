@@ -115,6 +115,14 @@ class RedisLockEngine:
             return 0
         return int(self._fast.call("release", args))
 
+    def wait_replicas(self, replicas: int, timeout: float) -> int:
+        """Wait until *replicas* replicas have this thread's lock writes (Redis ``WAIT``).
+
+        Returns:
+            How many replicas acknowledged them within *timeout* seconds.
+        """
+        return self._fast.wait_replicas(replicas, max(1, int(timeout * 1000)))
+
     def renew(self, holders: Sequence[str]) -> list[str]:
         """Extend every hold in *holders* by one lease; return those already lost."""
         if not holders:

@@ -74,7 +74,15 @@ class ScriptCaller:
         if local.conn is None or local.pid != os.getpid():
             if local.pid != os.getpid():
                 local.unsure.clear()  # a forked child: those calls were its parent's
-            local.conn = self.client.connection_pool.make_connection()
+                local.conn = None
+            conn = self.client.connection_pool.make_connection()
+            # Connected here, not by the first send: a Sentinel-managed
+            # connection finds the current primary in connect(), which a send
+            # on an unconnected connection would skip (it would go to its
+            # default address, localhost:6379). A failed connect keeps nothing.
+            connect: Any = conn.connect  # redis-py leaves it untyped
+            connect()
+            local.conn = conn
             local.pid = os.getpid()
             local.pending.clear()
             # Load everything now: a call sent without waiting must not meet
@@ -172,15 +180,44 @@ class ScriptCaller:
         """Run script *name* without waiting for its reply (read before the next call).
 
         Only for idempotent scripts: after a broken connection it is sent again.
+        A call that could not be sent at all (Redis is away) is kept too and
+        sent first on the next connection, before the error is raised: the
+        caller's repeats need not carry what only the first call may do once
+        (its event).
         """
+        call = (name, tuple(args))
 
         def run(conn: Any) -> None:
+            # No reply is due now (the pending ones were just read): anything to
+            # read means the server closed the connection (it crashed or
+            # restarted). Writing to it would succeed locally and the call
+            # would be lost until this thread's next call: make a new one.
+            if conn.can_read(timeout=0):
+                raise RedisConnectionError("the connection was closed by the server")
             # Counted before it is sent, so an interruption cannot leave an
             # unaccounted reply on the connection.
-            self._local.pending.append((name, tuple(args)))
+            self._local.pending.append(call)
             self._send(conn, name, args)
 
-        self._on_connection(run)
+        try:
+            self._on_connection(run)
+        except (RedisConnectionError, OSError):
+            local = self._local
+            if local.pid != os.getpid():
+                local.unsure.clear()  # a forked child's first call: those were its parent's
+                local.pid = os.getpid()
+            if call not in local.pending and call not in local.unsure:
+                local.unsure.append(call)
+            raise
+
+    def wait_replicas(self, replicas: int, timeout_ms: int) -> int:
+        """Redis ``WAIT`` on this thread's connection: how many replicas have its writes."""
+
+        def run(conn: Any) -> int:
+            conn.send_packed_command(conn.pack_command("WAIT", replicas, timeout_ms))
+            return int(conn.read_response())
+
+        return int(self._on_connection(run))
 
     def flush(self) -> None:
         """Read every outstanding reply now (tests, shutdown)."""

@@ -44,6 +44,9 @@ class HotPath(Protocol):
     def sweep(self, limit: int = 100) -> tuple[int, int]:
         """Drop dead holds and expire jobs parked too long: (holds dropped, jobs expired)."""
 
+    def wait_replicas(self, replicas: int, timeout: float) -> int:
+        """Wait until *replicas* replicas have this thread's lock writes (Redis ``WAIT``)."""
+
 
 class LockReads(Protocol):
     """What the read-only views call (none of it changes anything)."""

@@ -13,12 +13,14 @@ Redis drops under memory pressure is lost work, so ``maxmemory-policy`` must be
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from pipeline.errors import ServiceError, StoreError
+from pipeline.errors import ConfigurationError, ServiceError, StoreError
+from pipeline.runtime.redisurl import client_for
 
 OK = "ok"
 WARN = "warn"
@@ -41,6 +43,9 @@ class CheckResult:
         return self.level == FAIL
 
 
+_SECRET_QUERY = re.compile(r"([?&](?:password|sentinel_password)=)[^&;]*")
+
+
 def _version(text: str) -> tuple[int, ...]:
     parts = []
     for piece in text.split(".")[:3]:
@@ -50,7 +55,16 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def redact(url: str) -> str:
-    """*url* without its password."""
+    """*url* without its passwords.
+
+    Several URLs joined by ``;`` (a Sentinel list) are each redacted, and so
+    are ``password`` and ``sentinel_password`` query parameters.
+    """
+    return ";".join(_redact_one(part) for part in url.split(";"))
+
+
+def _redact_one(url: str) -> str:
+    url = _SECRET_QUERY.sub(r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url
@@ -59,11 +73,18 @@ def redact(url: str) -> str:
     return f"{scheme}://{user + ':' if user else ':'}***@{host}"
 
 
-def check_redis(url: str, timeout: float = 3.0) -> list[CheckResult]:
-    """Check that the Redis at *url* answers, is recent enough and never evicts keys."""
+def check_redis(url: str, timeout: float = 3.0,
+                master_name: str | None = None) -> list[CheckResult]:
+    """Check that the Redis at *url* answers, is recent enough and never evicts keys.
+
+    For a ``sentinel://`` URL, the current primary of the group *master_name*.
+    """
     shown = redact(url)
-    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                  decode_responses=True)
+    try:
+        client = client_for(url, master_name, socket_timeout=timeout,
+                            socket_connect_timeout=timeout, decode_responses=True)
+    except ConfigurationError as exc:
+        return [CheckResult("redis", FAIL, str(exc))]
     try:
         try:
             client.ping()

@@ -51,6 +51,7 @@ class RunningJobs:
         self._jobs: dict[str, RunningJob] = {}
         self._blocked_at: dict[tuple[Any, ...], float] = {}
         self._body_done: set[str] = set()
+        self._given_back: dict[str, str] = {}
 
     def add(self, job_id: str, job: RunningJob) -> None:
         """Record that *job_id* holds its locks."""
@@ -63,7 +64,17 @@ class RunningJobs:
     def pop(self, job_id: str) -> RunningJob | None:
         """Forget *job_id*; returns what it held, or None if it held nothing."""
         self._body_done.discard(job_id)
+        self._given_back.pop(job_id, None)
         return self._jobs.pop(job_id, None)
+
+    def give_back(self, job_id: str, reason: str) -> None:
+        """Note that *job_id* goes back to the queue instead of finishing (*reason* says why)."""
+        if job_id in self._jobs:
+            self._given_back[job_id] = reason
+
+    def given_back(self, job_id: str) -> str | None:
+        """Why *job_id* goes back to the queue, or None if it finishes as it ran."""
+        return self._given_back.get(job_id)
 
     def body_done(self, job_id: str | None) -> None:
         """Note that the body of *job_id* returned (what it publishes now is Celery's)."""

@@ -16,6 +16,7 @@ import redis
 from pipeline import conf
 from pipeline.conf import broker_redis_url
 from pipeline.keys import Keys
+from pipeline.runtime.redisurl import client_for
 from pipeline.runtime.running import RunningJobs
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class Services:
         if self._redis is None:
             url = broker_redis_url(self.app)
             _log_broker_once(str(self.app.conf.broker_url or url))
-            self._redis = redis.Redis.from_url(url)
+            self._redis = client_for(url, self.settings.master_name)
         return self._redis
 
     @property

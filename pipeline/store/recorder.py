@@ -33,9 +33,7 @@ import redis
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline import conf
 from pipeline.errors import StoreError
-from pipeline.keys import Keys
 from pipeline.messages.events import JobEvent, decode
 from pipeline.store import writer
 from pipeline.store.session import open_store
@@ -269,45 +267,3 @@ class RecorderThread(threading.Thread):
         self.stopping.set()
         if self.is_alive():
             self.join(timeout)
-
-
-def recorder_for(app: Any, **options: Any) -> Recorder:
-    """A recorder on *app*'s broker Redis, event stream and store URL."""
-    from pipeline.conf import broker_redis_url
-
-    settings = conf.read(app.conf)
-    client = redis.Redis.from_url(broker_redis_url(app), decode_responses=True)
-    return Recorder(client, Keys(settings.redis_prefix).events, settings.store_url, **options)
-
-
-def install(app: Any) -> None:
-    """Run a recorder thread in each worker of *app* (call once, from the app setup).
-
-    The thread starts on ``worker_ready``, after the prefork pool has forked,
-    and stops on ``worker_shutdown`` after its current batch. Nothing starts
-    when ``pipeline_store_enabled`` or ``pipeline_store_recorder`` is false
-    (the latter when a ``pipeline recorder`` process does the writing).
-    """
-    from celery import signals
-
-    if getattr(app, "_pipeline_recorder_installed", False):
-        return
-    app._pipeline_recorder_installed = True
-    threads: list[RecorderThread] = []
-
-    def start(sender: Any = None, **_: Any) -> None:
-        if getattr(sender, "app", app) is not app:
-            return
-        settings = conf.read(app.conf)
-        if not settings.store_enabled or not settings.store_recorder:
-            return
-        thread = RecorderThread(lambda: recorder_for(app))
-        thread.start()
-        threads.append(thread)
-
-    def stop(**_: Any) -> None:
-        while threads:
-            threads.pop().stop()
-
-    signals.worker_ready.connect(start, weak=False)
-    signals.worker_shutdown.connect(stop, weak=False)

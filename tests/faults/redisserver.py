@@ -30,6 +30,9 @@ class PrivateRedis:
         self.bind = bind
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+        #: How often the append-only file is synced: ``everysec`` (Redis's default) or
+        #: ``always``; read at each start.
+        self.appendfsync = "everysec"
 
     @property
     def url(self) -> str:
@@ -46,6 +49,7 @@ class PrivateRedis:
         argv = [find_server_binary(), "--bind", *self.bind, "--protected-mode", "no",
                 "--port", str(self.port),
                 "--dir", str(self.directory), "--appendonly", "yes", "--save", "",
+                "--appendfsync", self.appendfsync,
                 "--maxmemory-policy", "noeviction", "--logfile", "redis.log"]
         self.process = subprocess.Popen(argv, cwd=self.directory, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -81,6 +85,16 @@ class PrivateRedis:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+    def kill(self) -> float:
+        """SIGKILL the server, as the OOM killer or a lost host would; returns when."""
+        process, self.process = self.process, None
+        if process is None:
+            return time.time()
+        process.kill()
+        killed_at = time.time()
+        process.wait(15)
+        return killed_at
 
     def restart(self, down: float = 0.0) -> float:
         """Shut down, stay down *down* seconds, start again; returns when it serves again."""

@@ -146,12 +146,19 @@ def rig(directory: Path, settings: Mapping[str, Any] | None = None,
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "runs.jsonl"
     old = (app.conf.broker_url, app.conf.result_backend)
+    old_store = app.conf.get("pipeline_store_enabled")
     bind = hosts.addresses if hosts is not None else ("127.0.0.1",)
     with PrivateRedis(directory / "redis", bind=bind) as server:
+        # As in the workers (Fleet.env): the history is the event stream.
+        app.conf.pipeline_store_enabled = False
         point_app_at(app, server.url, server.url)
         try:
             with Fleet(server.url, directory, log, settings, concurrency,
                        hosts=hosts.hosts if hosts is not None else None) as fleet:
                 yield Rig(directory, server, fleet, Ledger(log), app)
         finally:
+            if old_store is None:
+                app.conf.changes.pop("pipeline_store_enabled", None)
+            else:
+                app.conf.pipeline_store_enabled = old_store
             point_app_at(app, *old)

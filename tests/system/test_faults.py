@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults import crashes, inputs, jobs, locking, scaleout
+from tests.faults import crashes, inputs, jobs, locking, maintenance, outages, restarts, scaleout
 from tests.faults.netns import Hosts
 from tests.faults.rig import Figure, Rig, rig
 
@@ -79,6 +79,38 @@ def test_redis_restarted_under_load_loses_nothing_and_the_workers_resume(
         fault_rig: Rig, record_property: Callable[[str, Any], None]) -> None:
     figure = check(crashes.redis_restarts(fault_rig, restarts=2), record_property)
     assert figure.recovery_s is not None and figure.recovery_s < 30.0
+
+
+@pytest.mark.parametrize("fsync", ["always", "everysec"])
+def test_redis_sigkilled_as_jobs_end_turns_no_job_into_failure_and_result_and_history_agree(
+        fault_rig: Rig, record_property: Callable[[str, Any], None], fsync: str) -> None:
+    figure = check(outages.redis_crashes(fault_rig, crashes=1, down=5.0, fsync=fsync),
+                   record_property)
+    assert figure.notes["runs_finished"] >= 4
+
+
+def test_past_the_outage_limit_a_finished_job_is_given_back_and_runs_again_never_failed(
+        fault_rig: Rig, record_property: Callable[[str, Any], None]) -> None:
+    fault_rig.fleet.settings.update(visibility_timeout=5)
+    figure = outages.redis_crashes(fault_rig, crashes=1, down=6.0, outage_limit=2.0)
+    record_property("figure", figure.as_dict())
+    assert figure.lost == 0 and figure.concurrent == 0 and figure.locks_leaked == 0
+    assert figure.notes["not_success"] == [], "a job read FAILURE past the outage limit"
+    assert figure.ran_twice >= 1, "no job was given back past the limit"
+
+
+def test_a_worker_restarted_under_its_name_gives_back_at_once_what_its_stopped_predecessor_held(
+        fault_rig: Rig, record_property: Callable[[str, Any], None]) -> None:
+    figure = check(restarts.restarted_worker(fault_rig, restarts=1, seconds=60.0),
+                   record_property)
+    assert figure.notes["shown_while_down"] == ["stopped"]
+    assert figure.recovery_s is not None and figure.recovery_s < 10.0
+
+
+def test_sweeps_run_on_schedule_while_every_pool_process_is_busy_and_never_count_as_jobs(
+        fault_rig: Rig, record_property: Callable[[str, Any], None]) -> None:
+    figure = check(maintenance.busy_pool(fault_rig, seconds=14.0), record_property)
+    assert figure.notes["sweeps_shown_as_queued_jobs"] == 0
 
 
 def test_a_countdown_past_the_visibility_timeout_runs_once_and_not_early(

@@ -195,7 +195,16 @@ local function grant(h, job, claims_text, claims, deadline, state, host, pid)
   for _, c in ipairs(claims) do
     redis.call('ZADD', holding_key(c), deadline, h)
   end
+  -- A token never falls behind the server's clock (ms): a primary promoted
+  -- after a failover that lost the dead primary's last grants (asynchronous
+  -- replication) starts past every token that one handed out, as long as the
+  -- failover outlasts the clock skew between the two and grants stay under
+  -- one per millisecond on average (see docs/reliability.md).
   local token = redis.call('INCR', KEY.fence)
+  if token < NOW then
+    token = NOW
+    redis.call('SET', KEY.fence, token)
+  end
   local hk = hkey(h)
   redis.call('HSET', hk, 'job', job, 'claims', claims_text, 'token', token,
              'state', state, 'host', host, 'pid', pid, 'since', NOW, 'expires', deadline)

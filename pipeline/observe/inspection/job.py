@@ -8,6 +8,7 @@ line why it is not running.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from pipeline.keys import pool_of_queue
 from pipeline.locks.ticket import Explanation
 from pipeline.messages.record import Record
 from pipeline.observe.inspection.live import label
+from pipeline.runtime.processes import process_alive
 from pipeline.runtime.services import Services
 from pipeline.store import queries, states
 from pipeline.store.models import Job
@@ -78,6 +80,9 @@ class JobDetail(Record):
 def _blocker(services: Services, blocked_by: str) -> str:
     """What the job in the way is doing, in words."""
     other = services.lock_reads.explain(blocked_by)
+    if other.status == "running" and process_alive(other.host, other.pid) is False:
+        return (f"held by {blocked_by}, whose process (pid {other.pid} on {other.host}) is "
+                "gone: freed when its worker starts again or its lease runs out")
     if other.status == "running":
         where = f"on {other.host}" if other.host else ""
         where += f" pid {other.pid}" if other.pid else ""
@@ -103,6 +108,14 @@ def _why_locked(services: Services, found: Explanation) -> str:
         return ("a workflow between two steps: it keeps its locks while its next step "
                 "waits to start")
     return ""
+
+
+def _why_stopped(found: Explanation) -> str:
+    left = max(0.0, (found.expires_at or 0.0) - time.time())
+    return (f"its process (pid {found.pid} on {found.host}) is gone: the worker stopped or "
+            f"was killed while it ran. Its locks ({', '.join(found.resources)}) are freed when "
+            f"a worker of the same name starts again, or by the lease in {left:.0f} s; its "
+            "message is given back then too, or after the visibility timeout")
 
 
 def _why_queued(services: Services, level: str, ahead: int, queue: str = "") -> str:
@@ -163,6 +176,11 @@ def job_detail(services: Services, job_id: str, *, history: int = 20) -> JobDeta
     result_state = str(services.app.AsyncResult(job_id).state)
     common: dict[str, Any] = {"result_state": result_state, "record": record,
                               "history": events}
+    if found.status == "running" and process_alive(found.host, found.pid) is False:
+        return JobDetail(
+            job_id=job_id, where="stopped", why=_why_stopped(found), holder=found.holder,
+            resources=found.resources, host=found.host, pid=found.pid,
+            expires=found.expires_at, **common)
     if found.status != "unknown":
         return JobDetail(
             job_id=job_id, where=found.status, why=_why_locked(services, found),

@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from pipeline import conf
 from pipeline.api.app import create_app
 from pipeline.api.auth import TokenSet, parse_tokens
+from pipeline.app.recorder import recorder_for
 from pipeline.broker.layout import queue_lists
 from pipeline.observe.metrics import Metrics
 from pipeline.runtime.services import services_for
 from pipeline.store import migrate
-from pipeline.store.recorder import recorder_for
 from tests.helpers.browser import launched_browser
 from tests.helpers.workers import SubprocessWorker
 from tests.tasks import lockprobes  # noqa: F401 -- the API enqueues its jobs by name

@@ -130,8 +130,8 @@ def test_eager_call_inside_a_job_runs_under_its_hold_at_a_global_cap_of_one(
         _SERVICES.clear()
     got = {r["id"]: r for r in runs(lock_redis)}
     parent = next(r for r in runs(lock_redis) if r["tag"] == "parent")
-    assert got[inside]["tokens"] == parent["tokens"] == {"model:a": 1, "global": 1}, (
-        "the inline child ran under its parent's hold")
+    assert got[inside]["tokens"] == parent["tokens"], "the inline child ran under its parent's hold"
+    assert set(parent["tokens"]) == {"model:a", "global"}
     assert list(got[extra]["tokens"]) == ["model:z"], "it took only what the parent lacks"
     assert not lock_keys(lock_redis)
 

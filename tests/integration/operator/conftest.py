@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from pipeline.app.recorder import recorder_for
 from pipeline.cli.main import cli
 from pipeline.runtime.services import _SERVICES, services_for
 from pipeline.store import migrate, session
-from pipeline.store.recorder import recorder_for
 from tests.integration.locks.support import wait_for  # noqa: F401 -- used by the tests
 from tests.integration.store.conftest import (  # noqa: F401 -- fixtures used by the tests
     drain,

@@ -1,4 +1,4 @@
-"""A real ``celery worker`` process with ``recorder.install(app)`` records the stream."""
+"""A real ``celery worker`` with ``pipeline.app.recorder.install(app)`` records the stream."""
 
 from __future__ import annotations
 
@@ -15,17 +15,19 @@ import redis
 from celery import Celery, signals
 from sqlalchemy import func, select
 
+from pipeline.app import recorder
 from pipeline.app.install import install as install_pipeline
 from pipeline.keys import Keys
 from pipeline.messages import events
-from pipeline.store import recorder, session
+from pipeline.store import session
 from pipeline.store.models import Job
+from pipeline.store.recorder import RecorderThread
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = """
 from celery import Celery
 from pipeline.app.install import install
-from pipeline.store import recorder
+from pipeline.app import recorder
 
 app = install(Celery("storeapp", broker={broker!r}))
 app.conf.pipeline_store_url = {store!r}
@@ -81,7 +83,7 @@ def worker_signals_start_and_stop_the_thread(broker: str, tmp_path: Path,
     recorder.install(app)
     recorder.install(app)  # a second call adds nothing
     signals.worker_ready.send(sender=Consumer(app))
-    alive = [t.name for t in threading.enumerate() if isinstance(t, recorder.RecorderThread)]
+    alive = [t.name for t in threading.enumerate() if isinstance(t, RecorderThread)]
     signals.worker_shutdown.send(sender=None)
     return alive
 
@@ -90,7 +92,7 @@ def test_worker_ready_starts_one_recorder_thread_and_shutdown_stops_it(
         store_broker_url: str, tmp_path: Path) -> None:
     started = worker_signals_start_and_stop_the_thread(store_broker_url, tmp_path, True)
     assert started == ["pipeline-recorder"]
-    assert not [t for t in threading.enumerate() if isinstance(t, recorder.RecorderThread)]
+    assert not [t for t in threading.enumerate() if isinstance(t, RecorderThread)]
 
 
 def test_no_recorder_thread_when_a_separate_recorder_process_writes(
