@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import InvalidJobError
@@ -52,7 +52,7 @@ def recent(session: Session, *, event_types: Iterable[str] | None = None,
     Raises:
         InvalidJobError: an unknown event type.
     """
-    where = []
+    where: list[ColumnElement[bool]] = []
     if event_types is not None:
         where.append(QueueLog.event.in_(check_events(event_types)))
     if job_id is not None:
