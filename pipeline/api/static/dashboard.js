@@ -214,7 +214,7 @@ function taskOf(item) { return item.task || "unknown task"; }
 const cancelRunning = (r) => ({
   yes: "Cancel job",
   text: "Cancel job " + shortId(r.job_id) + " (task " + taskOf(r) + ", " +
-    (r.host ? "running on worker " + r.host + (r.pid ? " pid " + r.pid : "")
+    (r.host ? "running on worker " + r.host + (r.pid ? " (pid " + r.pid + ")" : "")
       : r.state + ", holding " + (resourcesOf(r) || "its locks")) +
     ")? It will be killed.",
 });
@@ -378,7 +378,7 @@ async function refreshQueued() {
   }
   const last = Math.min(page.total, page.offset + page.jobs.length);
   document.getElementById("queued-range").textContent = page.total
-    ? (page.offset + 1) + "–" + last + " of " + page.total : "none waiting";
+    ? (page.offset + 1) + " to " + last + " of " + page.total : "none waiting";
   document.getElementById("queued-prev").disabled = page.offset === 0;
   document.getElementById("queued-next").disabled = last >= page.total;
   fill("queued", page.jobs, (tr, q) => {
@@ -508,7 +508,7 @@ async function refreshAudit() {
     auditView.offset + only);
   const last = page.offset + page.events.length;
   document.getElementById("audit-range").textContent = page.total
-    ? (page.offset + 1) + "–" + last + " of " + page.total : "no events";
+    ? (page.offset + 1) + " to " + last + " of " + page.total : "no events";
   document.getElementById("audit-prev").disabled = page.offset === 0;
   document.getElementById("audit-next").disabled = last >= page.total;
   fill("audit", page.events, (tr, e) => {
@@ -543,18 +543,25 @@ function field(body, name, value, render) {
   if (render) render(tr, value); else cell(tr, Array.isArray(value) ? value.join(", ") : value);
 }
 
+// The job's resources: held (with every holder), the one it waits for (with who is in
+// the way), or needed.
 function jobLocks(view) {
-  const held = (latest ? latest.locks : []).filter((l) =>
-    l.holders.some((h) => h.job_id === view.id || (view.holder && h.holder === view.holder)));
-  if (held.length) {
-    return held.map((l) => ({ resource: l.resource, state: lockMode(l), holders: l.holders,
-      left: l.lease_expired ? "expired" : duration(l.expires - nowSeconds()) }));
-  }
-  const waiting = view.where === "parked" ? "needed (waiting)" : view.where === "finished"
-    ? "released" : "held";
-  return (view.resources || []).map((r) => ({ resource: r,
-    state: r === view.waiting_for ? "waiting for it (held by " + shortId(view.blocked_by) + ")"
-      : waiting, holders: [], left: view.expires ? duration(view.expires - nowSeconds()) : "-" }));
+  const holding = ["running", "granted", "between", "stopped"].includes(view.where);
+  const left = view.expires ? duration(view.expires - nowSeconds()) : "-";
+  return (view.resources || []).map((resource) => {
+    const lock = (latest ? latest.locks : []).find((l) => l.resource === resource);
+    if (holding) {
+      return { resource, left, state: lock ? lockMode(lock)
+        : resource === "global" ? "one global slot" : "held",
+      holders: lock ? lock.holders : [{ job_id: view.id }] };
+    }
+    if (resource === view.waiting_for) {
+      return { resource, left: "-", state: "waiting for it",
+        holders: view.blocked_by ? [{ job_id: view.blocked_by }] : [] };
+    }
+    return { resource, left: "-", state: view.where === "parked" ? "needed" : "-",
+      holders: lock ? lock.holders : [] };
+  });
 }
 
 function renderJob(view) {
