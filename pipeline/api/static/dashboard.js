@@ -497,9 +497,13 @@ function renderStats(stats) {
   }, 4);
 }
 
+// An event's details as "key=value" pairs; times (keys ending in _at) in the page's format.
 function detailText(detail) {
   return Object.entries(detail || {}).filter(([, v]) => v !== null && v !== "")
-    .map(([k, v]) => k + "=" + (typeof v === "object" ? JSON.stringify(v) : v)).join(" ");
+    .map(([k, v]) => {
+      const date = k.endsWith("_at") ? toDate(v) : null;
+      return k + "=" + (date ? clock(date) : typeof v === "object" ? JSON.stringify(v) : v);
+    }).join(" ");
 }
 
 async function refreshAudit() {
