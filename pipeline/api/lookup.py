@@ -39,8 +39,9 @@ def _like(prefix: str) -> str:
 
 
 def _live(services: Services, prefix: str) -> set[str]:
-    found = {r.job_id for r in inspection.running_jobs(services)}
-    found |= {r.holder for r in inspection.running_jobs(services)}
+    found: set[str] = set()
+    for hold in inspection.running_jobs(services):
+        found |= {hold.job_id, hold.holder}
     found |= {p.job_id for p in inspection.parked_jobs(services, limit=1000)}
     return {job_id for job_id in found if job_id.startswith(prefix)}
 
