@@ -124,6 +124,29 @@ def row_cells(page: Any, table: str, job_id: str) -> list[str]:
     return found
 
 
+def test_charts_and_statistics_draw_the_jobs_that_ran(dash: Dashboard, app: Any) -> None:
+    done = [dash.enqueue(hold_job(0.2)) for _ in range(4)]
+    failed = dash.enqueue({"task": "lockprobes.misbehave", "args": ["raise"]})
+    for job in (*done, failed):
+        wait_for(lambda job=job: dash.client.get(f"/api/jobs/{job}", headers=READ).json()
+                 ["state"] in ("COMPLETED", "DEAD_LETTERED"), timeout=60, what="the jobs to end")
+    page = dash.open()
+    for chart in ("chart-throughput", "chart-failures", "chart-wait", "chart-depth"):
+        page.wait_for_selector(f"#{chart} svg text.legend")
+    throughput = page.locator("#chart-throughput svg")
+    assert int(throughput.get_attribute("data-points") or 0) >= 1
+    assert page.locator("#chart-throughput svg polyline, #chart-throughput svg circle").count()
+    assert int(page.locator("#chart-failures svg").get_attribute("data-points") or 0) >= 1
+    assert int(page.locator("#chart-wait svg").get_attribute("data-points") or 0) >= 1
+    finished = page.locator("#stats tbody tr", has_text="jobs finished")
+    finished.wait_for()
+    assert int(finished.locator("td").nth(1).inner_text()) >= 5
+    page.locator("#stats tbody tr", has_text="failure rate").wait_for()
+    page.locator("#audit tbody tr", has_text="completed").first.wait_for()
+    assert_one_time_format(page)
+    page.close()
+
+
 def test_rows_show_the_job_and_cancel_asks_first_naming_what_it_kills(
         dash: Dashboard, app: Any, tmp_path: Path) -> None:
     user, project = new_user(), f"p{uuid.uuid4().hex[:6]}"
@@ -295,26 +318,3 @@ def test_queued_list_pages_through_one_level_in_the_order_jobs_will_run(
         for job in busy:
             dash.client.post(f"/api/jobs/{job}/cancel", json={"terminate": True}, headers=ADMIN)
         page.close()
-
-
-def test_charts_and_statistics_draw_the_jobs_that_ran(dash: Dashboard, app: Any) -> None:
-    done = [dash.enqueue(hold_job(0.2)) for _ in range(4)]
-    failed = dash.enqueue({"task": "lockprobes.misbehave", "args": ["raise"]})
-    for job in (*done, failed):
-        wait_for(lambda job=job: dash.client.get(f"/api/jobs/{job}", headers=READ).json()
-                 ["state"] in ("COMPLETED", "DEAD_LETTERED"), timeout=60, what="the jobs to end")
-    page = dash.open()
-    for chart in ("chart-throughput", "chart-failures", "chart-wait", "chart-depth"):
-        page.wait_for_selector(f"#{chart} svg text.legend")
-    throughput = page.locator("#chart-throughput svg")
-    assert int(throughput.get_attribute("data-points") or 0) >= 1
-    assert page.locator("#chart-throughput svg polyline, #chart-throughput svg circle").count()
-    assert int(page.locator("#chart-failures svg").get_attribute("data-points") or 0) >= 1
-    assert int(page.locator("#chart-wait svg").get_attribute("data-points") or 0) >= 1
-    finished = page.locator("#stats tbody tr", has_text="jobs finished")
-    finished.wait_for()
-    assert int(finished.locator("td").nth(1).inner_text()) >= 5
-    page.locator("#stats tbody tr", has_text="failure rate").wait_for()
-    page.locator("#audit tbody tr", has_text="completed").first.wait_for()
-    assert_one_time_format(page)
-    page.close()
