@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 ctx.flush()
                 result = scenarios[name].run(ctx)
+                if result.get("failed_phases"):  # a scenario that kept its other phases
+                    failed = True
             except Exception as exc:  # one broken scenario must not lose the others
                 traceback.print_exc()
                 result = {"error": f"{type(exc).__name__}: {exc}"}

@@ -39,20 +39,21 @@ GUARDED = "guarded"
 ARMS = (CELERY, PEER, PIPELINE, GUARDED)
 #: Jobs of the drain each arm runs, events watched, before the measured rounds.
 CHECK_JOBS = 200
-#: What each arm claims about its worker's settings (``inspect conf``/``stats``, prefork -c 2).
+#: What each arm claims about its worker's settings (``inspect conf``/``stats``); besides,
+#: its prefetch count must be its multiplier times its concurrency.
 CLAIMS: dict[str, dict[str, Any]] = {
     CELERY: {"task_acks_late": False, "worker_prefetch_multiplier": 4,
              "worker_send_task_events": False, "task_ignore_result": True,
-             "prefetch_count": 8, "transport": "redis"},
+             "transport": "redis"},
     GUARDED: {"task_acks_late": False, "worker_prefetch_multiplier": 4,
               "worker_send_task_events": False, "task_ignore_result": True,
-              "prefetch_count": 8, "transport": "redis-pipeline"},
+              "transport": "redis-pipeline"},
     PEER: {"task_acks_late": True, "worker_prefetch_multiplier": 1,
            "worker_send_task_events": False, "task_ignore_result": True,
-           "prefetch_count": 2, "transport": "redis"},
+           "transport": "redis"},
     PIPELINE: {"task_acks_late": True, "worker_prefetch_multiplier": 1,
                "worker_send_task_events": False, "task_ignore_result": True,
-               "prefetch_count": 2, "transport": "redis-pipeline"},
+               "transport": "redis-pipeline"},
 }
 SETTING_NAMES = ("task_acks_late", "worker_prefetch_multiplier", "worker_send_task_events",
                  "task_ignore_result")
@@ -112,8 +113,10 @@ def check_arm(ctx: Context, name: str, worker: Worker, *, settings: bool) -> dic
     if settings:
         observed = armcheck.worker_settings(worker, SETTING_NAMES)
         claims = dict(CLAIMS[name])
-        if worker.pool != "prefork":  # one process: the multiplier alone
-            claims["prefetch_count"] = claims["worker_prefetch_multiplier"]
+        # Celery's prefetch count is the multiplier times the concurrency, which a solo
+        # worker still takes from -c (default: the CPU count) though it runs one job.
+        claims["prefetch_count"] = claims["worker_prefetch_multiplier"] * int(
+            observed.get("concurrency") or 0)
         wrong = armcheck.mismatches(observed, claims)
         if wrong:
             raise BenchError(f"{name} arm ({worker.nodename}) is not configured as it claims: "

@@ -32,6 +32,8 @@ from __future__ import annotations
 import json
 import statistics
 import time
+import traceback
+from collections.abc import Callable
 from typing import Any
 
 from bench import costarms, costpark, drains, lockbench, lockpeer
@@ -43,6 +45,8 @@ from bench.lockbench import Span
 from bench.scenarios import Scenario, one_model, parked_scale
 from bench.stats import compare, paired_ratios, ratio, rounded, summary
 
+#: The result's list of phases that failed (``python -m bench`` then exits 1).
+FAILED_PHASES = "failed_phases"
 PLAIN_RETRY = "plain_retry"
 DRAMATIQ = "dramatiq"
 ONE_MODEL = one_model.MODEL
@@ -52,11 +56,27 @@ JOB_S = one_model.SECONDS
 def run(ctx: Context) -> dict[str, Any]:
     """Every phase; see the module docstring."""
     out: dict[str, Any] = {"rounds": ctx.rounds}
-    out["drain"] = {pool: _drain(ctx, pool, ctx.size(5_000, 500)) for pool in POOLS}
-    out["parking"] = _parking(ctx, ctx.size(10_000, 1_000))
-    out["one_model"] = _one_model(ctx, ctx.size(1_000, 200))
     sizes = (10, 10_000) if ctx.quick else (10, 10_000, 100_000)
-    out["handoff"] = _handoff(ctx, sizes, ctx.size(200, 100))
+    phases: dict[str, Callable[[], dict[str, Any]]] = {
+        "drain": lambda: {pool: _drain(ctx, pool, ctx.size(5_000, 500)) for pool in POOLS},
+        "parking": lambda: _parking(ctx, ctx.size(10_000, 1_000)),
+        "one_model": lambda: _one_model(ctx, ctx.size(1_000, 200)),
+        "handoff": lambda: _handoff(ctx, sizes, ctx.size(200, 100)),
+    }
+    failed: list[str] = []
+    for name, phase in phases.items():
+        # One broken phase must not lose the others' figures.
+        try:
+            ctx.flush()
+            out[name] = phase()
+        except Exception as exc:
+            traceback.print_exc()
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            failed.append(name)
+        finally:
+            ctx.stop_workers()
+    if failed:
+        out[FAILED_PHASES] = failed
     return out
 
 
