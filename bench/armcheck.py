@@ -104,7 +104,6 @@ def worker_settings(worker: Worker, names: tuple[str, ...]) -> dict[str, Any]:
                          f"{worker.log_tail()}")
     out = {name: conf.get(name) for name in names}
     out["prefetch_count"] = stats.get("prefetch_count")
-    out["concurrency"] = stats.get("pool", {}).get("max-concurrency")
     out["transport"] = stats.get("broker", {}).get("transport")
     return out
 

@@ -21,13 +21,14 @@ Four arms drain the same number of no-op jobs, timed by marker jobs
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import replace
 from typing import Any
 
 from bench import armcheck, drains, lockbench, lockpeer, targets
 from bench.armcheck import EventWatch
 from bench.errors import BenchError
-from bench.harness import Context, Worker
+from bench.harness import CONCURRENCY, Context, Worker
 from bench.marks import MARKS_KEY
 from bench.targets import Target
 from pipeline.priority import Priority
@@ -115,8 +116,8 @@ def check_arm(ctx: Context, name: str, worker: Worker, *, settings: bool) -> dic
         claims = dict(CLAIMS[name])
         # Celery's prefetch count is the multiplier times the concurrency, which a solo
         # worker still takes from -c (default: the CPU count) though it runs one job.
-        claims["prefetch_count"] = claims["worker_prefetch_multiplier"] * int(
-            observed.get("concurrency") or 0)
+        processes = CONCURRENCY if worker.pool == "prefork" else (os.cpu_count() or 1)
+        claims["prefetch_count"] = claims["worker_prefetch_multiplier"] * processes
         wrong = armcheck.mismatches(observed, claims)
         if wrong:
             raise BenchError(f"{name} arm ({worker.nodename}) is not configured as it claims: "
