@@ -74,12 +74,20 @@ def _publish(worker: Worker, jobs: int, models: list[str]) -> list[str]:
             for i in range(jobs)]
 
 
-def _wait(worker: Worker, done: Any, what: str, timeout: float = 300.0) -> float:
-    deadline = time.monotonic() + timeout
+def _wait(worker: Worker, done: Any, what: str, progress: Any, stall: float = 30.0) -> float:
+    """Poll *done* every 5 ms; return when it held. Raise once *progress* (a count) has not
+    moved for *stall* seconds."""
+    last, moved = None, time.monotonic()
+    checked = moved
     while not done():
-        if time.monotonic() > deadline:
-            raise BenchError(f"{worker.nodename}: {what} not reached in {timeout:.0f} s"
-                             f"{worker.log_tail()}")
+        now = time.monotonic()
+        if now - checked > 1.0:
+            checked, seen = now, progress()
+            if seen != last:
+                last, moved = seen, now
+            elif now - moved > stall:
+                raise BenchError(f"{worker.nodename}: {what} not reached, stuck at {seen} for "
+                                 f"{stall:.0f} s{worker.log_tail()}")
         time.sleep(POLL)
     return time.time()
 
@@ -91,6 +99,10 @@ def sample(worker: Worker, jobs: int, kind: str) -> float:
     holder = Holder(worker, held)
     engine = services_for(worker.target.app).engine
     holder.begin()
+
+    def parked() -> int:
+        return engine.parked_counts().get(int(Priority.NORMAL), 0)
+
     log_offset = worker.log_offset()
     try:
         worker.pause()
@@ -101,16 +113,17 @@ def sample(worker: Worker, jobs: int, kind: str) -> float:
             started = time.time()
             worker.resume()
             if kind == "park":
-                ended = _wait(worker, lambda: engine.parked_counts().get(
-                    int(Priority.NORMAL), 0) >= jobs, f"{jobs} parked")
+                ended = _wait(worker, lambda: parked() >= jobs, f"{jobs} parked", parked)
             else:
-                ended = _wait(worker, lambda: backlog.counts() == (0, 1), "an empty queue")
-            _wait(worker, lambda: backlog.counts() == (0, 1), "every message acknowledged")
+                ended = _wait(worker, lambda: backlog.counts() == (0, 1), "an empty queue",
+                              backlog.counts)
+            _wait(worker, lambda: backlog.counts() == (0, 1), "every message acknowledged",
+                  backlog.counts)
         if kind == "park":
-            parked = engine.parked_counts().get(int(Priority.NORMAL), 0)
+            count = parked()
             cancelled = sum(1 for job in ids if engine.cancel_parked(job, "benchmark"))
-            if parked != jobs or cancelled != jobs:
-                raise BenchError(f"{worker.nodename}: {parked} of {jobs} parked, "
+            if count != jobs or cancelled != jobs:
+                raise BenchError(f"{worker.nodename}: {count} of {jobs} parked, "
                                  f"{cancelled} cancelled")
     finally:
         holder.end()

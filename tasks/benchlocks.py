@@ -43,7 +43,9 @@ def hold_until(self: Any, started_key: str, release_key: str, timeout: float = 3
     client = _CLIENTS[url]
     started = time.time()
     client.rpush(started_key, repr(started))
-    client.blpop([release_key], timeout=timeout)
+    # Short waits: redis-py's default socket timeout (5 s) ends a longer BLPOP early.
+    while time.time() - started < timeout and not client.blpop([release_key], timeout=1):
+        pass
     return time.time() - started
 
 

@@ -43,7 +43,7 @@ from bench.errors import BenchError
 from bench.harness import POOLS, Context, Worker
 from bench.lockbench import Span
 from bench.scenarios import Scenario, one_model, parked_scale
-from bench.stats import compare, paired_ratios, ratio, rounded, summary
+from bench.stats import compare, paired_ratios, ratio, summary
 
 #: The result's list of phases that failed (``python -m bench`` then exits 1).
 FAILED_PHASES = "failed_phases"
@@ -184,7 +184,8 @@ def _one_model(ctx: Context, jobs: int) -> dict[str, Any]:
             out[f"vs_{name}"] = {"ratio": ratio(statistics.median(pipeline),
                                                 statistics.median(samples[name])),
                                  **paired_ratios(pipeline, samples[name])}
-    out["serial"] = paired_ratios(pipeline, [1.0] * len(pipeline))
+    out["serial"] = {"ratio": lockbench.median_of(pipeline),
+                     **paired_ratios(pipeline, [1.0] * len(pipeline))}
     if skipped is not None:
         out[DRAMATIQ] = {"skipped": skipped}
     return out
@@ -213,7 +214,6 @@ def _handoff(ctx: Context, sizes: tuple[int, ...], measured: int) -> dict[str, A
     out["flat"] = {"largest": names[-1], "ratio_p50": ratio(large["p50"], small["p50"]),
                    "ratio_p99": ratio(large["p99"], small["p99"]),
                    **paired_ratios(large["round_p50s"], small["round_p50s"])}
-    out["flat"]["ratio_p50"] = rounded(out["flat"]["ratio_p50"] or 0.0)
     return out
 
 
