@@ -64,8 +64,10 @@ def run(ctx: Context) -> dict[str, Any]:
         "handoff": lambda: _handoff(ctx, sizes, ctx.size(200, 100)),
     }
     failed: list[str] = []
+    out["phase_seconds"] = seconds = {}
     for name, phase in phases.items():
         # One broken phase must not lose the others' figures.
+        started = time.monotonic()
         try:
             ctx.flush()
             out[name] = phase()
@@ -75,6 +77,7 @@ def run(ctx: Context) -> dict[str, Any]:
             failed.append(name)
         finally:
             ctx.stop_workers()
+            seconds[name] = round(time.monotonic() - started, 1)
     if failed:
         out[FAILED_PHASES] = failed
     return out
