@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 import redis
 
-from bench import speed, summary
+from bench import cost, speed, summary
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 REPO = Path(__file__).resolve().parent.parent
@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 ctx.flush()
                 result = scenarios[name].run(ctx)
+                if result.get("failed_phases"):  # a scenario that kept its other phases
+                    failed = True
             except Exception as exc:  # one broken scenario must not lose the others
                 traceback.print_exc()
                 result = {"error": f"{type(exc).__name__}: {exc}"}
@@ -175,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(ctx.workdir, ignore_errors=True)
     ratios = summary.ratio_rows(report["scenarios"], quick=args.quick)
     speed_rows = speed.table(report["scenarios"], quick=args.quick)
-    report["summary"] = {"ratios": ratios, "speed": speed_rows}
+    cost_rows = cost.table(report["scenarios"], quick=args.quick)
+    report["summary"] = {"ratios": ratios, "speed": speed_rows, "cost": cost_rows}
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
@@ -184,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + summary.render(ratios), file=sys.stderr)
     if speed_rows:
         print("\nissue 15's speed table\n" + speed.render(speed_rows), file=sys.stderr)
+    if cost_rows:
+        print("\nthe cost table (issue 27): against Celery as it ships and a hand-written lock "
+              "peer\n" + cost.render(cost_rows), file=sys.stderr)
     return 1 if failed else 0
 
 

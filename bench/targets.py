@@ -25,6 +25,9 @@ PLAIN_AS_SHIPS = "plain_as_ships"
 PIPELINE_AS_SHIPS = "pipeline_as_ships"
 #: The pipeline's worker module with the as-ships settings.
 PIPELINE_AS_SHIPS_MODULE = "bench.pipeline_as_ships"
+#: Celery as it ships, on kombu's transport and on the pipeline's (``bench/celery_defaults.py``).
+CELERY_DEFAULTS = "celery_defaults"
+CELERY_DEFAULTS_GUARDED = "celery_defaults_guarded"
 #: The pipeline app's queue in the benchmarks (``$PIPELINE_QUEUE``).
 PIPELINE_QUEUE = "bench.pipeline"
 
@@ -160,6 +163,35 @@ def layout(name: str) -> Target:
     target = Target(name=name, app=app, module="bench.plain_app", queues=queues, send=send,
                     env={"BENCH_PLAIN_LAYOUT": layout_name, "BENCH_PLAIN_CONFIG": config},
                     send_mark=send_mark, results=config == plain_app.CONFIGURED)
+    _BUILT[name] = target
+    return target
+
+
+def celery_defaults(transport: str = "kombu") -> Target:
+    """Celery as it ships (``bench/celery_defaults.py``) on kombu's transport or the pipeline's.
+
+    Results ignored: drains are timed by marker jobs, and checked to store none.
+    """
+    from bench import celery_defaults as defaults
+
+    name = CELERY_DEFAULTS if transport == defaults.KOMBU else CELERY_DEFAULTS_GUARDED
+    if name in _BUILT:
+        return _BUILT[name]
+    app = defaults.make_app(transport)
+    task = app.tasks[defaults.NOOP_NAME]
+    mark = app.tasks[defaults.MARK_NAME]
+
+    def send(level: Priority | None) -> str:
+        if level is None:
+            return str(task.delay().id)
+        return str(task.apply_async(priority=int(level)).id)
+
+    def send_mark(key: str, label: str) -> str:
+        return str(mark.apply_async((key, label)).id)
+
+    target = Target(name=name, app=app, module="bench.celery_defaults",
+                    queues=(str(app.conf.task_default_queue),), send=send,
+                    env={"BENCH_TRANSPORT": transport}, send_mark=send_mark, results=False)
     _BUILT[name] = target
     return target
 
