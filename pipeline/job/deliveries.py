@@ -31,7 +31,7 @@ def attempt(services: Services, request: Any) -> int:
     worker stopped past its timeout) is marked redelivered; only then is the
     count of deaths read (one Redis read, off the common path).
     """
-    number = (request.retries or 0) + 1
+    number = (request.retries or 0) + 1 + (of_request(request).earlier_attempts or 0)
     if (getattr(request, "delivery_info", None) or {}).get("redelivered"):
         number += int(services.redis.get(services.keys.worker_lost(request.id)) or 0)
     return number

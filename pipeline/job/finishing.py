@@ -27,6 +27,7 @@ from pipeline.messages.events import (
     RELEASED,
     RETRIED,
     emit,
+    json_summary,
     summary,
 )
 from pipeline.messages.header import NAME, JobHeader, of_request
@@ -63,7 +64,8 @@ def finish(task: JobTask, task_id: str, status: str, retval: Any,
         event = DEAD_LETTERED
         deadletter.record(services, request, task.name, priority_of(request),
                           summary(retval), of_request(request), guest=running.guest)
-    outcome: dict[str, Any] = {key: summary(retval),
+    said = json_summary(retval) if status == states.SUCCESS else summary(retval)
+    outcome: dict[str, Any] = {key: said,
                                "attempt": deliveries.attempt(services, request)}
     if lost:
         outcome["lock_lost"] = True

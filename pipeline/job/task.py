@@ -114,7 +114,7 @@ class PipelineTask(Task):  # type: ignore[misc]
                                          shadow, **options)
         except Exception as exc:
             raise publishing.not_published(self, task_id, exc) from exc
-        publishing.record_queued(self, result.id, args, options, header, sent_at)
+        publishing.record_queued(self, result.id, args, kwargs, options, header, sent_at)
         return result
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
