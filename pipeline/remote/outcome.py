@@ -162,6 +162,8 @@ def fail(services: Services, ended: Ended, error: str, *, retry: bool,
         raw = job.message.headers.get(NAME)
         deadletter.record(services, job.request, job.message.task, job.message.priority,
                           summary(error), job.header, headers={NAME: raw} if raw else {})
+        logger.info("job %s (%s) dead-lettered after attempt %d (agent %s): %s",
+                    ended.job_id, job.message.task, job.attempt, ended.agent, summary(error))
     job.backend.mark_as_failure(ended.job_id, exc, traceback, request=job.request,
                                 call_errbacks=True)
     job.release(DEAD_LETTERED if dead else FAILED, job.detail(error=summary(error)))
