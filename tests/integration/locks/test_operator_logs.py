@@ -76,6 +76,7 @@ def test_a_dead_letter_is_logged_and_requeued_attempts_go_on(
 def test_show_says_when_every_process_consuming_the_queue_is_busy(
         pipeline_app: Any, workers: Callable[..., Any]) -> None:
     workers(concurrency=2, agent_heartbeat=0.2)
+    before = pipeline_app.conf.get("pipeline_store_enabled")
     pipeline_app.conf.pipeline_store_enabled = False  # the live view only: no store here
     _SERVICES.clear()
     services = services_for(pipeline_app)
@@ -93,5 +94,8 @@ def test_show_says_when_every_process_consuming_the_queue_is_busy(
         for job in [*busy, waiting]:
             job.get(timeout=30)
     finally:
-        pipeline_app.conf.pipeline_store_enabled = None
+        if before is None:
+            del pipeline_app.conf["pipeline_store_enabled"]
+        else:
+            pipeline_app.conf.pipeline_store_enabled = before
         _SERVICES.clear()

@@ -183,3 +183,23 @@ def test_since_takes_the_same_forms_in_the_cli_and_the_api(
     assert bad.status_code == 422 and "since='yesterday' is not accepted" in bad.text
     cli_bad = invoke("jobs", "--since", "yesterday")
     assert cli_bad.exit_code == 1 and "since='yesterday' is not accepted" in cli_bad.stderr
+
+
+@pytest.mark.parametrize("command", ["jobs", "stats"])
+def test_without_redis_jobs_and_stats_answer_from_the_store_and_say_so(
+        command: str, sqlite_store: str) -> None:
+    from tests.helpers import deadapp
+    from tests.helpers.deadapp import DEAD_URL
+
+    deadapp.app.conf.pipeline_store_url = sqlite_store
+    try:
+        outcome = invoke("-A", "tests.helpers.deadapp", command, "--json")
+        text = invoke("-A", "tests.helpers.deadapp", command)
+    finally:
+        deadapp.app.conf.pipeline_store_url = None
+    assert outcome.exit_code == 0, outcome.output
+    assert json.loads(outcome.stdout)["live"] is False
+    assert outcome.stderr == (f"Warning: Redis at {DEAD_URL} does not answer: this comes from "
+                              "the job store alone, without the live state (it may lag "
+                              "behind)\n")
+    assert text.exit_code == 0 and text.stderr == outcome.stderr
