@@ -15,6 +15,8 @@ backend and the prefork pool's pickling of exceptions::
     ├── WorkflowError           a workflow cannot be built or run as asked
     ├── ServiceError            Redis or the database is unreachable or unsafe
     ├── UnknownJobError         no part of the system knows the job id asked about
+    ├── AmbiguousJobError       a job id prefix matches several jobs (it lists them)
+    ├── ActionRefused           an operator action does not apply as things stand (API 409)
     ├── JobLost                 the job's process died on each of its deliveries
     ├── LeaseRefused            an agent's call shows a lease that is not its job's current one
     └── AgentJobFailed          the agent that ran a pool job reported that it failed
@@ -69,6 +71,14 @@ class ServiceError(PipelineError):
 
 class UnknownJobError(PipelineError, LookupError):
     """No part of the system (locks, broker lists, job store, results) knows a job id."""
+
+
+class AmbiguousJobError(PipelineError, LookupError):
+    """A job id prefix matches several jobs; the message lists them."""
+
+
+class ActionRefused(PipelineError):
+    """An operator action does not apply as things stand (a lock nobody holds)."""
 
 
 class JobLost(PipelineError):

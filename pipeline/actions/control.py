@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.actions import pooled
 from pipeline.broker.layout import queue_lists
-from pipeline.errors import InvalidJobError
+from pipeline.errors import ActionRefused, InvalidJobError
 from pipeline.job.release import release_hold
 from pipeline.job.revoked import ids_in_message, mark_revoked
 from pipeline.locks.resources import KINDS, check_id
@@ -389,9 +389,18 @@ def release_resource(services: Services, resource: str, *, reason: str,
 
     Raises:
         InvalidJobError: *resource* is not a resource id (``kind:name`` or ``global``).
+        ActionRefused: nobody holds *resource* (nothing was released).
     """
     check_resource(resource)
     holds, handed = services.lock_actions.force_release(resource, by=by, reason=reason)
     ended = tuple(EndedHold(h.holder, h.job, h.token, tuple(c.resource for c in h.claims))
                   for h in holds)
+    if not ended and not handed:
+        raise not_held(resource)
     return ReleaseReport(resource, by, reason, ended, tuple(handed))
+
+
+def not_held(resource: str) -> ActionRefused:
+    """The error of a release of *resource* that nobody holds (CLI exit 1, API 409)."""
+    return ActionRefused(f"nobody holds {resource}: nothing to release "
+                         "(`pipeline locks list` shows what is held)")

@@ -123,7 +123,10 @@ def list_dead(services: Services, *, task: str | None = None, user: str | None =
 def requeue(services: Services, job_ids: Iterable[str] | None = None, *, task: str | None = None,
             user: str | None = None, project: str | None = None, priority: Any = None,
             since: float | None = None, by: str = "operator") -> list[str]:
-    """Publish dead-lettered jobs again (same id, fresh attempts); returns their ids.
+    """Publish dead-lettered jobs again (same id); returns their ids.
+
+    A requeued job gets its retries afresh, and its attempt numbers go on from
+    those it made (the kept message says how many).
 
     With no ids and no filter, every dead letter is requeued. Each is recorded
     in the audit log as an ``operator`` event (``dlq_requeue``, *by*).
@@ -140,7 +143,8 @@ def requeue(services: Services, job_ids: Iterable[str] | None = None, *, task: s
         pipe.zrem(services.keys.dead_letters, entry.job_id)
         fields: dict[Any, Any] = encode(QUEUED, entry.job_id, {
             "task": entry.task, "priority": entry.priority, "user": entry.user or None,
-            "project": entry.project or None, "attempt": 1, "requeued": True})
+            "project": entry.project or None, "attempt": entry.attempts + 1,
+            "requeued": True})
         pipe.xadd(services.keys.events, fields, maxlen=services.settings.events_maxlen,
                   approximate=True)
         pipe.execute()

@@ -14,7 +14,11 @@ from fastapi import APIRouter, Query
 from pipeline.actions import control, deadletters, maintenance
 from pipeline.api import models
 from pipeline.api.deps import Admin, Reader, Svc, unprocessable
-from pipeline.errors import PipelineError
+from pipeline.api.system import SINCE
+from pipeline.errors import ActionRefused, PipelineError
+from pipeline.observe.jobids import resolve_job_ids
+from pipeline.observe.timewindow import parse_since
+from pipeline.runtime.services import Services
 
 router = APIRouter(prefix="/api", tags=["operator"])
 
@@ -22,31 +26,36 @@ router = APIRouter(prefix="/api", tags=["operator"])
 @router.get("/dead-letters", response_model=list[deadletters.DeadLetter])
 def list_dead_letters(services: Svc, _: Reader, task: str | None = None, user: str | None = None,
                       project: str | None = None, priority: str | None = None,
+                      since: Annotated[str | None, Query(description=SINCE)] = None,
                       limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
                       ) -> list[deadletters.DeadLetter]:
-    """Dead-lettered jobs, oldest first, filtered by task, user, project or level."""
+    """Dead-lettered jobs, oldest first, filtered by task, user, project, level or time."""
     try:
-        found = deadletters.list_dead(services, task=task, user=user, project=project,
-                                      priority=models.query_priority(priority), limit=limit)
+        found = deadletters.list_dead(
+            services, task=task, user=user, project=project,
+            priority=models.query_priority(priority), limit=limit,
+            since=None if since is None else parse_since(since).timestamp())
     except PipelineError as exc:
         unprocessable(exc, "query")
     return found
 
 
-def _selection(body: models.DeadLetterSelection, by: str) -> dict[str, Any]:
+def _selection(body: models.DeadLetterSelection, by: str,
+               services: Services) -> dict[str, Any]:
     given = (body.ids, body.task, body.user, body.project, body.priority)
     if all(value is None for value in given) and not body.all:
         unprocessable("all=False is not accepted: give ids, task, user, project or priority, "
                       "or all: true to act on every dead letter", "body")
-    return {"job_ids": body.ids, "task": body.task, "user": body.user,
+    ids = None if body.ids is None else resolve_job_ids(services, body.ids)
+    return {"job_ids": ids, "task": body.task, "user": body.user,
             "project": body.project, "priority": body.priority, "by": by}
 
 
 @router.post("/dead-letters/requeue", response_model=models.DeadLetterAction)
 def requeue_dead_letters(body: models.DeadLetterSelection, services: Svc,
                          caller: Admin) -> models.DeadLetterAction:
-    """Publish dead letters again (same ids, fresh attempts)."""
-    done = deadletters.requeue(services, **_selection(body, caller.name))
+    """Publish dead letters again (same ids; attempt numbers go on, retries start afresh)."""
+    done = deadletters.requeue(services, **_selection(body, caller.name, services))
     return models.DeadLetterAction(count=len(done), ids=done)
 
 
@@ -54,8 +63,8 @@ def requeue_dead_letters(body: models.DeadLetterSelection, services: Svc,
 def purge_dead_letters(body: models.DeadLetterSelection, services: Svc,
                        caller: Admin) -> models.DeadLetterAction:
     """Delete dead letters for good (the job store keeps their rows)."""
-    return models.DeadLetterAction(count=deadletters.purge(services, **_selection(body,
-                                                                              caller.name)))
+    return models.DeadLetterAction(
+        count=deadletters.purge(services, **_selection(body, caller.name, services)))
 
 
 @router.post("/maintenance/requeue-expired", response_model=dict[str, int])
@@ -90,10 +99,13 @@ def clear(body: models.Clear, services: Svc, caller: Admin) -> dict[str, Any]:
 @router.post("/locks/release", response_model=dict[str, Any])
 def release_lock(body: models.ReleaseLock, services: Svc, caller: Admin) -> dict[str, Any]:
     """End every hold on a resource and hand it to the parked jobs next in line
-    (``pipeline locks release``); recorded as an ``operator`` event."""
+    (``pipeline locks release``); recorded as an ``operator`` event. 409 when nobody
+    holds it."""
     try:
         report = control.release_resource(services, body.resource, reason=body.reason,
                                           by=caller.name)
+    except ActionRefused:
+        raise
     except PipelineError as exc:
         unprocessable(exc, "body")
     return report.as_dict()

@@ -22,6 +22,8 @@ from pipeline.api import admin, agents, apidocs, dashboard, jobs, system
 from pipeline.api.auth import TokenSet
 from pipeline.api.deps import Reader
 from pipeline.errors import (
+    ActionRefused,
+    AmbiguousJobError,
     LeaseRefused,
     PipelineError,
     ServiceError,
@@ -112,6 +114,8 @@ def _add_error_handlers(api: FastAPI) -> None:
             status = 503
         elif isinstance(exc, UnknownJobError):
             status = 404
+        elif isinstance(exc, (AmbiguousJobError, ActionRefused)):
+            status = 409
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @api.exception_handler(redis.RedisError)

@@ -9,9 +9,9 @@ show`` prints) and :mod:`pipeline.store.queries`.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
+import redis
 from fastapi import APIRouter, HTTPException, Query
 
 from pipeline.actions import control
@@ -24,17 +24,20 @@ from pipeline.api.deps import (
     store_session,
     unprocessable,
 )
-from pipeline.errors import PipelineError, UnknownJobError
+from pipeline.errors import InvalidJobError, PipelineError, UnknownJobError
 from pipeline.job.batch import enqueue_many
 from pipeline.observe import inspection
+from pipeline.observe.jobids import resolve_job_id
+from pipeline.observe.jobshape import job_out, job_view, priority_name
+from pipeline.observe.outcomes import ActionOutcome, cancel_job, reprioritize_job
+from pipeline.observe.timewindow import parse_since
 from pipeline.runtime.services import Services
 from pipeline.store import queries
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
-#: Where a job is, as the locks and the broker see it, and the state it means.
-LIVE_STATES = {"queued": "QUEUED", "parked": "BLOCKED", "running": "RUNNING",
-               "granted": "RUNNING", "between": "RUNNING", "delayed": "QUEUED"}
+#: The forms ``since`` and ``until`` take (the CLI's ``--since`` takes the same).
+SINCE = "30m, 2h, 1d (back from now) or an ISO 8601 date or time (naive = UTC)"
 
 
 def _pipeline_task(services: Services, name: str, *where: str | int) -> Any:
@@ -79,47 +82,54 @@ def list_jobs(
     = None,
     user: str | None = None, project: str | None = None, model: str | None = None,
     priority: Annotated[str | None, Query(description="critical..low or 0-9")] = None,
-    since: datetime | None = None, until: datetime | None = None,
+    since: Annotated[str | None, Query(description=SINCE)] = None,
+    until: Annotated[str | None, Query(description=SINCE)] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> models.JobPage:
-    """Jobs matching every filter, most recently queued first, one page at a time."""
-    filters: dict[str, Any] = {"states": state, "user": user, "project": project,
-                               "model": model, "since": since, "until": until}
+    """Jobs matching every filter, most recently queued first, one page at a time.
+
+    The page ``pipeline jobs --json`` prints; ``live`` is false when Redis does
+    not answer (the store alone, which may lag behind).
+    """
+    try:
+        filters: dict[str, Any] = {
+            "states": state, "user": user, "project": project, "model": model,
+            "since": None if since is None else parse_since(since),
+            "until": None if until is None else parse_since(until, field="until"),
+            "priority": models.query_priority(priority)}
+    except PipelineError as exc:
+        unprocessable(exc, "query")
     with store_session(services.app) as session:
         try:
-            filters["priority"] = models.query_priority(priority)
             rows = queries.list_jobs(session, limit=limit, offset=offset, **filters)
             total = queries.count_jobs(session, **filters)
         except PipelineError as exc:
             unprocessable(exc, "query")
-        return models.JobPage(total=total, limit=limit, offset=offset,
-                              jobs=[models.JobOut.of(queries.job_dict(row)) for row in rows])
+        jobs = [job_out(queries.job_dict(row)) for row in rows]
+    return models.JobPage(total=total, limit=limit, offset=offset, jobs=jobs,
+                          live=redis_answers(services))
 
 
-def view(detail: inspection.JobDetail) -> models.JobView:
-    """A library :class:`~pipeline.observe.inspection.JobDetail` as the API shows it."""
-    record = detail.record
-    state = LIVE_STATES.get(detail.where) or (record["state"] if record else None) \
-        or detail.result_state
-    return models.JobView(
-        id=detail.job_id, state=state, where=detail.where, why_not_running=detail.why,
-        place=detail.place, priority=detail.priority, holder=detail.holder,
-        resources=list(detail.resources), waiting_for=detail.waiting_for,
-        blocked_by=detail.blocked_by, host=detail.host, pid=detail.pid,
-        expires=detail.expires, result_state=detail.result_state,
-        job=None if record is None else models.JobOut.of(record),
-        history=[models.HistoryEntry(**row) for row in detail.history],
-        dead_letter=detail.dead_letter)
+def redis_answers(services: Services) -> bool:
+    """Whether the app's Redis answers a ping now."""
+    try:
+        return bool(services.redis.ping())
+    except (redis.RedisError, OSError):
+        return False
 
 
 @router.get("/{job_id}", response_model=models.JobView)
 def get_job(job_id: str, services: Svc, _: Reader,
             history: Annotated[int, Query(ge=0, le=queries.MAX_LIMIT)] = 100,
             ) -> models.JobView:
-    """A job wherever it is: its record, where it waits, why it is not running, history."""
+    """A job wherever it is: its record, where it waits, why it is not running, history.
+
+    The shape ``pipeline show --json`` prints; *job_id* may be a unique prefix.
+    """
     try:
-        return view(inspection.job_detail(services, job_id, history=history))
+        return job_view(inspection.job_detail(services, resolve_job_id(services, job_id),
+                                              history=history))
     except UnknownJobError:
         not_found(f"job {job_id}")
 
@@ -127,16 +137,17 @@ def get_job(job_id: str, services: Svc, _: Reader,
 @router.get("/{job_id}/position", response_model=models.PositionOut)
 def get_position(job_id: str, services: Svc, _: Reader) -> models.PositionOut:
     """Where a waiting job stands in line (``unknown`` when it waits nowhere)."""
-    return models.PositionOut(**vars(control.position(services, job_id)))
+    found = control.position(services, resolve_job_id(services, job_id))
+    return models.PositionOut(**{**vars(found), "priority": priority_name(found.priority)})
 
 
-def _not_waiting(services: Services, job_id: str, action: str) -> NoReturn:
-    """404 for a job nobody knows; 409 saying where a job is that *action* cannot touch."""
-    try:
-        detail = inspection.job_detail(services, job_id, history=0)
-    except UnknownJobError:
-        not_found(f"job {job_id}")
-    raise HTTPException(409, f"job {job_id} cannot be {action}: {detail.why or detail.where}")
+def _answer(outcome: ActionOutcome, action: str) -> models.ActionResult:
+    """The outcome when done; else 404 (nothing knows the job) or 409 saying where it is."""
+    if not outcome.found:
+        not_found(f"job {outcome.id}")
+    if not outcome.done:
+        raise HTTPException(409, f"job {outcome.id} cannot be {action}: {outcome.message}")
+    return models.ActionResult(**outcome.as_dict())
 
 
 @router.post("/{job_id}/cancel", response_model=models.ActionResult)
@@ -144,11 +155,10 @@ def cancel(job_id: str, services: Svc, caller: Admin,
            body: models.Cancel | None = None) -> models.ActionResult:
     """Cancel a queued, parked or running job, or a workflow by its id."""
     options = body or models.Cancel()
-    where = control.cancel(services, job_id, terminate=options.terminate,
-                           reason=f"{options.reason} ({caller.name})")
-    if where == "unknown":
-        _not_waiting(services, job_id, "cancelled")
-    return models.ActionResult(id=job_id, found=where, done=True)
+    outcome = cancel_job(services, resolve_job_id(services, job_id),
+                         terminate=options.terminate,
+                         reason=f"{options.reason} ({caller.name})")
+    return _answer(outcome, "cancelled")
 
 
 @router.post("/{job_id}/priority", response_model=models.ActionResult)
@@ -156,9 +166,7 @@ def reprioritize(job_id: str, body: models.Reprioritize, services: Svc,
                  _: Admin) -> models.ActionResult:
     """Move a queued or parked job to another priority."""
     try:
-        where = control.reprioritize(services, job_id, body.priority)
-    except PipelineError as exc:
+        outcome = reprioritize_job(services, resolve_job_id(services, job_id), body.priority)
+    except InvalidJobError as exc:
         unprocessable(exc, "body")
-    if where == "unknown":
-        _not_waiting(services, job_id, "reprioritized (only a queued or parked job can)")
-    return models.ActionResult(id=job_id, found=where, done=True)
+    return _answer(outcome, "reprioritized")

@@ -8,13 +8,17 @@ checked by :func:`pipeline.priority.parse_priority`, the same check as
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from pipeline.job.pools import POOL_NAME
-from pipeline.priority import ACCEPTED, Priority, parse_priority
+from pipeline.observe.jobshape import HistoryEntry as HistoryEntry
+from pipeline.observe.jobshape import JobOut as JobOut
+from pipeline.observe.jobshape import JobPage as JobPage
+from pipeline.observe.jobshape import JobView as JobView
+from pipeline.observe.jobshape import priority_name as priority_name
+from pipeline.priority import ACCEPTED, parse_priority
 
 
 def _accepted_priority(value: str | int) -> str | int:
@@ -105,11 +109,14 @@ class Cancel(BaseModel):
 
 
 class ActionResult(BaseModel):
-    """What an action on a job found and did."""
+    """What an action on a job found and did (``pipeline.observe.outcomes.ActionOutcome``)."""
 
     id: str
-    found: str = Field(description="queued, parked, running, between, granted or unknown")
+    found: bool = Field(description="Some part of the system knows the job.")
+    where: str = Field(description="queued, parked, running, between, granted, delayed; "
+                                   "else where it is instead: finished, dead_letter...")
     done: bool
+    message: str = ""
 
 
 class PositionOut(BaseModel):
@@ -118,85 +125,8 @@ class PositionOut(BaseModel):
     where: str
     place: int = 0
     resource: str = ""
-    priority: int | None = None
+    priority: str | None = Field(default=None, description="critical, high, normal or low")
     queue: str = ""
-
-
-class HistoryEntry(BaseModel):
-    """One audit row."""
-
-    event: str
-    job_id: str | None = None
-    at: datetime | None = None
-    detail: dict[str, Any] = {}
-
-
-class JobOut(BaseModel):
-    """A job as the store recorded it (``pipeline.store.queries.job_dict``)."""
-
-    id: str
-    task: str | None = None
-    state: str
-    priority: int | None = None
-    priority_name: str | None = None
-    user: str | None = None
-    project: str | None = None
-    models: list[str] = []
-    attempts: int = 0
-    args: str | None = None
-    queued_at: datetime | None = None
-    blocked_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    runtime: float | None = None
-    worker_host: str | None = None
-    worker_pid: int | None = None
-    result: str | None = None
-    error: str | None = None
-    blocked_by_job_id: str | None = None
-    conflict_reason: str | None = None
-    workflow_id: str | None = None
-    pool: str | None = Field(default=None, description="The agent pool it was published to.")
-    agent: str | None = Field(default=None, description="The agent that claimed it last.")
-    updated_at: datetime | None = None
-
-    @classmethod
-    def of(cls, row: dict[str, Any]) -> JobOut:
-        """From ``job_dict`` (with the priority's level name)."""
-        return cls(**row, priority_name=priority_name(row.get("priority")))
-
-
-class JobView(BaseModel):
-    """One job wherever it is (``pipeline.observe.inspection.job_detail``), with its state."""
-
-    id: str
-    state: str = Field(description="QUEUED, BLOCKED or RUNNING from where it is now; else "
-                                   "the store's state, else the result backend's.")
-    where: str = Field(description="running, granted, between, parked, queued, dead_letter, "
-                                   "finished or elsewhere")
-    why_not_running: str = Field(description="One line; empty while it runs.")
-    place: int = 0
-    priority: str = ""
-    holder: str = ""
-    resources: list[str] = []
-    waiting_for: str = ""
-    blocked_by: str = ""
-    host: str = ""
-    pid: str = ""
-    expires: float | None = None
-    result_state: str = "PENDING"
-    job: JobOut | None = None
-    history: list[HistoryEntry] = []
-    dead_letter: dict[str, Any] | None = None
-
-
-class JobPage(BaseModel):
-    """One page of a filtered job list."""
-
-    total: int
-    limit: int
-    offset: int
-    jobs: list[JobOut]
 
 
 class DeadLetterSelection(BaseModel):
@@ -246,12 +176,3 @@ def query_priority(value: str | None) -> int | None:
     if value is None:
         return None
     return parse_priority(int(value) if value.isdigit() else value)
-
-
-def priority_name(value: int | None) -> str | None:
-    """``high`` for 3, ``normal`` for 4-6... (the level a priority runs at)."""
-    if value is None or not 0 <= value <= 9:
-        return None
-    from pipeline.priority import level_of
-
-    return Priority(level_of(value)).label

@@ -15,7 +15,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from pipeline.api.deps import Reader, Svc, store_session, unprocessable
+from pipeline.errors import PipelineError
 from pipeline.observe import inspection
+from pipeline.observe.timewindow import parse_since
 from pipeline.store import queries, stats
 
 router = APIRouter(prefix="/api", tags=["system"])
@@ -55,13 +57,16 @@ class StatsOut(BaseModel):
     contention: list[ContentionOut]
 
 
-def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
-    end = until or datetime.now(timezone.utc)
-    start = since or end - timedelta(hours=1)
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=timezone.utc)
-    if end.tzinfo is None:
-        end = end.replace(tzinfo=timezone.utc)
+#: The forms ``since`` and ``until`` take (the CLI's ``--since`` takes the same).
+SINCE = "30m, 2h, 1d (back from now) or an ISO 8601 date or time (naive = UTC)"
+
+
+def _window(since: str | None, until: str | None) -> tuple[datetime, datetime]:
+    try:
+        end = parse_since(until, field="until") if until else datetime.now(timezone.utc)
+        start = parse_since(since, now=end) if since else end - timedelta(hours=1)
+    except PipelineError as exc:
+        unprocessable(exc, "query")
     if start >= end:
         unprocessable(f"since={start.isoformat()} is not accepted: expected a time before "
                       f"until ({end.isoformat()})", "query")
@@ -69,8 +74,9 @@ def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, d
 
 
 @router.get("/stats", response_model=StatsOut)
-def get_stats(services: Svc, _: Reader, since: datetime | None = None,
-              until: datetime | None = None,
+def get_stats(services: Svc, _: Reader,
+              since: Annotated[str | None, Query(description=SINCE)] = None,
+              until: Annotated[str | None, Query(description=SINCE)] = None,
               contention: Annotated[int, Query(ge=0, le=500)] = 10) -> StatsOut:
     """Wait, execution and lock-wait times, rates and contention of a window (last hour)."""
     start, end = _window(since, until)

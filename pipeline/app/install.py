@@ -9,6 +9,7 @@ from celery import Celery, states
 from pipeline import conf
 from pipeline.job import outage
 from pipeline.job.blocked_state import BLOCKED
+from pipeline.job.notrun import quiet_celery_ignore
 from pipeline.keys import Keys
 from pipeline.priority import DEFAULT_PRIORITY
 from pipeline.runtime.redisurl import is_sentinel, master_name_of
@@ -140,6 +141,7 @@ def install(app: Celery, config: Any = None) -> Celery:
         outage.bound_waits(app.conf, settings.publish_timeout)
 
     register_blocked_state()
+    quiet_celery_ignore()
     app.on_after_configure.connect(_on_configure, weak=False)
     _connect_release_on_skipped_after_return()
     _connect_worker_init()

@@ -118,4 +118,5 @@ def _give_back_one(services: Services, message: dict[str, Any]) -> str | None:
     else:
         emit(services.redis, services.keys.events, RELEASED, job_id, {"reason": REASON},
              maxlen=services.settings.events_maxlen)
+    logger.info("job %s (%s) given back: %s", job_id, headers.get("task"), REASON)
     return job_id

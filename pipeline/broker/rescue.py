@@ -12,10 +12,14 @@ message twice.
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from typing import Any
 
 import redis
+
+logger = logging.getLogger(__name__)
 
 
 def rescue_silent(app: Any, limit: int = 500) -> int:
@@ -35,6 +39,30 @@ def rescue_silent(app: Any, limit: int = 500) -> int:
         before = int(client.zcount(index, "-inf", cutoff))
         if not before:
             return 0
+        due = list(client.zrangebyscore(index, "-inf", cutoff, start=0, num=limit))
+        jobs = _jobs_of(client, channel.global_keyprefix + channel.unacked_key, due)
         channel.qos.restore_visible(num=limit, interval=1)
         after = int(client.zcount(index, "-inf", cutoff))
+        left = set(client.zrangebyscore(index, "-inf", cutoff, start=0, num=limit))
+        for tag, (job_id, task) in jobs.items():
+            if tag not in left:
+                logger.info("job %s (%s) rescued: its worker was silent past the visibility "
+                            "timeout (%g s); its message is back in its queue", job_id, task,
+                            float(channel.visibility_timeout))
         return max(before - after, 0)
+
+
+def _jobs_of(client: redis.Redis, unacked: str, tags: list[Any]) -> dict[Any, tuple[str, str]]:
+    """(job id, task) of each taken message in *tags*, for the log."""
+    if not tags:
+        return {}
+    found = {}
+    for tag, raw in zip(tags, client.hmget(unacked, tags), strict=True):
+        if raw is None:
+            continue
+        try:
+            headers = json.loads(raw)[0].get("headers") or {}
+        except (TypeError, ValueError, IndexError, AttributeError):
+            continue
+        found[tag] = (str(headers.get("id", "?")), str(headers.get("task", "?")))
+    return found

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from pipeline.cli.output import json_lines_option, say
 from pipeline.errors import ConfigurationError, InvalidJobError
 from pipeline.job.pools import check_pool
 from pipeline.remote.client import ApiClient
@@ -65,9 +66,10 @@ def read_token(path: str, pool: str) -> str:
 @click.option("--max-jobs", type=click.IntRange(0), default=0,
               help="Stop after this many jobs (0: run until stopped).")
 @click.option("-v", "--verbose", is_flag=True, help="Log each request that is retried.")
+@json_lines_option
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def agent(api_url: str, token_file: str, pool: str, agent_id: str | None, handler: str | None,
-          wait: float, no_retry: bool, max_jobs: int, verbose: bool,
+          wait: float, no_retry: bool, max_jobs: int, verbose: bool, as_json: bool,
           command: tuple[str, ...]) -> None:
     """Take jobs of a pool over HTTP and run each with COMMAND (or --handler).
 
@@ -104,7 +106,13 @@ def agent(api_url: str, token_file: str, pool: str, agent_id: str | None, handle
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    name = agent_id or default_agent_id()
     runner = Agent(ApiClient(api_url, token, stopping=stopping), pool,
-                   agent_id or default_agent_id(), command=command or None, handler=function,
+                   name, command=command or None, handler=function,
                    wait=wait, retry=not no_retry, max_jobs=max_jobs)
-    sys.exit(runner.run())
+    say(as_json, "starting", f"pipeline agent {name}: taking jobs of pool {pool} from "
+        f"{api_url}", err=True, agent_id=name, pool=pool, api=api_url)
+    code = runner.run()
+    say(as_json, "stopped", f"pipeline agent {name}: stopped (exit code {code})", err=True,
+        agent_id=name, exit_code=code)
+    sys.exit(code)

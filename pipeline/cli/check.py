@@ -12,6 +12,7 @@ from rich.table import Table
 
 from pipeline import conf
 from pipeline.cli.context import get_context, load_app
+from pipeline.cli.output import json_option, print_json
 from pipeline.errors import PipelineError
 from pipeline.runtime.broker import choose_broker, describe
 from pipeline.runtime.checks import FAIL, OK, WARN, CheckResult, check_database, check_redis, redact
@@ -61,17 +62,30 @@ def _print(results: list[CheckResult]) -> None:
 @click.option("--database", "database_url", default=None,
               help="Database URL to check (default: the job store the app is configured with).")
 @click.option("--no-database", is_flag=True, help="Check Redis only.")
-def check(broker_url: str | None, database_url: str | None, no_database: bool) -> None:
-    """Check Redis (reachable, >= 6.2, never evicts) and the database (reachable, migrated)."""
+@json_option
+def check(broker_url: str | None, database_url: str | None, no_database: bool,
+          as_json: bool) -> None:
+    """Check Redis (reachable, >= 6.2, never evicts) and the database (reachable, migrated).
+
+    ``--json`` prints ``{"ok": ..., "checks": [{"name", "level", "message"}]}``; the
+    exit code is the same (1 when a check failed, with one line on stderr).
+    """
     results, app_broker_url, store_url, master_name = _configuration(get_context().app_name)
     if broker_url or app_broker_url:
         results += check_redis(broker_url or app_broker_url, master_name=master_name)
     if not no_database:
         results += check_database(database_url or store_url)
-    _print(results)
     failed = [r for r in results if r.failed]
+    if as_json:
+        print_json({"ok": not failed, "warnings": sum(r.level == WARN for r in results),
+                    "checks": [{"name": r.name, "level": r.level, "message": r.message}
+                               for r in results]})
+    else:
+        _print(results)
     if failed:
         raise click.ClickException(f"{len(failed)} check(s) failed: "
                                    + "; ".join(r.message for r in failed))
+    if as_json:
+        return
     click.echo("pipeline check: all good" if all(r.level == OK for r in results)
                else "pipeline check: passed with warnings")

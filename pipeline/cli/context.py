@@ -190,6 +190,21 @@ def operator_app(timeout: float = 2.0) -> Any:
     return app
 
 
+def live_services(app: Any, timeout: float = 1.0) -> Services | None:
+    """The services of *app* when its Redis answers; else None, after a warning on stderr.
+
+    For the commands that answer from the job store (``jobs``, ``stats``): without
+    Redis they still answer, and say that the live part is missing (their
+    ``--json`` carries ``"live": false``).
+    """
+    url = broker_redis_url(app)
+    if _answers(app, url, timeout):
+        return services_for(app)
+    click.echo(f"Warning: Redis at {redacted(url)} does not answer: this comes from the job "
+               "store alone, without the live state (it may lag behind)", err=True)
+    return None
+
+
 def operator_services(timeout: float = 2.0) -> Services:
     """The services of :func:`operator_app`: what an operator command passes to the library.
 

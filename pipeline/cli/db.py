@@ -10,6 +10,7 @@ import click
 
 from pipeline import conf
 from pipeline.cli.context import get_context, load_app, reports_errors
+from pipeline.cli.output import json_option, print_json
 from pipeline.errors import PipelineError
 from pipeline.store import migrate
 from pipeline.store.session import head_revision, masked, store_url
@@ -42,37 +43,51 @@ def db() -> None:
 @db.command()
 @click.argument("revision", default="head")
 @url_option
+@json_option
 @reports_errors
-def upgrade(revision: str, url: str | None) -> None:
+def upgrade(revision: str, url: str | None, as_json: bool) -> None:
     """Migrate the store up to REVISION (default: the newest)."""
     target = resolve_url(url)
     migrate.upgrade(target, revision)
-    click.echo(f"job store {masked(target)}: at revision {migrate.current(target)}")
+    _at(target, migrate.current(target), as_json)
+
+
+def _at(target: str, revision: str | None, as_json: bool) -> None:
+    if as_json:
+        print_json({"store": masked(target), "revision": revision, "head": head_revision()})
+    else:
+        click.echo(f"job store {masked(target)}: at revision {revision or 'base'}")
 
 
 @db.command()
 @click.argument("revision", default="base")
 @url_option
 @click.option("--yes", is_flag=True, help="Do not ask before dropping data.")
+@json_option
 @reports_errors
-def downgrade(revision: str, url: str | None, yes: bool) -> None:
+def downgrade(revision: str, url: str | None, yes: bool, as_json: bool) -> None:
     """Migrate the store down to REVISION (default: base, which drops every table)."""
     target = resolve_url(url)
     if not yes:
         click.confirm(f"Downgrade {masked(target)} to {revision}? Data in dropped tables "
                       "is lost", abort=True)
     migrate.downgrade(target, revision)
-    click.echo(f"job store {masked(target)}: at revision {migrate.current(target) or 'base'}")
+    _at(target, migrate.current(target), as_json)
 
 
 @db.command()
 @url_option
+@json_option
 @reports_errors
-def current(url: str | None) -> None:
+def current(url: str | None, as_json: bool) -> None:
     """Show the store's revision and the one this version needs."""
     target = resolve_url(url)
     revision = migrate.current(target)
     head = head_revision()
+    if as_json:
+        print_json({"store": masked(target), "revision": revision, "head": head,
+                    "up_to_date": revision == head})
+        return
     click.echo(f"job store {masked(target)}: at revision {revision or 'none'}")
     if revision != head:
         click.echo(f"this version needs revision {head}: run `pipeline db upgrade`")
@@ -82,7 +97,11 @@ def current(url: str | None) -> None:
 
 @db.command()
 @url_option
+@json_option
 @reports_errors
-def check(url: str | None) -> None:
+def check(url: str | None, as_json: bool) -> None:
     """Check that the models match the migrated schema (for development)."""
-    migrate.check(resolve_url(url))
+    target = resolve_url(url)
+    migrate.check(target)
+    if as_json:
+        print_json({"store": masked(target), "in_sync": True})

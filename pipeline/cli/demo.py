@@ -23,6 +23,7 @@ from rich.live import Live
 from rich.table import Table
 
 from pipeline.cli.context import child_env, get_context, load_app, reports_errors, use_broker
+from pipeline.cli.output import json_option, print_json
 from pipeline.errors import ServiceError
 from pipeline.runtime.embedded import data_dir
 from pipeline.runtime.launch import WORKER_READY, ChildSpec, Supervisor, stop_signals, worker_argv
@@ -112,6 +113,17 @@ def _summary(jobs: list[Tracked]) -> Table:
     return table
 
 
+def _summary_rows(jobs: list[Tracked]) -> list[dict[str, Any]]:
+    """What ran, in the order it started, as ``--json`` prints it."""
+    ordered = sorted(jobs, key=lambda job: job.outcome["started"])
+    return [{"order": order, "id": job.result.id, "job": job.label, "user": job.user,
+             "priority": job.priority, "resources": job.resources, "pid": job.outcome["pid"],
+             "waited": round(max(0.0, job.outcome["started"] - job.queued), 3),
+             "ran": round(job.outcome["finished"] - job.outcome["started"], 3),
+             "parked": bool(job.parked)}
+            for order, job in enumerate(ordered, start=1)]
+
+
 def _follow(jobs: list[Tracked], console: Console, sup: Supervisor, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     with Live(_progress(jobs), console=console, refresh_per_second=8) as live:
@@ -142,12 +154,16 @@ def _follow(jobs: list[Tracked], console: Console, sup: Supervisor, timeout: flo
               help="Processes of the demo's worker.")
 @click.option("--timeout", type=float, default=50.0, show_default=True,
               help="Seconds the workload may take.")
+@json_option
 @reports_errors
-def demo(jobs_module: str, concurrency: int, timeout: float) -> None:
-    """Run a small mixed workload on a worker of its own and show what ran when."""
-    console = Console()
+def demo(jobs_module: str, concurrency: int, timeout: float, as_json: bool) -> None:
+    """Run a small mixed workload on a worker of its own and show what ran when.
+
+    With ``--json``, the progress goes to stderr and what ran, in order, to stdout as JSON.
+    """
+    console = Console(stderr=as_json)
     if not console.is_terminal:
-        console = Console(width=100)
+        console = Console(width=100, stderr=as_json)
     app_name = get_context().app_name
     with stop_signals() as stop, use_broker() as url:
         log_path = os.path.join(data_dir(), "demo-worker.log")
@@ -165,5 +181,8 @@ def demo(jobs_module: str, concurrency: int, timeout: float) -> None:
             console.print(f"submitted {len(jobs)} jobs")
             _follow(jobs, console, sup, timeout)
             console.print()
-            console.print(_summary(jobs))
+            if not as_json:
+                console.print(_summary(jobs))
         console.print("demo finished: every process it started has stopped")
+        if as_json:
+            print_json(_summary_rows(jobs))

@@ -22,6 +22,7 @@ from pipeline.cli.output import (
 )
 from pipeline.cli.views import table
 from pipeline.observe.inspection.live import label
+from pipeline.observe.jobids import resolve_job_ids
 from pipeline.observe.timewindow import parse_since
 from pipeline.runtime.services import Services
 
@@ -116,12 +117,13 @@ def _refuse_missing(missing: list[str]) -> None:
 def requeue(job_ids: tuple[str, ...], task: str | None, user: str | None, project: str | None,
             priority: str | None, since: str | None, yes: bool, by: str,
             as_json: bool) -> None:
-    """Publish dead letters again (same id, attempts from the start).
+    """Publish dead letters again (same id; attempt numbers go on, retries start afresh).
 
-    Names JOBs, or every dead letter the filters choose (asks first).
+    Names JOBs (ids or unique prefixes), or every dead letter the filters choose (asks first).
     """
     services, options = _prepare("Requeue", job_ids, yes, {
         "task": task, "user": user, "project": project, "priority": priority, "since": since})
+    job_ids = tuple(resolve_job_ids(services, job_ids))
     done = deadletters.requeue(services, list(job_ids) or None, by=by, **options)
     missing = sorted(set(job_ids) - set(done))
     if as_json:
@@ -137,10 +139,11 @@ def purge(job_ids: tuple[str, ...], task: str | None, user: str | None, project:
           priority: str | None, since: str | None, yes: bool, by: str, as_json: bool) -> None:
     """Delete dead letters for good (the job store keeps their rows).
 
-    Names JOBs, or every dead letter the filters choose (asks first).
+    Names JOBs (ids or unique prefixes), or every dead letter the filters choose (asks first).
     """
     services, options = _prepare("Purge", job_ids, yes, {
         "task": task, "user": user, "project": project, "priority": priority, "since": since})
+    job_ids = tuple(resolve_job_ids(services, job_ids))
     known = {job_id for job_id in job_ids if deadletters.get(services, job_id) is not None}
     count = deadletters.purge(services, list(job_ids) or None, by=by, **options)
     if as_json:

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from pipeline.cli.context import get_context, load_app, reports_errors
+from pipeline.cli.context import get_context, live_services, load_app, reports_errors
 from pipeline.cli.output import (
     STATE_STYLES,
     clock,
@@ -20,7 +20,7 @@ from pipeline.cli.output import (
 from pipeline.cli.views import table
 from pipeline.conf import read
 from pipeline.errors import ConfigurationError
-from pipeline.observe.inspection.live import label
+from pipeline.observe.jobshape import JobPage, job_out, shaped
 from pipeline.observe.timewindow import parse_since
 from pipeline.priority import priorities_at
 from pipeline.store import queries
@@ -55,19 +55,28 @@ def store_url_of(app: Any) -> str:
 @reports_errors
 def jobs(states: tuple[str, ...], user: str | None, project: str | None, model: str | None,
          priority: str | None, since: str | None, limit: int, as_json: bool) -> None:
-    """List jobs from the job store, most recently queued first."""
+    """List jobs from the job store, most recently queued first.
+
+    ``--json`` prints the page the API's ``GET /api/jobs`` returns (docs:
+    reference/job-schema). Without Redis it still answers, with a warning.
+    """
     app = load_app(get_context().app_name)
     levels = None
     if priority is not None:
         levels = priorities_at(int(priority) if priority.isdigit() else priority)
     start = parse_since(since) if since else None
-    with session_scope(store_url_of(app)) as session:
-        rows = [queries.job_dict(job) for job in queries.list_jobs(
-            session, states=states or None, user=user, project=project, model=model,
-            priority=levels, since=start, limit=limit)]
+    url = store_url_of(app)
+    live = live_services(app) is not None
+    filters: dict[str, Any] = {"states": states or None, "user": user, "project": project,
+                               "model": model, "priority": levels, "since": start}
+    with session_scope(url) as session:
+        found = [job_out(queries.job_dict(job))
+                 for job in queries.list_jobs(session, limit=limit, **filters)]
+        total = queries.count_jobs(session, **filters)
     if as_json:
-        print_json(rows)
+        print_json(shaped(JobPage(total=total, limit=limit, offset=0, jobs=found, live=live)))
         return
+    rows = [job.model_dump() for job in found]
     view = table()
     view.add_column("job / task", no_wrap=True, overflow="ellipsis", max_width=36)
     view.add_column("state", no_wrap=True, overflow="ellipsis", max_width=9)
@@ -77,9 +86,9 @@ def jobs(states: tuple[str, ...], user: str | None, project: str | None, model: 
     for row in rows:
         view.add_row(f"{escape(row['id'])}\n[dim]{escape(row['task'] or '-')}[/]",
                       styled(row["state"], STATE_STYLES.get(row["state"], "")),
-                      priority_text(label(row["priority"])), escape(row["user"] or "-"),
+                      priority_text(row["priority"] or ""), escape(row["user"] or "-"),
                       clock(row["queued_at"])[5:16])
     out = console()
     out.print(view)
-    out.print(f"{len(rows)} job(s)" + (f" (the first {limit}; --limit shows more)"
-                                       if len(rows) == limit else ""))
+    out.print(f"{len(rows)} job(s)" + (f" (the first {limit} of {total}; --limit shows more)"
+                                       if total > len(rows) else ""))

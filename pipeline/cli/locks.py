@@ -8,7 +8,6 @@ from pipeline.actions import control
 from pipeline.cli.context import operator_services, reports_errors
 from pipeline.cli.output import by_option, confirm, console, json_option, print_json, yes_option
 from pipeline.cli.views import locks_table
-from pipeline.errors import PipelineError
 from pipeline.observe import inspection
 
 
@@ -56,8 +55,7 @@ def release(resource: str, reason: str, yes: bool, by: str, as_json: bool) -> No
     services = operator_services()
     holding = [lock for lock in inspection.locks(services) if lock.resource == resource]
     if not holding:
-        raise PipelineError(f"nobody holds {resource}: nothing to release "
-                            "(`pipeline locks list` shows what is held)")
+        raise control.not_held(resource)
     if not as_json:
         console().print(locks_table(holding))
     if not yes:

@@ -41,6 +41,7 @@ from pipeline.cli.importer import import_requests
 from pipeline.cli.jobs import jobs
 from pipeline.cli.locks import locks
 from pipeline.cli.monitor import monitor
+from pipeline.cli.output import json_option, print_json
 from pipeline.cli.recorder import recorder
 from pipeline.cli.run import beat, up, worker
 from pipeline.cli.serve import api, flower
@@ -72,11 +73,16 @@ def cli(ctx: click.Context, app_name: str) -> None:
 
 
 @click.command()
-def version() -> None:
+@json_option
+def version(as_json: bool) -> None:
     """Print the release of the pipeline, of Celery and of kombu."""
     import celery
     import kombu
 
+    if as_json:
+        print_json({"pipeline": metadata.version(DISTRIBUTION), "distribution": DISTRIBUTION,
+                    "celery": celery.__version__, "kombu": kombu.__version__})
+        return
     click.echo(VERSION_MESSAGE % {"version": metadata.version(DISTRIBUTION)})
     click.echo(f"celery {celery.__version__}, kombu {kombu.__version__}")
 

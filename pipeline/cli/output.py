@@ -29,6 +29,13 @@ def json_option(func: F) -> F:
                         help="Print JSON (for scripts) instead of text.")(func)
 
 
+def json_lines_option(func: F) -> F:
+    """``--json`` of a long-running command: its status lines as JSON objects, one a line."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print the command's own status lines (ready, stopped...) as "
+                             "JSON objects, one a line, on stdout.")(func)
+
+
 def yes_option(func: F) -> F:
     """``--yes``: do not ask for confirmation."""
     return click.option("--yes", "-y", is_flag=True,
@@ -51,6 +58,16 @@ def by_option(func: F) -> F:
 def print_json(data: Any) -> None:
     """*data* as indented JSON on stdout."""
     click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def say(as_json: bool, event: str, text: str, *, err: bool = False, **fields: Any) -> None:
+    """A status line of a long-running command: *text*, or with ``--json`` one JSON object
+    (``event``, ``message`` and *fields*) on a line of stdout."""
+    if as_json:
+        click.echo(json.dumps({"event": event, "message": text, **fields}, default=str,
+                              ensure_ascii=False))
+    else:
+        click.echo(text, err=err)
 
 
 def console() -> Console:

@@ -22,6 +22,7 @@ import click
 
 from pipeline.app.recorder import recorder_for
 from pipeline.cli.context import get_context, load_app, reports_errors, use_broker
+from pipeline.cli.output import json_lines_option, say
 from pipeline.store import migrate
 from pipeline.store.session import check_schema, get_engine, masked
 
@@ -39,9 +40,10 @@ from pipeline.store.session import check_schema, get_engine, masked
               help="Lower this process's CPU priority so workers come first under load.")
 @click.option("--upgrade/--no-upgrade", default=False, show_default=True,
               help="Migrate the job store to the current schema before recording.")
+@json_lines_option
 @reports_errors
 def recorder(batch_size: int, block_ms: int, linger_ms: int, report: float, niceness: int,
-             upgrade: bool) -> None:
+             upgrade: bool, as_json: bool) -> None:
     """Record job events from Redis into the job store until stopped (Ctrl-C)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if niceness:
@@ -62,11 +64,14 @@ def recorder(batch_size: int, block_ms: int, linger_ms: int, report: float, nice
             signal.signal(signum, ask_to_stop)
         thread = threading.Thread(target=worker.run, args=(stop,), name="recorder")
         thread.start()
-        click.echo(f"recording {worker.stream} into {masked(str(worker.store_url))} "
-                   f"as {worker.consumer}", err=True)
+        say(as_json, "ready", f"recording {worker.stream} into "
+            f"{masked(str(worker.store_url))} as {worker.consumer}", err=True,
+            stream=worker.stream, store=masked(str(worker.store_url)),
+            consumer=worker.consumer)
         while not stop.wait(report or None):
             s = worker.stats
-            click.echo(f"{time.strftime('%H:%M:%S')} recorded {s.events} events in "
-                       f"{s.batches} batches, lag {s.last_lag:.3f} s, "
-                       f"{s.failures} failed writes", err=True)
+            say(as_json, "report", f"{time.strftime('%H:%M:%S')} recorded {s.events} events "
+                f"in {s.batches} batches, lag {s.last_lag:.3f} s, {s.failures} failed writes",
+                err=True, events=s.events, batches=s.batches, lag=s.last_lag,
+                failures=s.failures)
         thread.join()

@@ -11,6 +11,7 @@ import sys
 import click
 
 from pipeline.cli.context import child_env, get_context, reports_errors, use_broker
+from pipeline.cli.output import json_lines_option, say
 from pipeline.runtime.checks import require_safe_redis
 from pipeline.runtime.embedded import data_dir
 from pipeline.runtime.launch import (
@@ -43,7 +44,7 @@ _stop_timeout = click.option("--stop-timeout", type=float, default=STOP_TIMEOUT,
 
 
 def _run(specs: list[ChildSpec], *, exclusive: bool, stop_timeout: float,
-         what: str) -> None:
+         what: str, as_json: bool = False) -> None:
     with stop_signals() as stop, use_broker(exclusive=exclusive) as url:
         require_safe_redis(url)
         directory = data_dir()
@@ -53,10 +54,11 @@ def _run(specs: list[ChildSpec], *, exclusive: bool, stop_timeout: float,
             if not sup.wait_ready():
                 return
             pids = ", ".join(f"{child.spec.name} pid {child.pid}" for child in sup.children)
-            click.echo(f"pipeline ready: broker {url} ({what}; {pids}; data in {directory}); "
-                       "Ctrl-C stops", nl=True)
+            say(as_json, "ready", f"pipeline ready: broker {url} ({what}; {pids}; data in "
+                f"{directory}); Ctrl-C stops", broker=url, data_dir=directory,
+                processes={child.spec.name: child.pid for child in sup.children})
             sup.run()
-        click.echo("pipeline: stopped", err=True)
+        say(as_json, "stopped", "pipeline: stopped", err=True)
 
 
 def _worker_spec(concurrency: int | None, queues: str, loglevel: str,
@@ -93,9 +95,10 @@ def _beat_spec(loglevel: str) -> ChildSpec:
 @_stop_timeout
 @click.option("--api", "with_api", is_flag=True,
               help="Also serve the REST API, dashboard and metrics (pipeline_api_host:port).")
+@json_lines_option
 @reports_errors
 def up(concurrency: int | None, queues: str, include: tuple[str, ...], loglevel: str,
-       stop_timeout: float, with_api: bool) -> None:
+       stop_timeout: float, with_api: bool, as_json: bool) -> None:
     """Run the whole system: (embedded) Redis, a worker, beat and the recorder, until Ctrl-C."""
     specs = [_worker_spec(concurrency, queues, loglevel, include, ()), _beat_spec(loglevel),
              _recorder_spec()]
@@ -103,7 +106,7 @@ def up(concurrency: int | None, queues: str, include: tuple[str, ...], loglevel:
     if with_api:
         specs.append(_api_spec())
         what += " and API"
-    _run(specs, exclusive=True, stop_timeout=stop_timeout, what=what)
+    _run(specs, exclusive=True, stop_timeout=stop_timeout, what=what, as_json=as_json)
 
 
 @click.command(context_settings=_PASS_THROUGH)
@@ -112,18 +115,21 @@ def up(concurrency: int | None, queues: str, include: tuple[str, ...], loglevel:
 @_include
 @_loglevel
 @_stop_timeout
+@json_lines_option
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 @reports_errors
 def worker(concurrency: int | None, queues: str, include: tuple[str, ...], loglevel: str,
-           stop_timeout: float, celery_args: tuple[str, ...]) -> None:
+           stop_timeout: float, as_json: bool, celery_args: tuple[str, ...]) -> None:
     """Run a worker (extra arguments go to ``celery worker``), until Ctrl-C."""
     spec = _worker_spec(concurrency, queues, loglevel, include, celery_args)
-    _run([spec], exclusive=False, stop_timeout=stop_timeout, what="worker")
+    _run([spec], exclusive=False, stop_timeout=stop_timeout, what="worker", as_json=as_json)
 
 
 @click.command()
 @_loglevel
+@json_lines_option
 @reports_errors
-def beat(loglevel: str) -> None:
+def beat(loglevel: str, as_json: bool) -> None:
     """Run beat (the maintenance schedule), until Ctrl-C; run one per system."""
-    _run([_beat_spec(loglevel)], exclusive=False, stop_timeout=STOP_TIMEOUT, what="beat")
+    _run([_beat_spec(loglevel)], exclusive=False, stop_timeout=STOP_TIMEOUT, what="beat",
+         as_json=as_json)

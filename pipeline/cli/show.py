@@ -11,7 +11,8 @@ from pipeline.cli.context import operator_services, reports_errors
 from pipeline.cli.output import clock, json_option, print_json, span
 from pipeline.observe import inspection
 from pipeline.observe.inspection import JobDetail
-from pipeline.observe.inspection.live import label
+from pipeline.observe.jobids import resolve_job_id
+from pipeline.observe.jobshape import job_out, job_view, json_value, shaped
 
 
 def _headline(found: JobDetail) -> str:
@@ -32,22 +33,30 @@ def _headline(found: JobDetail) -> str:
     return f"{found.job_id} is {found.where.replace('_', ' ')}{priority}{place}"
 
 
-def _record_lines(record: dict[str, Any]) -> list[str]:
-    pool = (f"  pool {record['pool']} (agent {record.get('agent') or '-'})"
-            if record.get("pool") else "")
+def _record_lines(row: dict[str, Any]) -> list[str]:
+    record = job_out(row)
+    pool = f"  pool {record.pool} (agent {record.agent or '-'})" if record.pool else ""
     lines = [
-        f"job store: {record['state']}  task {record['task'] or '-'}  "
-        f"priority {label(record['priority']) or '-'}  user {record['user'] or '-'}  "
-        f"project {record['project'] or '-'}  attempts {record['attempts']}{pool}",
-        f"  queued {clock(record['queued_at'])}  started {clock(record['started_at'])}  "
-        f"finished {clock(record['finished_at'])}"
-        + (f"  ran {span(record['runtime'])}" if record["runtime"] is not None else ""),
+        f"job store: {record.state}  task {record.task or '-'}  "
+        f"priority {record.priority or '-'}  user {record.user or '-'}  "
+        f"project {record.project or '-'}  attempts {record.attempts}{pool}",
+        f"  queued {clock(record.queued_at)}  started {clock(record.started_at)}  "
+        f"finished {clock(record.finished_at)}"
+        + (f"  ran {span(record.runtime)}" if record.runtime is not None else ""),
     ]
-    if record["blocked_by_job_id"] or record["conflict_reason"]:
-        lines.append(f"  blocked by {record['blocked_by_job_id']}: {record['conflict_reason']}")
-    if record["error"]:
-        lines.append(f"  error: {record['error']}")
+    if record.args is not None or record.kwargs:
+        lines.append(f"  args {_json(record.args)}  kwargs {_json(record.kwargs or {})}")
+    if record.result is not None:
+        lines.append(f"  result {_json(record.result)}")
+    if record.blocked_by_job_id or record.conflict_reason:
+        lines.append(f"  blocked by {record.blocked_by_job_id}: {record.conflict_reason}")
+    if record.error:
+        lines.append(f"  error: {record.error}")
     return lines
+
+
+def _json(value: Any) -> str:
+    return _cut(json.dumps(value, default=str, ensure_ascii=False), 200)
 
 
 #: Fields of an event's detail the job store's row already shows.
@@ -69,7 +78,7 @@ def _summary(event: str, detail: dict[str, Any]) -> str:
         return str(detail["error"])
     if event == "completed":
         ran = f" after {span(detail['runtime'])}" if detail.get("runtime") else ""
-        return f"returned {detail.get('result')}{ran}"
+        return f"returned {_json(json_value(detail.get('result')))}{ran}"
     if event == "operator":
         said = [f"{detail.get('action')} by {detail.get('by')}"]
         said += [str(detail[k]) for k in ("target", "reason") if detail.get(k)]
@@ -92,7 +101,7 @@ def _cut(text: str, width: int) -> str:
 
 
 @click.command()
-@click.argument("job_id")
+@click.argument("job_id", metavar="JOB")
 @click.option("--history", default=20, show_default=True,
               help="How many of the latest audit rows to show.")
 @json_option
@@ -100,13 +109,15 @@ def _cut(text: str, width: int) -> str:
 def show(job_id: str, history: int, as_json: bool) -> None:
     """Show a job: where it is, why it is not running, its record and history.
 
-    Exits 1 when no part of the system knows JOB_ID.
+    JOB is an id or a unique prefix of one. ``--json`` prints the job's shape
+    the API returns (docs: reference/job-schema). Exits 1 when no part of the
+    system knows JOB.
     """
     services = operator_services()
     app = services.app
-    found = inspection.job_detail(services, job_id, history=history)
+    found = inspection.job_detail(services, resolve_job_id(services, job_id), history=history)
     if as_json:
-        print_json(found.as_dict())
+        print_json(shaped(job_view(found)))
         return
     click.echo(_headline(found))
     if found.why and found.where not in ("finished", "dead_letter"):

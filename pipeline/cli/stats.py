@@ -10,11 +10,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.cli.context import get_context, load_app, reports_errors
+from pipeline.cli.context import get_context, live_services, load_app, reports_errors
 from pipeline.cli.jobs import store_url_of
 from pipeline.cli.output import console, json_option, print_json, span
 from pipeline.cli.views import table
-from pipeline.observe.inspection.live import LEVELS, label
+from pipeline.observe.inspection.live import LEVELS, label, queue_depth
 from pipeline.observe.timewindow import parse_since
 from pipeline.store import stats as store_stats
 from pipeline.store.session import session_scope
@@ -80,8 +80,14 @@ def _contention_table(found: Summary) -> Table:
 @json_option
 @reports_errors
 def stats(since: str, until: str | None, top: int, as_json: bool) -> None:
-    """Waiting now, wait and run times, outcome rates and lock contention (job store)."""
+    """Waiting now, wait and run times, outcome rates and lock contention (job store).
+
+    With Redis answering, also the messages in the broker's lists now; without,
+    a warning says the live part is missing (``--json``: ``"live": false``).
+    """
     app = load_app(get_context().app_name)
+    services = live_services(app)
+    in_broker = queue_depth(services) if services is not None else None
     end = parse_since(until, field="until") if until else datetime.now(timezone.utc)
     start = parse_since(since, now=end)
     if start >= end:
@@ -89,13 +95,16 @@ def stats(since: str, until: str | None, top: int, as_json: bool) -> None:
     with session_scope(store_url_of(app)) as session:
         found = store_stats.summary(session, start, end, top)
     if as_json:
-        print_json(found.as_dict())
+        print_json({**found.as_dict(), "live": services is not None, "in_broker": in_broker})
         return
     heading = Text.from_markup(
         f"[bold]pipeline stats[/]  {start.astimezone():%Y-%m-%d %H:%M} to "
         f"{end.astimezone():%Y-%m-%d %H:%M}")
     parts: list[Table | Text] = [heading, _depth_table(found), _times_table(found),
                                  _rates_text(found)]
+    if in_broker is not None:
+        parts.append(Text("in the broker's lists now: " + ", ".join(
+            f"{level} {in_broker[level]}" for level in LEVELS)))
     if found.contention:
         parts.append(_contention_table(found))
     console().print(Group(*parts))

@@ -24,17 +24,21 @@ def record(services: Services, request: JobContext, task_name: str, priority: in
     A guest (a job that ran under the hold of the job that published it) is kept
     without that tie: requeued, it takes its own locks. *headers* replaces the
     request's extra headers (the worker's main process, which has none, gives
-    the job header).
+    the job header). The kept message counts the attempts made so far
+    (``earlier_attempts``): requeued, its attempt numbers go on from there.
     """
     app, keys = services.app, services.keys
+    attempts = (header.earlier_attempts or 0) + (request.retries or 0) + 1
+    headers = dict(headers if headers is not None else request.headers or {})
+    header = header.but(earlier_attempts=attempts)
     if guest:
-        headers = dict(headers if headers is not None else request.headers or {})
-        headers[NAME] = header.but(workflow=None).encode()
+        header = header.but(workflow=None)
+    headers[NAME] = header.encode()
     queue = (request.delivery_info or {}).get("routing_key") or app.conf.task_default_queue
     entry: dict[Any, Any] = {
         "task": task_name, "error": error, "at": str(time.time()), "priority": str(priority),
         "queue": queue, "user": header.user or "", "project": header.project or "",
-        "attempts": str((request.retries or 0) + 1),
+        "attempts": str(attempts),
         "msg": envelope.message_for(app, request, priority, retries=0, headers=headers),
     }
     pipe = services.redis.pipeline(transaction=True)

@@ -11,6 +11,7 @@ and fails it with :class:`pipeline.errors.JobLost` instead of requeueing it.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pipeline.errors import JobLost
@@ -19,6 +20,8 @@ from pipeline.messages.events import DEAD_LETTERED, emit, summary
 from pipeline.messages.header import NAME, of_request
 from pipeline.priority import of_request as priority_of
 from pipeline.runtime.services import Services
+
+logger = logging.getLogger(__name__)
 
 #: Seconds a count of deaths is kept after the last one.
 KEEP_COUNT = 86_400
@@ -31,7 +34,7 @@ def attempt(services: Services, request: Any) -> int:
     worker stopped past its timeout) is marked redelivered; only then is the
     count of deaths read (one Redis read, off the common path).
     """
-    number = (request.retries or 0) + 1
+    number = (request.retries or 0) + 1 + (of_request(request).earlier_attempts or 0)
     if (getattr(request, "delivery_info", None) or {}).get("redelivered"):
         number += int(services.redis.get(services.keys.worker_lost(request.id)) or 0)
     return number
@@ -66,5 +69,6 @@ def worker_lost(services: Services, request: Any, exc: BaseException) -> JobLost
                        of_request(context), headers={NAME: raw} if raw is not None else {})
     emit(services.redis, services.keys.events, DEAD_LETTERED, request.id,
          {"error": error, "attempt": deaths}, maxlen=services.settings.events_maxlen)
+    logger.info("job %s (%s) dead-lettered: %s", request.id, task.name, error)
     services.redis.delete(key)
     return JobLost(error)

@@ -27,6 +27,7 @@ from pipeline.messages.events import (
     RELEASED,
     RETRIED,
     emit,
+    json_summary,
     summary,
 )
 from pipeline.messages.header import NAME, JobHeader, of_request
@@ -54,17 +55,21 @@ def finish(task: JobTask, task_id: str, status: str, retval: Any,
     lost = services.heartbeat.is_lost(running.holder)
     services.heartbeat.untrack(running.holder)
     if given_back is not None:
+        logger.info("job %s (%s) %s", task_id, task.name, given_back)
         _release_given_back(services, task_id, running, given_back)
         return
     event = _OUTCOME_EVENTS.get(status, RELEASED)
     key = "result" if status == states.SUCCESS else "error"
     request: JobContext = task.request
+    attempt = deliveries.attempt(services, request)
     if status == states.FAILURE and _out_of_attempts(task, retval, services):
         event = DEAD_LETTERED
         deadletter.record(services, request, task.name, priority_of(request),
                           summary(retval), of_request(request), guest=running.guest)
-    outcome: dict[str, Any] = {key: summary(retval),
-                               "attempt": deliveries.attempt(services, request)}
+        logger.info("job %s (%s) dead-lettered after attempt %d: %s", task_id, task.name,
+                    attempt, summary(retval))
+    said = json_summary(retval) if status == states.SUCCESS else summary(retval)
+    outcome: dict[str, Any] = {key: said, "attempt": attempt}
     if lost:
         outcome["lock_lost"] = True
         _record_lock_lost(services, task_id, running)

@@ -22,7 +22,7 @@ from pipeline.locks.resources import (
     declared_models,
     demand_from_options,
 )
-from pipeline.messages.events import QUEUED, summary
+from pipeline.messages.events import QUEUED, json_summary
 from pipeline.messages.header import FRONT, NAME, JobHeader, in_options
 from pipeline.priority import DEFAULT_PRIORITY, parse_priority
 from pipeline.runtime.checks import redact
@@ -138,8 +138,8 @@ def not_published(task: JobTask, task_id: str, exc: Exception) -> Exception:
         f" ({str(cause).strip()}); nothing was published")
 
 
-def record_queued(task: JobTask, task_id: str, args: Any, options: dict[str, Any],
-                  header: JobHeader, sent_at: float) -> None:
+def record_queued(task: JobTask, task_id: str, args: Any, kwargs: Any,
+                  options: dict[str, Any], header: JobHeader, sent_at: float) -> None:
     """Record the ``queued`` event of a job just published (buffered, off the publish path).
 
     *sent_at* is when the publish began: a worker may park the job within
@@ -155,7 +155,9 @@ def record_queued(task: JobTask, task_id: str, args: Any, options: dict[str, Any
         "models": list(header.models + header.shared_models),
         "workflow": header.workflow, "workflow_name": header.workflow_name,
         "workflow_steps": header.steps, "step": header.step,
-        "args": summary(args), "attempt": int(options.get("retries") or 0) + 1,
+        "args": json_summary(list(args or ())),
+        "kwargs": json_summary(dict(kwargs or {})),
+        "attempt": int(options.get("retries") or 0) + 1 + (header.earlier_attempts or 0),
         "host": HOST, "pool": header.pool,
     }, time_ms=int(sent_at * 1000))
 

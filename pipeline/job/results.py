@@ -107,7 +107,7 @@ class GivingBack:
             raise exc
         reason = (f"given back: Redis did not answer for {self._limit:g} s "
                   f"(pipeline_redis_outage_limit) when its outcome was written")
-        logger.warning("job %s %s (%r)", task_id, reason, exc)
+        logger.warning("job %s (%s) %s (%r)", task_id, self._task.name, reason, exc)
         self._task.services.running.give_back(task_id, reason)
         return Reject(f"job {task_id} {reason}", requeue=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
@@ -102,6 +103,8 @@ def start(task: JobTask, task_id: str) -> str | None:
     # a job whose result is stored already never runs twice.
     again = getattr(request, RECHECK, None) or (request.delivery_info or {}).get("redelivered")
     if again and task.backend.get_state(task_id) in states.READY_STATES:
+        logger.info("job %s (%s) not run: it already finished; this copy is dropped",
+                    task_id, task.name)
         return f"job {task_id} already finished; this copy is dropped"
     ticket = ticket_for(task, request, services)
     if request.is_eager:
@@ -120,9 +123,11 @@ def start(task: JobTask, task_id: str) -> str | None:
         _run(services, request, RunningJob(
             result.holder or ticket.holder, result.tokens, workflow, result.guest,
             workflows.continues(request.chain, workflow)))
+        _log_handed_off(task, request)
         return None
     if isinstance(result, Cancelled):
         reason = f"job {task_id} was cancelled before it started"
+        logger.info("job %s (%s) not run: cancelled before it started", task_id, task.name)
         mark_revoked(services, [task_id, *chain_ids(request.chain)], reason,
                      hostname=request.hostname)
         return reason
@@ -137,7 +142,31 @@ def start(task: JobTask, task_id: str) -> str | None:
         # Parked, its message is acknowledged next: only once a replica has the park.
         _wait_for_replicas(services, task_id)
     _report_blocked(task, task_id, result)
+    logger.info("job %s (%s) parked: %s", task_id, task.name, result.reason)
     return result.reason
+
+
+#: The extra header of a parked job's stored message: when it was parked (seconds
+#: since the epoch). Back from a release, the job says it was handed its locks.
+PARKED_AT = "pipeline_parked_at"
+
+
+def _log_handed_off(task: JobTask, request: JobContext) -> None:
+    """Log that a job a release handed its locks to is starting (its message was parked)."""
+    parked_at = getattr(request, PARKED_AT, None)
+    if parked_at is None and isinstance(request.headers, dict):
+        parked_at = request.headers.get(PARKED_AT)
+    if isinstance(parked_at, (int, float)):
+        logger.info("job %s (%s) handed off: a release gave it the locks it was parked for "
+                    "%.1f s ago", request.id, task.name, max(0.0, time.time() - parked_at))
+
+
+def _parked_headers(request: JobContext) -> dict[str, object] | None:
+    """The request's headers with :data:`PARKED_AT`, for the message a parked job stores."""
+    headers = request.headers
+    if not isinstance(headers, dict) or not headers:
+        return None
+    return {**headers, PARKED_AT: round(time.time(), 3)}
 
 
 def _acquire(task: JobTask, request: JobContext, services: Services,
@@ -158,7 +187,8 @@ def _acquire(task: JobTask, request: JobContext, services: Services,
         if request.is_eager:
             raise LockNotAcquired(f"job {request.id} ({task.name}) cannot run now: "
                                   f"{result.reason}")
-    message = envelope.message_for(task.app, request, ticket.priority, complete=False)
+    message = envelope.message_for(task.app, request, ticket.priority, complete=False,
+                                   headers=_parked_headers(request))
     queue = layout.queue_key(task.app, (request.delivery_info or {}).get("routing_key")
                                or task.app.conf.task_default_queue)
     return through_outage(request, lambda: services.locks.acquire(

@@ -13,9 +13,9 @@ import time
 from typing import Any, ClassVar
 
 from celery import Task
-from celery.exceptions import Ignore
 
 from pipeline.job import attempts, finishing, pools, publishing, results, starting
+from pipeline.job.notrun import NotRun
 from pipeline.locks.resources import check_models
 from pipeline.runtime.services import Services, services_for
 
@@ -114,7 +114,7 @@ class PipelineTask(Task):  # type: ignore[misc]
                                          shadow, **options)
         except Exception as exc:
             raise publishing.not_published(self, task_id, exc) from exc
-        publishing.record_queued(self, result.id, args, options, header, sent_at)
+        publishing.record_queued(self, result.id, args, kwargs, options, header, sent_at)
         return result
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
@@ -123,7 +123,7 @@ class PipelineTask(Task):  # type: ignore[misc]
         if outcome is not None:
             # Parked: the message is acknowledged without running the job; the
             # stored copy is republished by the release that hands it the locks.
-            raise Ignore(outcome)
+            raise NotRun(outcome)
 
     def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any,
                      einfo: Any) -> None:

@@ -63,7 +63,8 @@ MAINTENANCE_ACTIONS: tuple[str, ...] = ("sweep", "set_aside", "gate_pause", "gat
 #: What the ``d`` object of each type may carry (all optional). ``host`` is the host
 #: that published the job (``queued``) or the worker host that parked or ran it.
 DETAIL_FIELDS: Mapping[str, tuple[str, ...]] = {
-    QUEUED: ("task", "priority", "user", "project", "models", "workflow", "args", "attempt",
+    QUEUED: ("task", "priority", "user", "project", "models", "workflow", "args", "kwargs",
+             "attempt",
              "host", "pool", "reason", "agent", "given_back"),
     BLOCKED: ("resource", "holder", "position", "reason", "priority", "workflow", "task",
               "host"),
@@ -152,6 +153,19 @@ def summary(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 3] + "..."
 
+
+#: How much JSON of a job's arguments or return value an event carries.
+JSON_LIMIT = 1000
+
+
+def json_summary(value: Any, limit: int = JSON_LIMIT) -> str:
+    """*value* as compact JSON text, for a job's ``args``, ``kwargs`` or ``result``.
+
+    Longer than *limit* characters, its first ones followed by ``...`` (which no
+    longer decodes as JSON: readers then show that text as a string).
+    """
+    text = compact_json(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _object(raw: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ FRONT = "pipeline_front"
 
 _LISTS = ("models", "shared_models")
 _TEXTS = ("user", "project", "workflow", "workflow_name", "pool")
-_INTS = ("steps", "step", "priority")
+_INTS = ("steps", "step", "priority", "earlier_attempts")
 _TIMES = ("submitted_at", "not_before", "expires_at")
 #: The type each field is read as.
 _TYPES: dict[str, type] = {**dict.fromkeys(_TEXTS, str), **dict.fromkeys(_INTS, int),
@@ -60,6 +60,8 @@ class JobHeader:
             no agent claims it earlier. A worker reads Celery's own ``eta``.
         expires_at: a pool job's ``expires`` (seconds since the epoch): one
             still unclaimed then is dropped, REVOKED, as a worker drops it.
+        earlier_attempts: attempts made before it was dead-lettered and requeued
+            (its attempt numbers go on from there; its retries start afresh).
         version: the header version it was written with.
     """
 
@@ -76,6 +78,7 @@ class JobHeader:
     pool: str | None = None
     not_before: float | None = None
     expires_at: float | None = None
+    earlier_attempts: int | None = None
     version: int = field(default=VERSION, compare=False)
 
     @classmethod

@@ -135,7 +135,8 @@ def _claimed(services: Services, granted: Granted, pool: str, agent: str) -> Cla
         id=message.id, task=message.task, args=message.args, kwargs=message.kwargs,
         priority=message.priority, resources=granted.resources, lease=granted.lease,
         lease_expires_at=granted.deadline, lease_seconds=services.settings.lease,
-        fencing_token=granted.token, attempt=message.retries + 1, pool=pool, agent=agent,
+        fencing_token=granted.token,
+        attempt=message.retries + 1 + (header.earlier_attempts or 0), pool=pool, agent=agent,
         workflow=header.workflow if header.steps or header.step else None)
 
 

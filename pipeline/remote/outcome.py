@@ -24,7 +24,14 @@ from pipeline.errors import AgentJobFailed
 from pipeline.job import deadletter, retries, workflows
 from pipeline.job.release import release_hold
 from pipeline.locks.leases import Ended
-from pipeline.messages.events import COMPLETED, DEAD_LETTERED, FAILED, RETRIED, summary
+from pipeline.messages.events import (
+    COMPLETED,
+    DEAD_LETTERED,
+    FAILED,
+    RETRIED,
+    json_summary,
+    summary,
+)
 from pipeline.messages.header import NAME
 from pipeline.priority import PRIORITY_STEPS, level_of
 from pipeline.remote.claims import worker_name
@@ -56,7 +63,7 @@ class _Job:
 
     @property
     def attempt(self) -> int:
-        return self.message.retries + 1
+        return self.message.retries + 1 + (self.header.earlier_attempts or 0)
 
     def detail(self, **fields: Any) -> dict[str, Any]:
         return {**fields, "attempt": self.attempt, "runtime": self.runtime,
@@ -119,7 +126,7 @@ def complete(services: Services, ended: Ended, result: Any) -> None:
         keep = services.settings.workflow_gap
     continue_canvas(services.app, result, job.request)
     job.backend.mark_as_done(ended.job_id, result, job.request)
-    job.release(COMPLETED, job.detail(result=summary(result)), keep)
+    job.release(COMPLETED, job.detail(result=json_summary(result)), keep)
     job.event("task-succeeded", result=summary(result), runtime=job.runtime)
 
 
@@ -155,6 +162,8 @@ def fail(services: Services, ended: Ended, error: str, *, retry: bool,
         raw = job.message.headers.get(NAME)
         deadletter.record(services, job.request, job.message.task, job.message.priority,
                           summary(error), job.header, headers={NAME: raw} if raw else {})
+        logger.info("job %s (%s) dead-lettered after attempt %d (agent %s): %s",
+                    ended.job_id, job.message.task, job.attempt, ended.agent, summary(error))
     job.backend.mark_as_failure(ended.job_id, exc, traceback, request=job.request,
                                 call_errbacks=True)
     job.release(DEAD_LETTERED if dead else FAILED, job.detail(error=summary(error)))

@@ -85,7 +85,10 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     task: Mapped[str | None] = mapped_column(String(ID_LENGTH))
-    args: Mapped[str | None] = mapped_column(Text, doc="Summary of the call's arguments.")
+    args: Mapped[str | None] = mapped_column(
+        Text, doc="The call's positional arguments as JSON text (cut when long).")
+    kwargs: Mapped[str | None] = mapped_column(
+        Text, doc="The call's keyword arguments as JSON text (cut when long).")
     user: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     project: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     models: Mapped[list[str] | None] = mapped_column(JsonValue)
@@ -100,7 +103,8 @@ class Job(Base):
     runtime: Mapped[float | None] = mapped_column(Float, doc="Seconds of the last attempt.")
     worker_host: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     worker_pid: Mapped[int | None] = mapped_column(Integer)
-    result: Mapped[str | None] = mapped_column(Text, doc="Summary of the return value.")
+    result: Mapped[str | None] = mapped_column(
+        Text, doc="The return value as JSON text (cut when long).")
     error: Mapped[str | None] = mapped_column(Text, doc="Last error, also while retrying.")
     blocked_by_job_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     conflict_reason: Mapped[str | None] = mapped_column(Text)

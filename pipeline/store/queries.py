@@ -158,9 +158,12 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def job_dict(job: Job) -> dict[str, Any]:
-    """A ``jobs`` row as JSON-ready data (times as ISO 8601 text in UTC)."""
+    """A ``jobs`` row as it is stored (times as ISO 8601 text in UTC; ``args``, ``kwargs``
+    and ``result`` as their JSON text): the public shape is
+    :class:`pipeline.observe.jobshape.JobOut`."""
     return {
-        "id": job.id, "task": job.task, "args": job.args, "user": job.user,
+        "id": job.id, "task": job.task, "args": job.args, "kwargs": job.kwargs,
+        "user": job.user,
         "project": job.project, "models": list(job.models or []), "priority": job.priority,
         "state": job.state, "attempts": job.attempts, "queued_at": _iso(job.queued_at),
         "blocked_at": _iso(job.blocked_at), "started_at": _iso(job.started_at),

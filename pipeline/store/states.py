@@ -109,7 +109,7 @@ class Policy(enum.Enum):
 
 #: Merge policy of every ``jobs`` column a change may carry (the key is ``id``).
 JOB_POLICIES: Mapping[str, Policy] = {
-    "task": Policy.FIRST, "args": Policy.FIRST, "user": Policy.FIRST,
+    "task": Policy.FIRST, "args": Policy.FIRST, "kwargs": Policy.FIRST, "user": Policy.FIRST,
     "project": Policy.FIRST, "models": Policy.FIRST, "workflow_id": Policy.FIRST,
     "priority": Policy.LATEST, "worker_host": Policy.LATEST, "worker_pid": Policy.LATEST,
     "pool": Policy.LATEST, "agent": Policy.LATEST,

@@ -73,7 +73,8 @@ def _describe(change: dict[str, Any], event: JobEvent) -> None:
     change.update(task=_name(d.get("task")), user=_name(d.get("user")),
                   project=_name(d.get("project")), models=_models(d.get("models")),
                   workflow_id=_name(d.get("workflow")), priority=_priority(d.get("priority")),
-                  args=summary(d.get("args")), attempts=_int(d.get("attempt")) or 1,
+                  args=summary(d.get("args")), kwargs=summary(d.get("kwargs")),
+                  attempts=_int(d.get("attempt")) or 1,
                   pool=_name(d.get("pool")), agent=_name(d.get("agent")))
 
 

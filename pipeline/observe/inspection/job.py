@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.actions import control, deadletters, pooled
-from pipeline.admission.agents import gate_state
+from pipeline.admission.agents import gate_state, list_agents
 from pipeline.errors import UnknownJobError
 from pipeline.keys import pool_of_queue
 from pipeline.locks.ticket import Explanation
@@ -125,8 +125,31 @@ def _why_queued(services: Services, level: str, ahead: int, queue: str = "") -> 
                 f"of it; it starts when an agent of pool {pool} claims it")
     why = (f"queued in the broker's {level} list: {ahead} job(s) ahead of it; it starts when "
            "a worker takes it")
+    busy = _consumers_busy(services, queue)
+    if busy:
+        why = f"{why}; {busy}"
     gate = gate_state(services).waiting_reason
     return f"{why}; {gate}" if gate else why
+
+
+def _consumers_busy(services: Services, queue: str) -> str:
+    """Whether every pool process consuming *queue* runs a job now (or none consumes it).
+
+    Read from the workers' load records (``pipeline_agent_heartbeat``); empty when
+    no worker publishes one, or some process is free.
+    """
+    if not queue:
+        return ""
+    workers = list_agents(services)
+    if not workers:
+        return ""
+    consuming = [w for w in workers if queue in w.queues]
+    if not consuming:
+        return f"no live worker consumes queue {queue}"
+    slots = sum(w.slots for w in consuming)
+    if slots and sum(min(w.running, w.slots) for w in consuming) >= slots:
+        return f"every one of the {slots} processes consuming queue {queue} is busy"
+    return ""
 
 
 def _why_elsewhere(record: dict[str, Any] | None, dead: deadletters.DeadLetter | None,

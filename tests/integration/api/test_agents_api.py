@@ -115,8 +115,8 @@ def test_an_agent_runs_a_job_and_its_result_is_where_celery_users_look(
     assert explain(published.id, app).status == "unknown"  # its locks are gone
     record()
     row = api.get(f"/api/jobs/{published.id}", headers=READ).json()
-    assert (row["job"]["state"], row["job"]["pool"], row["job"]["agent"]) == \
-        ("COMPLETED", "prod", "a1")
+    assert (row["state"], row["pool"], row["agent"], row["result"]) == \
+        ("COMPLETED", "prod", "a1", {"sum": 5})
     started = [e for e in row["history"] if e["event"] == "started"]
     assert started[0]["detail"]["agent"] == "a1" and started[0]["detail"]["pool"] == "prod"
     # A second report of the same outcome changes nothing.
@@ -336,7 +336,7 @@ def test_cancelling_a_claimed_job_ends_its_lease_and_tells_its_agent(
     job = claim(api)
     assert job is not None
     cancelled = api.post(f"/api/jobs/{published.id}/cancel", headers=ADMIN)
-    assert cancelled.json()["found"] == "running"
+    assert cancelled.json()["where"] == "running"
     refused = call(api, job, "heartbeat")
     assert refused.status_code == 409 and refused.json()["why"] == "cancelled"
     assert app.AsyncResult(published.id).state == "REVOKED"
@@ -353,7 +353,7 @@ def test_operators_see_a_pool_job_waiting_and_act_on_it(app: Any, api: TestClien
                                                                         "pool.prod", 1)
     moved = api.post(f"/api/jobs/{published.id}/priority", json={"priority": "critical"},
                      headers=ADMIN)
-    assert moved.json()["found"] == "queued"
+    assert moved.json()["where"] == "queued"
     metrics = api.get("/metrics", headers=READ).text
     assert 'pipeline_queue_depth{priority="critical",queue_name="pool.prod"} 1.0' in metrics
     later = remote.apply_async((2,), countdown=60)
@@ -362,7 +362,7 @@ def test_operators_see_a_pool_job_waiting_and_act_on_it(app: Any, api: TestClien
     assert "pool.prod until" in delayed["why_not_running"]
     assert claim(api)["id"] == published.id  # type: ignore[index]  # not the delayed one
     assert claim(api) is None
-    assert api.post(f"/api/jobs/{later.id}/cancel", headers=ADMIN).json()["found"] == "delayed"
+    assert api.post(f"/api/jobs/{later.id}/cancel", headers=ADMIN).json()["where"] == "delayed"
     assert app.AsyncResult(later.id).state == "REVOKED"
     flushed = remote.apply_async((3,))
     report = api.post("/api/admin/clear", json={"confirm": True, "state": "queued"},

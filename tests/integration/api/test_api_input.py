@@ -25,9 +25,10 @@ def test_reprioritize_moves_a_queued_job_and_refuses_a_bad_priority(
     job_id = client.post("/api/jobs", json=_hold(), headers=ADMIN).json()["id"]
     moved = client.post(f"/api/jobs/{job_id}/priority", json={"priority": "critical"},
                         headers=ADMIN)
-    assert moved.json() == {"id": job_id, "found": "queued", "done": True}
+    assert moved.json() == {"id": job_id, "found": True, "where": "queued", "done": True,
+                            "message": "now critical (queued)"}
     position = client.get(f"/api/jobs/{job_id}/position", headers=READ).json()
-    assert position["where"] == "queued" and position["priority"] == 0
+    assert position["where"] == "queued" and position["priority"] == "critical"
     bad = client.post(f"/api/jobs/{job_id}/priority", json={"priority": "urgent"},
                       headers=ADMIN)
     assert bad.status_code == 422

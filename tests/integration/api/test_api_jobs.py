@@ -42,7 +42,7 @@ def test_enqueued_job_runs_and_its_record_shows_completed_with_history(
 
     wait_for(done, what="the job to complete")
     body = client.get(f"/api/jobs/{job_id}", headers=READ).json()
-    assert body["job"]["priority_name"] == "high"
+    assert body["priority"] == "high" and body["recorded"] is True
     assert [e["event"] for e in body["history"]][:1] == ["queued"]
     assert "completed" in [e["event"] for e in body["history"]]
     assert body["where"] == "finished"
@@ -68,7 +68,8 @@ def test_cancel_takes_a_parked_job_out_and_the_store_records_it_cancelled(
     user = _user()
     _, second = park_behind(client, user, 2.0)
     response = client.post(f"/api/jobs/{second}/cancel", headers=ADMIN)
-    assert response.json() == {"id": second, "found": "parked", "done": True}
+    assert response.json() == {"id": second, "found": True, "where": "parked", "done": True,
+                               "message": "cancelled (it was parked)"}
     assert explain(second, celery_app).status == "unknown"
     record()
     assert _state(client, second) == "CANCELLED"

@@ -17,7 +17,7 @@ def test_submit_to_an_agent_pool_queues_the_job_where_its_agents_claim_it(
     assert sent["agent_pool"] == "gpu"
     assert sum(int(redis_client.llen(key)) for key in pool_lists(ops_app, "gpu")) == 1
     shown = invoke_json("show", sent["job_id"])
-    assert shown["where"] == "queued" and "agent pool gpu" in shown["why"]
+    assert shown["where"] == "queued" and "agent pool gpu" in shown["why_not_running"]
     cancelled = invoke("cancel", sent["job_id"])
     assert cancelled.exit_code == 0, cancelled.output
     assert sum(int(redis_client.llen(key)) for key in pool_lists(ops_app, "gpu")) == 0

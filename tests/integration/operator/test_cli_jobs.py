@@ -111,13 +111,16 @@ def test_jobs_lists_the_store_with_filters(
             result.get(timeout=20)
     record_events()
 
-    every = invoke_json("jobs")
+    page = invoke_json("jobs")
+    every = page["jobs"]
+    assert page["total"] == 3 and page["live"] is True
     assert {row["id"] for row in every} == {r.id for r in done}
     assert {row["state"] for row in every} == {"COMPLETED"}
-    assert [r["id"] for r in invoke_json("jobs", "--user", "alice", "-p", "low")] == [done[2].id]
-    assert [r["id"] for r in invoke_json("jobs", "--model", "bert")] == [done[0].id]
-    assert invoke_json("jobs", "-s", "failed") == []
-    assert len(invoke_json("jobs", "--since", "5m", "-n", "2")) == 2
+    assert [r["id"] for r in invoke_json("jobs", "--user", "alice", "-p", "low")["jobs"]] == \
+        [done[2].id]
+    assert [r["id"] for r in invoke_json("jobs", "--model", "bert")["jobs"]] == [done[0].id]
+    assert invoke_json("jobs", "-s", "failed")["jobs"] == []
+    assert len(invoke_json("jobs", "--since", "5m", "-n", "2")["jobs"]) == 2
     table = invoke("jobs", "--user", "bob")
     assert table.exit_code == 0 and done[1].id in table.stdout
     assert "lockprobes.hold" in table.stdout and "1 job(s)" in table.stdout
@@ -145,7 +148,7 @@ def test_cancel_takes_a_parked_job_out_and_exits_1_for_an_unknown_one(
 def test_cancel_json_reports_each_job(ops_app: Any) -> None:
     queued = hold.apply_async((0.0, "q"))
     assert invoke_json("cancel", queued.id) == [{
-        "job_id": queued.id, "found": "queued", "cancelled": True,
+        "id": queued.id, "found": True, "where": "queued", "done": True,
         "message": "cancelled (it was queued in the broker)"}]
     assert sum(inspection.queue_depth(services_for(ops_app)).values()) == 0
 
@@ -160,14 +163,16 @@ def test_reprioritize_moves_a_parked_job_ahead(ops_app: Any) -> None:
     assert outcome.exit_code == 0, outcome.output
     assert outcome.stdout == "late: now critical (parked), position 1 in line of model:bert\n"
     moved = invoke_json("reprioritize", "early", "high")
-    assert moved == {"job_id": "early", "found": "parked", "priority": "high",
+    assert moved == {"id": "early", "found": True, "where": "parked", "done": True,
+                     "message": "now high (parked)", "priority": "high",
                      "position": 2, "waiting_for": "model:bert"}
 
 
 def test_reprioritize_exits_1_for_a_running_or_unknown_job(ops_app: Any) -> None:
     lock(ops_app, "busy", model("bert"))
     running = invoke("reprioritize", "busy", "high")
-    assert running.exit_code == 1 and "busy not reprioritized: it is running" in running.stderr
+    assert running.exit_code == 1 and "busy not reprioritized" in running.stderr
+    assert "it is running" in running.stderr
     unknown = invoke("reprioritize", "ghost", "low")
     assert unknown.exit_code == 1 and "unknown job 'ghost'" in unknown.stderr
     bad = invoke("reprioritize", "busy", "asap")

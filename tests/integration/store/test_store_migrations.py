@@ -89,3 +89,29 @@ def test_cli_upgrade_from_another_directory(tmp_path: Path) -> None:
     out = subprocess.run([*run, "current", "--url", url], cwd=tmp_path, env=env,
                          capture_output=True, text=True, check=True).stdout
     assert "up to date" in out
+
+
+def test_migration_0003_rewrites_repr_arguments_and_results_as_json(
+        empty_store_url: str) -> None:
+    from sqlalchemy import text
+
+    migrate.upgrade(empty_store_url, "0002")
+    engine = session.create_store_engine(empty_store_url)
+    rows = [("a", "('bert', 5)", "{'ok': True, 'n': None}"), ("b", '["gpt"]', '{"ok": 1}'),
+            ("c", "<object at 0x1>", None)]
+    try:
+        with engine.begin() as conn:
+            for job_id, args, result in rows:
+                conn.execute(text(
+                    "INSERT INTO jobs (id, args, result, state, state_key, attempts, updated_at) "
+                    "VALUES (:id, :args, :result, 'COMPLETED', 1, 1, '2026-12-01 00:00:00')"),
+                    {"id": job_id, "args": args, "result": result})
+        migrate.upgrade(empty_store_url)
+        with engine.connect() as conn:
+            found = {r[0]: (r[1], r[2], r[3]) for r in conn.execute(
+                text("SELECT id, args, result, kwargs FROM jobs"))}
+    finally:
+        engine.dispose()
+    assert found == {"a": ('["bert",5]', '{"ok":true,"n":null}', None),
+                     "b": ('["gpt"]', '{"ok": 1}', None),
+                     "c": ("<object at 0x1>", None, None)}
