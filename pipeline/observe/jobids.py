@@ -46,7 +46,7 @@ def _live_matches(services: Services, prefix: str) -> set[str]:
     return found
 
 
-def _stored_matches(services: Services, prefix: str) -> set[str]:
+def _stored_matches(services: Services, prefix: str, limit: int) -> set[str]:
     """Ids starting with *prefix* in the job store (none when it is disabled)."""
     settings = services.settings
     if not settings.store_enabled:
@@ -59,8 +59,26 @@ def _stored_matches(services: Services, prefix: str) -> set[str]:
     with session_scope(settings.store_url) as session:
         rows = session.scalars(
             select(Job.id).where(Job.id.startswith(prefix, autoescape=True))
-            .order_by(Job.id).limit(SHOWN + 1))
+            .order_by(Job.id).limit(limit + 1))
         return set(rows)
+
+
+def matching_ids(services: Services, prefix: str, limit: int = SHOWN) -> tuple[list[str], bool]:
+    """The ids starting with *prefix* (sorted, at most *limit*), and whether there are more.
+
+    Redis or the store failing only narrows the search (the other still answers).
+    """
+    matches: set[str] = set()
+    try:
+        matches |= _live_matches(services, prefix)
+    except redis.RedisError as exc:
+        logger.debug("job id prefix %r: Redis not read (%s)", prefix, exc)
+    try:
+        matches |= _stored_matches(services, prefix, limit)
+    except (PipelineError, SQLAlchemyError, OSError) as exc:
+        logger.debug("job id prefix %r: job store not read (%s)", prefix, exc)
+    ordered = sorted(matches)
+    return ordered[:limit], len(ordered) > limit
 
 
 def resolve_job_id(services: Services, text: str) -> str:
@@ -68,31 +86,20 @@ def resolve_job_id(services: Services, text: str) -> str:
 
     A trailing ``…`` (the mark of an id a screen cut) is ignored.
 
-    Redis or the store failing only narrows the search (the other still answers).
-
     Raises:
         AmbiguousJobError: *text* starts several ids (naming them, up to ten).
     """
     text = text.strip().rstrip("…")  # a cut id copied from a screen, its mark included
     if not text or len(text) >= WHOLE:
         return text
-    matches: set[str] = set()
-    try:
-        matches |= _live_matches(services, text)
-    except redis.RedisError as exc:
-        logger.debug("job id prefix %r: Redis not read (%s)", text, exc)
-    try:
-        matches |= _stored_matches(services, text)
-    except (PipelineError, SQLAlchemyError, OSError) as exc:
-        logger.debug("job id prefix %r: job store not read (%s)", text, exc)
-    if text in matches or not matches:
+    listed, more_ids = matching_ids(services, text)
+    if text in listed or not listed:
         return text
-    if len(matches) == 1:
-        return matches.pop()
-    listed = sorted(matches)
-    more = " and more" if len(listed) > SHOWN else ""
+    if len(listed) == 1:
+        return listed[0]
+    more = " and more" if more_ids else ""
     raise AmbiguousJobError(
-        f"job id prefix {text!r} is ambiguous: it starts {', '.join(listed[:SHOWN])}{more}; "
+        f"job id prefix {text!r} is ambiguous: it starts {', '.join(listed)}{more}; "
         "give more characters")
 
 

@@ -539,6 +539,12 @@ async function refreshSlow() {
 
 // ---------------------------------------------------------------- job page
 
+// A JSON value as the job schema gives it (args, kwargs, result), shown as JSON text.
+function jsonText(value) {
+  return value === null || value === undefined || typeof value === "string" ? value
+    : JSON.stringify(value);
+}
+
 function field(body, name, value, render) {
   const tr = body.insertRow();
   const th = document.createElement("th");
@@ -569,7 +575,8 @@ function jobLocks(view) {
 }
 
 function renderJob(view) {
-  const job = view.job || {};
+  // One shape for a job (docs/reference/job-schema.md): its fields sit beside the live ones.
+  const job = view.job || view;
   document.getElementById("job-id").textContent = view.id;
   const state = document.getElementById("job-state");
   state.textContent = view.state + (view.where && view.where !== "finished" ? " · " +
@@ -585,7 +592,8 @@ function renderJob(view) {
   field(body, "models", job.models);
   field(body, "resources", view.resources);
   field(body, "attempts", job.attempts);
-  field(body, "arguments", job.args);
+  field(body, "arguments", jsonText(job.args));
+  field(body, "keyword arguments", jsonText(job.kwargs));
   for (const name of ["queued_at", "blocked_at", "started_at", "finished_at"]) {
     field(body, name.replace("_at", ""), job[name], (tr, v) => timeCell(tr, v, true));
   }
@@ -594,7 +602,7 @@ function renderJob(view) {
   field(body, "worker", view.host || job.worker_host ? (view.host || job.worker_host) +
     (view.pid || job.worker_pid ? " pid " + (view.pid || job.worker_pid) : "") : null);
   field(body, "workflow", job.workflow_id);
-  field(body, "result", job.result);
+  field(body, "result", jsonText(job.result));
   field(body, "error", job.error);
   fill("job-locks", jobLocks(view), (tr, l) => {
     cell(tr, l.resource); cell(tr, l.state);
