@@ -9,6 +9,7 @@ fetch should not judge goes on as before.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -17,13 +18,18 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from pipeline import explain
+from pipeline import conf, explain
 from pipeline.broker import fetch, parking
 from pipeline.keys import WAKE_TOKEN, Keys, wake_key
 from pipeline.locks.engine import RedisLockEngine
-from pipeline.locks.resources import Demand, claims
+from pipeline.locks.records import claims_text
+from pipeline.locks.resources import CONTROL, Demand, claims
+from pipeline.locks.scripts import lib_source
 from pipeline.locks.ticket import Acquired, Ticket
+from pipeline.messages.header import JobHeader
 from pipeline.runtime.services import services_for
 from tests.integration.locks.support import wait_for
 from tests.tasks.lockprobes import hold, runs
@@ -201,9 +207,51 @@ def test_an_item_that_is_no_message_is_set_aside_and_the_jobs_behind_it_still_pa
     assert explain(after.id, pipeline_app).status == "parked"
 
 
-def test_parking_in_the_fetch_can_be_turned_off(pipeline_app: Any) -> None:
-    from pipeline import conf
+#: Runs park.lua's header_claims on a header (JSON) and capacities.
+CLAIMS_PROBE = """
+local text = header_claims(cjson.decode(ARGV[1]), {user = tonumber(ARGV[2]),
+  project = tonumber(ARGV[3]), model = tonumber(ARGV[4]), global = tonumber(ARGV[5])})
+return text or false
+"""
+NAMES = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+CAPACITY = st.integers(min_value=0, max_value=3)
 
+
+@pytest.fixture(scope="module")
+def claims_probe() -> Any:
+    from importlib import resources
+
+    from tests.helpers import redisdb
+
+    client = redis.Redis.from_url(redisdb.db_url(5))
+    park_lua = resources.files("pipeline.broker").joinpath("park.lua").read_text("utf-8")
+    yield client.register_script(lib_source() + park_lua + CLAIMS_PROBE)
+    client.close()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(user=st.none() | NAMES, project=st.none() | NAMES, models=st.lists(NAMES, max_size=4),
+       shared=st.lists(NAMES, max_size=3), caps=st.tuples(CAPACITY, CAPACITY, CAPACITY,
+                                                          CAPACITY))
+def test_the_fetch_computes_the_claims_before_start_takes(
+        claims_probe: Any, user: str | None, project: str | None, models: list[str],
+        shared: list[str], caps: tuple[int, int, int, int]) -> None:
+    demand = Demand(user, project, tuple(models), tuple(shared))
+    header = JobHeader.of(demand, submitted_at=1.5).encode()
+    worker = conf.read({"pipeline_capacity_user": caps[0], "pipeline_capacity_project": caps[1],
+                        "pipeline_capacity_model": caps[2],
+                        "pipeline_concurrency_global": caps[3]})
+    expected = claims(demand, worker)
+    got = claims_probe(args=[json.dumps(header), *caps])
+    if any(CONTROL.search(c.resource) for c in expected):
+        assert got is None  # before_start fails such a job: the fetch delivers it
+    elif not expected:
+        assert got == b""
+    else:
+        assert got.decode() == claims_text(expected)
+
+
+def test_parking_in_the_fetch_can_be_turned_off(pipeline_app: Any) -> None:
     settings = conf.read({**pipeline_app.conf, "pipeline_park_in_fetch": False})
     assert parking.transport_options(settings) == {}
     on = parking.transport_options(conf.read(pipeline_app.conf))
@@ -258,7 +306,7 @@ def test_jobs_behind_a_holder_are_parked_without_reaching_a_pool_process_then_ru
     done = runs(lock_redis)
     assert [r["tag"] for r in done] == [f"j{i}" for i in range(20)], "not in arrival order"
     assert all(deliveries(lock_redis, j.id) == 1 for j in jobs), "a job ran more than once"
-    for before, after in zip(done, done[1:], strict=False):
+    for before, after in itertools.pairwise(done):
         assert after["start"] >= before["end"]
         assert after["tokens"]["model:busy"] > before["tokens"]["model:busy"]
     # (The publisher's queued event is buffered: it may reach the stream after the
