@@ -7,7 +7,9 @@ This consumer bootstep has the main process tell the rest, as
 :func:`pipeline.job.starting.start` does for a job parked in a pool process:
 Flower's ``task-blocked`` event, and the BLOCKED state in the result backend
 where the job's STARTED state would be written (``track_started``, results
-kept).
+kept). And, as in a pool process that parked a job, the process's heartbeat
+thread runs from then on: it sweeps holds whose lease ran out, so the jobs
+parked here wake when their holder died or stopped, even with no beat running.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from celery.app.task import Context
 from pipeline.broker import parking
 from pipeline.broker.parking import FetchParked
 from pipeline.job.blocked_state import store_blocked
+from pipeline.runtime.services import services_for
 
 
 def report(consumer: Any, parked: list[FetchParked]) -> None:
     """Send ``task-blocked`` and store BLOCKED for each of *parked* (see the module doc)."""
     app = consumer.app
+    services_for(app).heartbeat.ensure_started()
     # Celery's own dispatcher of the consumer (it sends task-received): it does
     # nothing when task events are off.
     dispatcher = getattr(consumer, "event_dispatcher", None)
