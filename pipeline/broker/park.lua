@@ -126,12 +126,15 @@ local function park_in_fetch(item, msg, queue, PARK)
   local plan = park_plan(msg, PARK)
   if not plan then return nil end
   local job = plan.job
-  if redis.call('ZSCORE', KEY.cancelled, job) or redis.call('EXISTS', hkey(job)) == 1
-      or redis.call('EXISTS', pkey(job)) == 1 then
-    return nil
-  end
   local found = blocking(job, plan.prio, plan.parsed, plan.submitted, plan.cfg)
   if #found.blocked == 0 then return nil end
+  -- Looked at only now, to keep the common case (nothing blocks) cheap: a job
+  -- handed its locks (its own hold blocks it), a second delivery of a parked
+  -- one, a cancelled one: their start handles them.
+  if redis.call('EXISTS', hkey(job)) == 1 or found.kept or redis.call('EXISTS', pkey(job)) == 1
+      or redis.call('ZSCORE', KEY.cancelled, job) then
+    return nil
+  end
   plan.queue, plan.msg = queue, item
   local position = park(plan, found)
   local ignore = msg.headers.ignore_result
