@@ -148,6 +148,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pipeline_set_aside_max", int, 10_000,
             "Broker items no worker could decode or accept kept in the set-aside list "
             "(`{pipeline}:set_aside`, newest first); the counts go on past it.", 1),
+    Setting("pipeline_park_in_fetch", bool, True,
+            "Park a job whose resources are visibly held as its worker takes its message, in "
+            "the same Lua call, so it never occupies a pool process (off while "
+            "`pipeline_redis_wait_replicas` asks for replicas)."),
     Setting("pipeline_max_deliveries", int, 3,
             "Deliveries of a job whose process dies running it (out of memory, a crash) "
             "before it is dead-lettered with the reason \"worker lost\".", 1),
@@ -291,6 +295,7 @@ class Settings:
     flower_basic_auth: str | None = field(default=None, repr=False)
     set_aside_max: int = 10_000
     max_deliveries: int = 3
+    park_in_fetch: bool = True
 
 
 def store_url_from(conf: Mapping[str, Any]) -> str:
@@ -368,5 +373,6 @@ def read(conf: Mapping[str, Any]) -> Settings:
         metrics_worker_host=get("pipeline_metrics_worker_host"),
         flower_basic_auth=conf.get("pipeline_flower_basic_auth"),
         set_aside_max=get("pipeline_set_aside_max"),
+        park_in_fetch=bool(get("pipeline_park_in_fetch")),
         max_deliveries=get("pipeline_max_deliveries"),
     )

@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery, states
 
 from pipeline import conf
+from pipeline.broker import parking
 from pipeline.job import outage
 from pipeline.job.blocked_state import BLOCKED
 from pipeline.job.notrun import quiet_celery_ignore
@@ -15,11 +16,12 @@ from pipeline.priority import DEFAULT_PRIORITY
 from pipeline.runtime.redisurl import is_sentinel, master_name_of
 
 #: Worker bootsteps (imported by workers only): the load gate and load records,
-#: the default time limits of pipeline jobs, the worker's own metrics, and the
-#: maintenance consumer of its main process.
+#: the default time limits of pipeline jobs, the worker's own metrics, the
+#: maintenance consumer of its main process, and the report of jobs parked in
+#: the fetch.
 WORKER_STEPS = ("pipeline.admission.bootstep:LoadGate", "pipeline.job.limits:DefaultTimeLimits",
                 "pipeline.observe.metrics.workers:WorkerMetrics",
-                "pipeline.actions.sweeper:Sweeper")
+                "pipeline.actions.sweeper:Sweeper", "pipeline.job.fetch_parked:FetchParkedReports")
 #: Guarded transport and consumer (:mod:`pipeline.broker`), named so workers import them.
 #: The transport is registered with kombu under this name (it shows in Celery's logs).
 TRANSPORT = "redis-pipeline"
@@ -49,7 +51,9 @@ def use_guarded_broker(app: Celery, settings: conf.Settings) -> None:
     The transport is used for ``redis://``, ``rediss://`` and ``sentinel://``
     broker URLs (a socket URL keeps kombu's): stray queue items are set aside
     instead of stopping the worker, and held messages stay visible while the
-    worker lives. The consumer sets aside the messages Celery refuses. A
+    worker lives. The consumer sets aside the messages Celery refuses. The
+    fetch parks jobs whose resources are visibly held, with this worker's
+    capacities (:mod:`pipeline.broker.parking`, ``pipeline_park_in_fetch``). A
     Sentinel broker or result backend gets its group's name
     (``pipeline_redis_master_name``) unless its transport options name it.
     """
@@ -67,6 +71,7 @@ def use_guarded_broker(app: Celery, settings: conf.Settings) -> None:
         options = dict(app.conf.broker_transport_options or {})
         options.setdefault("pipeline_prefix", settings.redis_prefix)
         options.setdefault("set_aside_max", settings.set_aside_max)
+        options.setdefault(parking.OPTION, parking.transport_options(settings))
         if app.conf.broker_transport == SENTINEL_TRANSPORT:
             options.setdefault("master_name", master_name_of(app.conf))
         if settings.replicas_to_wait:

@@ -27,6 +27,10 @@ tokens). A message pushed without a token (a client that is not the pipeline's
 transport, an operator's ``LPUSH``) is taken the same way, at the latest on an
 idle worker's next timeout; while its list holds more, the fetch leaves a
 token for the next worker.
+
+With parking in the fetch (:mod:`pipeline.broker.parking`) the same call parks
+the jobs whose resources are visibly held, taking the next message after each,
+up to a limit per call; a parked message's token goes with it.
 """
 
 from __future__ import annotations
@@ -40,12 +44,21 @@ from typing import Any
 
 import redis
 
+from pipeline.broker.parking import OFF_ARGS, FetchParked, FetchParking, parse
 from pipeline.keys import lua_wake, wake_key
+from pipeline.locks.scripts import lib_source
+
+
+def _lua(name: str) -> str:
+    return resources.files("pipeline.broker").joinpath(name).read_text("utf-8")
 
 
 @cache
-def _source() -> str:
-    return lua_wake() + resources.files("pipeline.broker").joinpath("fetch.lua").read_text("utf-8")
+def _source(parking: bool) -> str:
+    """``fetch.lua``; with *parking*, after the key table, ``lib.lua`` and ``park.lua``."""
+    if parking:
+        return lib_source() + _lua("park.lua") + "\n" + _lua("fetch.lua")
+    return lua_wake() + _lua("fetch.lua")
 
 
 @dataclass(frozen=True)
@@ -97,22 +110,47 @@ class Fetched:
     tag: str
 
 
-class Fetcher:
-    """Runs ``fetch.lua`` on a plain client of the broker's connection pool."""
+@dataclass(frozen=True)
+class Taken:
+    """What one fetch did.
 
-    def __init__(self, client: redis.Redis) -> None:
+    Attributes:
+        message: the message to deliver, None when there is none.
+        parked: the jobs it parked first (:mod:`pipeline.broker.parking`).
+        more: it stopped at its parking limit with messages left: call again.
+    """
+
+    message: Fetched | None
+    parked: list[FetchParked]
+    more: bool
+
+
+class Fetcher:
+    """Runs ``fetch.lua`` on a plain client of the broker's connection pool.
+
+    With *parking*, the fetch parks jobs whose resources are visibly held.
+    """
+
+    def __init__(self, client: redis.Redis, parking: FetchParking | None = None) -> None:
         self.client = client
-        self._script = client.register_script(_source())
+        self._script = client.register_script(_source(parking is not None))
+        self._parking_args = OFF_ARGS if parking is None else parking.args()
 
     def take(self, lists: Served) -> Fetched | None:
         """The next message of *lists*, recorded as taken; None when they are all empty."""
-        reply = self._script(keys=lists.keys, args=(time.time(), *lists.args),
+        return self.take_or_park(lists).message
+
+    def take_or_park(self, lists: Served) -> Taken:
+        """Park what waits for held resources, then take the next message, recorded as taken."""
+        reply = self._script(keys=lists.keys,
+                             args=(time.time(), *lists.args, *self._parking_args),
                              client=self.client)
-        if not reply:
-            return None
-        index, item, tag = reply
-        return Fetched(lists.queues[int(index) - 1], bytes(item),
-                       tag.decode() if isinstance(tag, bytes) else str(tag))
+        index, item, tag, parked, more = reply
+        found = None
+        if int(index):
+            found = Fetched(lists.queues[int(index) - 1], bytes(item),
+                            tag.decode() if isinstance(tag, bytes) else str(tag))
+        return Taken(found, parse(parked) if parked else [], bool(int(more)))
 
     def forget(self, lists: Served, tag: str) -> None:
         """Remove the record of a message taken off *lists* but not delivered (set aside)."""

@@ -14,14 +14,18 @@
 * **Held messages** (:mod:`pipeline.broker.qos`): renewed while the worker
   lives, not requeued while their job runs, acknowledged even after a
   reconnect.
+* **Parking in the fetch** (:mod:`pipeline.broker.parking`): a job whose
+  resources are visibly held is parked by the call that takes its message,
+  never delivered to a pool process.
 * **Messages for the front** (:data:`pipeline.messages.header.FRONT`): the next step of
   a workflow that holds its locks is pushed where the next worker takes it,
   the head of its queue's most urgent list, with the priority its caller gave
   it (kombu would append it to the back of its own priority's list).
 
 Transport options (``broker_transport_options``) read besides kombu's:
-``pipeline_prefix`` (the key hash tag), ``set_aside_max`` (records kept) and
-``unacked_renew_interval`` (seconds; 0 = a sixth of the visibility timeout).
+``pipeline_prefix`` (the key hash tag), ``set_aside_max`` (records kept),
+``unacked_renew_interval`` (seconds; 0 = a sixth of the visibility timeout) and
+``park_in_fetch`` (:func:`pipeline.broker.parking.transport_options`; empty = off).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
-from pipeline.broker import fetch
+from pipeline.broker import fetch, parking
 from pipeline.broker.qos import PipelineQoS
 from pipeline.broker.screen import refusal
 from pipeline.broker.setaside import DEFAULT_MAX, set_aside_or_log
@@ -46,6 +50,9 @@ from pipeline.messages.header import FRONT, NAME
 
 #: Items set aside in one take before the worker goes back to waiting.
 _MAX_SET_ASIDE_PER_TAKE = 100
+#: Fetch calls that only park, in one take, before the worker's event loop gets a
+#: turn (the last call leaves a wake token: the loop comes straight back).
+_MAX_PARKING_CALLS_PER_TAKE = 8
 
 
 class _ScreenedReplies:
@@ -73,10 +80,12 @@ class PipelineChannel(kombu_redis.Channel):
     #: Replicas a publish waits for (Redis ``WAIT``), and for how long (seconds); 0 = none.
     wait_replicas = 0
     wait_timeout = 0.5
+    #: Parking in the fetch (:func:`pipeline.broker.parking.transport_options`); empty = off.
+    park_in_fetch: Any = None
     from_transport_options = (  # type: ignore[assignment]  # kombu types it as a fixed tuple
         *kombu_redis.Channel.from_transport_options,
         "pipeline_prefix", "set_aside_max", "unacked_renew_interval", "wait_replicas",
-        "wait_timeout")
+        "wait_timeout", "park_in_fetch")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Read by _get_client, which kombu's __init__ calls.
@@ -264,9 +273,16 @@ class PipelineChannel(kombu_redis.Channel):
         """
         lists = self._served_lists(queues)
         fetcher = self._get_fetcher()
+        parking_calls = 0
         for _ in range(_MAX_SET_ASIDE_PER_TAKE):
-            taken = fetcher.take(lists)
+            took = fetcher.take_or_park(lists)
+            if took.parked:
+                parking.report(took.parked)
+            taken = took.message
             if taken is None:
+                parking_calls += 1
+                if took.more and parking_calls < _MAX_PARKING_CALLS_PER_TAKE:
+                    continue
                 return False
             if not self._admit(taken.queue, taken.item):
                 if taken.tag:
@@ -293,7 +309,8 @@ class PipelineChannel(kombu_redis.Channel):
 
     def _get_fetcher(self) -> fetch.Fetcher:
         if self._fetcher is None:
-            self._fetcher = fetch.Fetcher(self._plain_client())
+            self._fetcher = fetch.Fetcher(self._plain_client(),
+                                          parking.FetchParking.of(self.park_in_fetch))
         return self._fetcher
 
     def _plain_client(self) -> redis.Redis:

@@ -38,7 +38,7 @@ from pipeline.locks.ticket import (
 from pipeline.messages import envelope
 from pipeline.messages.context import JobContext
 from pipeline.messages.events import RELEASED, compact_json
-from pipeline.messages.header import EMPTY, of_request
+from pipeline.messages.header import EMPTY, RECHECK, of_request
 from pipeline.priority import of_request as priority_of
 from pipeline.runtime.net import HOST
 from pipeline.runtime.running import RunningJob
@@ -46,8 +46,6 @@ from pipeline.runtime.services import Services
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-#: Header of a copy published again by :func:`_duplicate`: check it did not finish.
-RECHECK = "pipeline_recheck"
 
 
 def ticket_for(task: JobTask, request: JobContext, services: Services) -> Ticket:

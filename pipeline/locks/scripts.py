@@ -47,6 +47,13 @@ def _shared() -> str:
 
 
 @cache
+def lib_source() -> str:
+    """The key table and ``lib.lua``: what a script of another package that parks jobs
+    (the broker's fetch) puts in front of its own code; it calls ``begin`` itself."""
+    return lua_table() + "\n" + _text(LIB) + "\n"
+
+
+@cache
 def library() -> tuple[str, dict[str, str]]:
     """The function library (``FUNCTION LOAD``) and each script's function name.
 

@@ -25,6 +25,9 @@ VERSION = 1
 #: at the head of its queue (the next step of a workflow holding its locks);
 #: the transport removes it before the message is stored.
 FRONT = "pipeline_front"
+#: A message header marking a copy of a job published again to check that the
+#: job did not finish meanwhile (:func:`pipeline.job.starting.start`).
+RECHECK = "pipeline_recheck"
 
 _LISTS = ("models", "shared_models")
 _TEXTS = ("user", "project", "workflow", "workflow_name", "pool")

@@ -38,7 +38,9 @@ def check(figure: Figure, record: Callable[[str, Any], None]) -> Figure:
 def test_jobs_on_one_exclusive_model_never_overlap_and_tokens_grow_in_start_order(
         fault_rig: Rig, record_property: Callable[[str, Any], None]) -> None:
     figure = check(locking.exclusive_model(fault_rig, jobs=80), record_property)
-    assert figure.notes["processes_used"] == 4
+    # Parked in the workers' fetch, the jobs wake one at a time, each taken by
+    # whichever worker waits: they run on processes of both workers, not all four.
+    assert figure.notes["processes_used"] >= 2
 
 
 def test_random_demands_never_exceed_a_capacity_and_a_sweep_every_second_frees_no_live_lease(

@@ -433,3 +433,76 @@ local function drain_rewake(count, cfg)
   return #rids
 end
 
+
+-- Whether job <job> of priority <prio> can have <claims> (parsed) now, without
+-- taking anything. Jobs parked behind a resource whose holder's lease ran out
+-- are served first (wake). A job ranks by priority, then by its fair-share
+-- tag: within a project (and among jobs without one) by when it was submitted
+-- (<submitted>, us), so jobs delivered to two processes at once still queue in
+-- submission order; between projects in turn (fair_rank).
+-- Returns {blocked = list of {rid, by}, lines = whether any claim has a line,
+-- kept = the job's own park record when it has one (a second delivery), or nil}.
+-- Shared by take() (a worker's start, an agent's claim) and the broker's fetch
+-- (pipeline/broker/park.lua), so both see one resource by one rule.
+local function blocking(job, prio, claims, submitted, cfg)
+  local lines, has_line = false, {}
+  for i, c in ipairs(claims) do
+    local rid = c[1]
+    has_line[i] = redis.call('EXISTS', lkey(rid)) == 1
+    if has_line[i] then
+      lines = true
+      local wk, rk = wkey(rid), rkey(rid)
+      local before = redis.call('ZCARD', wk) + redis.call('ZCARD', rk)
+      if before > 0 and live_count(wk) + live_count(rk) < before then wake(rid, cfg) end
+    end
+  end
+  -- A second delivery of a parked job keeps its record and its place in line.
+  local kept = lines and park_read(job) or nil
+  local rank = 0  -- only lines read it
+  if kept then
+    rank = kept.rank
+  elseif lines then
+    rank = fair_rank(prio, claims, submitted, false)
+  end
+  local blocked = {}
+  for i, c in ipairs(claims) do
+    local by = blocker(c, job, rank, has_line[i])
+    if by then blocked[#blocked + 1] = {c[1], by} end
+  end
+  return {blocked = blocked, lines = lines, kept = kept}
+end
+
+-- Park job <job> that blocking() found blocked (<found>): in the line of
+-- everything that blocks it, by rank (ties: by job id, as sorted sets order
+-- equal scores), with its message <msg>, which the release that hands it its
+-- locks pushes back to <queue> (wake). p: job, holder, prio, claims (text),
+-- parsed (the parsed claims), submitted (us), queue, msg, task and host (they
+-- label the park's event), cfg.
+-- Returns the job's position in the line of the first resource blocking it.
+local function park(p, found)
+  local job, prio, blocked = p.job, p.prio, found.blocked
+  local kept = found.kept
+  if not found.lines then kept = park_read(job) end
+  local rank
+  if kept then
+    rank = kept.rank
+  else
+    rank = fair_rank(prio, p.parsed, p.submitted, true)
+  end
+  for _, b in ipairs(blocked) do redis.call('ZADD', lkey(b[1]), num(rank), job) end
+  if not kept then
+    park_write(job, {rank = rank, since = NOW, holder = p.holder, q = p.queue, res = blocked[1][1],
+                     by = blocked[1][2], claims = p.claims, msg = p.msg})
+    redis.call('HINCRBY', KEY.parked_count, prio, 1)
+    count_blocking(blocked[1][1], 1)
+    redis.call('RPUSH', KEY.parked_order, num(NOW) .. '|' .. job)
+  end
+  local position = redis.call('ZRANK', lkey(blocked[1][1]), job) + 1
+  -- The reason is left to readers (pipeline.locks.ticket.blocked_reason): shorter
+  -- events, and the stream holds one per parked job until it is recorded.
+  -- The task and the worker's host label the park in metrics.
+  emit(p.cfg.maxlen, 'blocked', job, cjson.encode({
+    resource = blocked[1][1], holder = blocked[1][2], position = position, priority = prio,
+    task = p.task, host = p.host}))
+  return position
+end

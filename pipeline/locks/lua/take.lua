@@ -96,66 +96,21 @@ local function take(t)
   -- A guest whose parent's hold is gone is a job of its own.
   if is_guest then holder = job end
 
-  -- 2. All or nothing. A job ranks by priority, then by its fair-share tag:
-  --    within a project (and among jobs without one) by when it was submitted,
-  --    so jobs delivered to two processes at once still queue in submission
-  --    order; between projects in turn (fair_rank). Where jobs are parked
-  --    behind a resource whose holder's lease ran out, they are served first.
-  local lines, has_line = false, {}
-  for i, c in ipairs(claims) do
-    local rid = c[1]
-    has_line[i] = redis.call('EXISTS', lkey(rid)) == 1
-    if has_line[i] then
-      lines = true
-      local wk, rk = wkey(rid), rkey(rid)
-      local before = redis.call('ZCARD', wk) + redis.call('ZCARD', rk)
-      if before > 0 and live_count(wk) + live_count(rk) < before then wake(rid, cfg) end
-    end
-  end
-  -- A second delivery of a parked job keeps its record and its place in line.
-  local kept = lines and park_read(job) or nil
-  local rank = 0  -- only lines read it
-  if kept then
-    rank = kept.rank
-  elseif lines then
-    rank = fair_rank(prio, claims, submitted, false)
-  end
-  local blocked = {}
-  for i, c in ipairs(claims) do
-    local by = blocker(c, job, rank, has_line[i])
-    if by then blocked[#blocked + 1] = {c[1], by} end
-  end
+  -- 2. All or nothing (blocking() in lib.lua says what blocks the job).
+  local found = blocking(job, prio, claims, submitted, cfg)
+  local blocked = found.blocked
   if #blocked == 0 then
     return started(grant(holder, job, claims_text, claims, deadline, 'running', host, pid),
                    rids_of(claims), resources)
   end
   if msg == '' then return {0, blocked[1][1], blocked[1][2], 0} end
 
-  -- 3. Park: in the line of everything that blocks it, by rank (ties: by job
-  --    id, as sorted sets order equal scores). The stored message is pushed
-  --    back to the queue by the release that hands the job its locks.
-  if not lines then kept = park_read(job) end
-  if kept then
-    rank = kept.rank
-  else
-    rank = fair_rank(prio, claims, submitted, true)
-  end
-  for _, b in ipairs(blocked) do redis.call('ZADD', lkey(b[1]), num(rank), job) end
-  if not kept then
-    park_write(job, {rank = rank, since = NOW, holder = holder, q = queue, res = blocked[1][1],
-                     by = blocked[1][2], claims = claims_text, msg = msg})
-    redis.call('HINCRBY', KEY.parked_count, prio, 1)
-    count_blocking(blocked[1][1], 1)
-    redis.call('RPUSH', KEY.parked_order, num(NOW) .. '|' .. job)
-  end
-  local position = redis.call('ZRANK', lkey(blocked[1][1]), job) + 1
-  -- The reason is left to readers (pipeline.locks.ticket.blocked_reason): shorter
-  -- events, and the stream holds one per parked job until it is recorded.
-  -- The task and the worker's host label the park in metrics (the started detail has the task).
+  -- 3. Park (park() in lib.lua). The task labels the park in metrics (the
+  --    started detail has it).
   local ok, started_detail = pcall(cjson.decode, detail)
   local task = ok and type(started_detail) == 'table' and started_detail.task or nil
-  emit(maxlen, 'blocked', job, cjson.encode({
-    resource = blocked[1][1], holder = blocked[1][2], position = position, priority = prio,
-    task = task, host = host}))
+  local position = park({job = job, holder = holder, prio = prio, claims = claims_text,
+                         parsed = claims, submitted = submitted, queue = queue, msg = msg,
+                         task = task, host = host, cfg = cfg}, found)
   return {0, blocked[1][1], blocked[1][2], position}
 end
