@@ -162,8 +162,8 @@ def set_reporter(reporter: Reporter | None) -> None:
 def report(parked: list[FetchParked]) -> None:
     """Log each job parked in the fetch and tell this process's reporter (never raises)."""
     for job in parked:
-        logger.info("job %s (%s) parked as its message was taken: %s", job.job_id, job.task,
-                    job.reason)
+        logger.info("job %s (%s) parked: %s (by the fetch that took its message)", job.job_id,
+                    job.task, job.reason)
     reporter = _REPORTERS.get(os.getpid())
     if reporter is None:
         return

@@ -121,7 +121,10 @@ def start(task: JobTask, task_id: str) -> str | None:
         _run(services, request, RunningJob(
             result.holder or ticket.holder, result.tokens, workflow, result.guest,
             workflows.continues(request.chain, workflow)))
-        _log_handed_off(task, request)
+        if result.granted_at is not None:
+            logger.info("job %s (%s) handed off: a release granted it the locks it was parked "
+                        "for %.3f s before it started", task_id, task.name,
+                        max(0.0, time.time() - result.granted_at))
         return None
     if isinstance(result, Cancelled):
         reason = f"job {task_id} was cancelled before it started"
@@ -144,29 +147,6 @@ def start(task: JobTask, task_id: str) -> str | None:
     return result.reason
 
 
-#: The extra header of a parked job's stored message: when it was parked (seconds
-#: since the epoch). Back from a release, the job says it was handed its locks.
-PARKED_AT = "pipeline_parked_at"
-
-
-def _log_handed_off(task: JobTask, request: JobContext) -> None:
-    """Log that a job a release handed its locks to is starting (its message was parked)."""
-    parked_at = getattr(request, PARKED_AT, None)
-    if parked_at is None and isinstance(request.headers, dict):
-        parked_at = request.headers.get(PARKED_AT)
-    if isinstance(parked_at, (int, float)):
-        logger.info("job %s (%s) handed off: a release gave it the locks it was parked for "
-                    "%.1f s ago", request.id, task.name, max(0.0, time.time() - parked_at))
-
-
-def _parked_headers(request: JobContext) -> dict[str, object] | None:
-    """The request's headers with :data:`PARKED_AT`, for the message a parked job stores."""
-    headers = request.headers
-    if not isinstance(headers, dict) or not headers:
-        return None
-    return {**headers, PARKED_AT: round(time.time(), 3)}
-
-
 def _acquire(task: JobTask, request: JobContext, services: Services,
              ticket: Ticket) -> AcquireResult:
     """Take the job's locks, or park it with its message.
@@ -185,8 +165,7 @@ def _acquire(task: JobTask, request: JobContext, services: Services,
         if request.is_eager:
             raise LockNotAcquired(f"job {request.id} ({task.name}) cannot run now: "
                                   f"{result.reason}")
-    message = envelope.message_for(task.app, request, ticket.priority, complete=False,
-                                   headers=_parked_headers(request))
+    message = envelope.message_for(task.app, request, ticket.priority, complete=False)
     queue = layout.queue_key(task.app, (request.delivery_info or {}).get("routing_key")
                                or task.app.conf.task_default_queue)
     return through_outage(request, lambda: services.locks.acquire(

@@ -46,6 +46,14 @@ def _tokens(resources: Sequence[str], token: Any) -> dict[str, int]:
     return dict.fromkeys(resources, value) if value else {}
 
 
+def _granted_at(reply: Sequence[Any]) -> float | None:
+    """When a release handed a parked job the locks it starts with (None: not so)."""
+    try:
+        return float(text(reply[4])) / 1000 if len(reply) > 4 else None
+    except ValueError:
+        return None
+
+
 class RedisLockEngine:
     """The lock engine on one Redis (or one Cluster slot, thanks to the hash tag).
 
@@ -90,7 +98,7 @@ class RedisLockEngine:
             if reply[2] != raw:
                 resources = tuple(json.loads(reply[2]))
             return Acquired(_tokens(resources, reply[1]), guest=status == 3,
-                            holder=text(reply[3]))
+                            holder=text(reply[3]), granted_at=_granted_at(reply))
         if status == 2:
             return Duplicate()
         if status == 4:

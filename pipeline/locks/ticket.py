@@ -58,11 +58,15 @@ class Acquired:
     ``guest`` is true for a job started inside a running job whose hold covers
     it: it runs under that hold, which is freed when its owner and every guest
     have ended. ``holder`` is the hold the job runs under (empty: the ticket's).
+    ``granted_at`` is set when the job was parked and a release handed it the
+    locks (the hand-off), whether the fetch or its start parked it.
     """
 
     tokens: dict[str, int]
     guest: bool = False
     holder: str = field(default="", compare=False)
+    #: When a release handed the parked job these locks (seconds since the epoch).
+    granted_at: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@
 --    guest (true for a job published inside a running job whose hold it
 --    hopes to run under: <holder> is that job's hold),
 --    agent, pool (an agent's claim: written into the started event's x).
--- Returns {1, token, resources, holder} taken (the holder is the job's own id
--- for a guest whose parent's hold is gone); {3, token, resources, holder}
+-- Returns {1, token, resources, holder[, granted_at]} taken (the holder is the
+-- job's own id for a guest whose parent's hold is gone; granted_at, in ms, when
+-- a release handed the job its locks while it was parked); {3, token, resources, holder}
 -- running as a guest of the running job that holds for <holder>; {0, rid, by, position}
 -- blocked (position 0 when not parked because no msg was given); {2} the job
 -- already runs elsewhere; {4, holder} the hold of <holder> runs but does not
@@ -57,7 +58,7 @@ local function take(t)
   -- 1. The holder already holds: a job handed its locks at release, the next
   --    step of a workflow, or a job started inside a running step.
   local hk = hkey(holder)
-  local rec = redis.call('HMGET', hk, 'claims', 'token', 'state', 'job')
+  local rec = redis.call('HMGET', hk, 'claims', 'token', 'state', 'job', 'since')
   if rec[1] then
     local held = parse_claims(rec[1])
     local alive = hold_alive(holder, held)
@@ -88,7 +89,10 @@ local function take(t)
                  'expires', deadline)
       redis.call('PEXPIRE', hk, lease * 3 + 60000)
       redis.call('ZADD', KEY.holders, deadline, holder)
-      return started(rec[2], held_rids, cjson.encode(held_rids))
+      local reply = started(rec[2], held_rids, cjson.encode(held_rids))
+      -- Handed its locks by a release (not the next step of a workflow): when.
+      if rec[3] == 'granted' then reply[5] = rec[5] or '' end
+      return reply
     end
     -- The hold ran out or does not cover the job: drop what is left of it.
     wake_rids(drop_hold(holder, held), cfg)

@@ -39,7 +39,7 @@ def test_a_parked_job_logs_parked_and_handed_off_not_celerys_ignored(
     parked = re.findall(rf"INFO.* job {second.id} \(lockprobes\.hold\) parked: (.*)", log)
     assert parked and "user:ann" in parked[0], log
     assert re.search(rf"INFO.* job {second.id} \(lockprobes\.hold\) handed off: a release "
-                     "gave it the locks it was parked for", log), log
+                     "granted it the locks it was parked for", log), log
     assert f"lockprobes.hold[{second.id}] ignored" not in log
 
 
