@@ -296,8 +296,9 @@ def test_jobs_behind_a_holder_are_parked_without_reaching_a_pool_process_then_ru
     assert all(deliveries(lock_redis, j.id) == 0 for j in jobs), \
         "a parked job was handed to a pool process"
     log = worker.log_path.read_text()
-    assert f"job {jobs[0].id} (lockprobes.hold) parked as its message was taken: waiting " \
-           f"for model:busy (held by or queued behind {HOLDER}), position 1 in line" in log
+    assert f"job {jobs[0].id} (lockprobes.hold) parked: waiting for model:busy (held by or " \
+           f"queued behind {HOLDER}), position 1 in line (by the fetch that took its message)" \
+           in log
     # The BLOCKED state as Flower and the result backend see it.
     assert pipeline_app.AsyncResult(jobs[0].id).state == "BLOCKED"
 
