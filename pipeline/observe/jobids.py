@@ -89,8 +89,11 @@ def resolve_job_id(services: Services, text: str) -> str:
     Raises:
         AmbiguousJobError: *text* starts several ids (naming them, up to ten).
     """
-    text = text.strip().rstrip("…")  # a cut id copied from a screen, its mark included
-    if not text or len(text) >= WHOLE:
+    typed = text.strip().rstrip("…")  # a cut id copied from a screen, its mark included
+    if not typed:
+        return text  # nothing to look up: the caller refuses it in its own words
+    text = typed
+    if len(text) >= WHOLE:
         return text
     listed, more_ids = matching_ids(services, text)
     if text in listed or not listed:

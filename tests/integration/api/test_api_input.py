@@ -41,6 +41,11 @@ def test_unknown_job_is_404_for_get_cancel_and_reprioritize(client: TestClient) 
     assert client.post(f"/api/jobs/{missing}/cancel", headers=ADMIN).status_code == 404
     assert client.post(f"/api/jobs/{missing}/priority", json={"priority": "low"},
                        headers=ADMIN).status_code == 404
+    # Blank ids (what an id prefix is cut down to when only spaces or the mark "…" are
+    # left) are refused, never a server error.
+    for blank in ("%20", "%E2%80%A6"):
+        assert client.get(f"/api/jobs/{blank}", headers=READ).status_code in (404, 422)
+        assert client.post(f"/api/jobs/{blank}/cancel", headers=ADMIN).status_code in (404, 422)
 
 
 def test_bad_input_is_422_naming_the_field_and_publishes_nothing(
