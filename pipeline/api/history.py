@@ -22,19 +22,6 @@ from pipeline.store.queries import MAX_LIMIT
 router = APIRouter(prefix="/api", tags=["system"])
 
 
-class HistoryOut(BaseModel):
-    """Per-minute series of the last minutes; every list has one value per minute."""
-
-    since: datetime
-    until: datetime
-    minutes: list[datetime]
-    depth: dict[str, list[int]]
-    finished: list[int]
-    failed: list[int]
-    wait_p95: list[float | None]
-    lock_wait_p95: list[float | None]
-
-
 class AuditRow(BaseModel):
     """One audit event: what happened to which job (or the system), when, with details."""
 
@@ -54,13 +41,13 @@ class AuditOut(BaseModel):
     events: list[AuditRow]
 
 
-@router.get("/history", response_model=HistoryOut)
+@router.get("/history", response_model=history.History)
 def get_history(
     services: Svc, _: Reader,
     minutes: Annotated[int, Query(
         description=f"Whole minutes up to now, 1 to {history.MAX_MINUTES}",
         json_schema_extra={"minimum": 1, "maximum": history.MAX_MINUTES})] = 60,
-) -> HistoryOut:
+) -> history.History:
     """Per minute of the last *minutes*: jobs waiting to start per level at its end, jobs
     finished and failed in it, p95 of the wait (queued -> started) and of the lock wait
     (parked -> started) of the jobs that started in it. From the job store."""
@@ -69,10 +56,7 @@ def get_history(
     except PipelineError as exc:
         unprocessable(exc, "query")
     with store_session(services.app) as session:
-        found = history.history(session, minutes)
-    return HistoryOut(since=found.since, until=found.until, minutes=found.minutes,
-                      depth=found.depth, finished=found.finished, failed=found.failed,
-                      wait_p95=found.wait_p95, lock_wait_p95=found.lock_wait_p95)
+        return history.history(session, minutes)
 
 
 @router.get("/audit", response_model=AuditOut)
