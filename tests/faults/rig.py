@@ -23,7 +23,7 @@ from tests.faults.fleet import Fleet
 from tests.faults.ledger import Ledger, Verdict, verdict
 from tests.faults.netns import Hosts
 from tests.faults.redisserver import PrivateRedis
-from tests.helpers.apps import point_app_at
+from tests.helpers.apps import app_on_redis_without_store
 from tests.integration.locks.support import wait_for as wait_until
 
 __all__ = ["Figure", "Rig", "rig", "wait_until"]
@@ -145,20 +145,10 @@ def rig(directory: Path, settings: Mapping[str, Any] | None = None,
 
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "runs.jsonl"
-    old = (app.conf.broker_url, app.conf.result_backend)
-    old_store = app.conf.get("pipeline_store_enabled")
     bind = hosts.addresses if hosts is not None else ("127.0.0.1",)
-    with PrivateRedis(directory / "redis", bind=bind) as server:
-        # As in the workers (Fleet.env): the history is the event stream.
-        app.conf.pipeline_store_enabled = False
-        point_app_at(app, server.url, server.url)
-        try:
-            with Fleet(server.url, directory, log, settings, concurrency,
-                       hosts=hosts.hosts if hosts is not None else None) as fleet:
-                yield Rig(directory, server, fleet, Ledger(log), app)
-        finally:
-            if old_store is None:
-                app.conf.changes.pop("pipeline_store_enabled", None)
-            else:
-                app.conf.pipeline_store_enabled = old_store
-            point_app_at(app, *old)
+    # As in the workers (Fleet.env): the history is the event stream.
+    with PrivateRedis(directory / "redis", bind=bind) as server, \
+            app_on_redis_without_store(app, server.url), \
+            Fleet(server.url, directory, log, settings, concurrency,
+                  hosts=hosts.hosts if hosts is not None else None) as fleet:
+        yield Rig(directory, server, fleet, Ledger(log), app)

@@ -29,7 +29,7 @@ from pipeline.cli.main import cli
 from pipeline.observe.metrics import Metrics
 from pipeline.runtime.acl import acl_line
 from pipeline.runtime.embedded import free_port
-from tests.helpers.apps import point_app_at
+from tests.helpers.apps import app_on_redis_without_store
 from tests.helpers.tlsredis import PASSWORD, TlsRedis
 from tests.helpers.workers import ROOT, SubprocessWorker
 from tests.integration.locks.support import wait_for
@@ -51,18 +51,8 @@ def tls_app(tls_redis: TlsRedis) -> Iterator[Any]:
     """The test app pointed at the TLS Redis, as the ACL user, store off."""
     from tasks.app import app
 
-    old = (app.conf.broker_url, app.conf.result_backend)
-    old_store = app.conf.get("pipeline_store_enabled")
-    app.conf.pipeline_store_enabled = False
-    point_app_at(app, tls_redis.url(), tls_redis.url())
-    try:
+    with app_on_redis_without_store(app, tls_redis.url()):
         yield app
-    finally:
-        if old_store is None:
-            app.conf.changes.pop("pipeline_store_enabled", None)
-        else:
-            app.conf.pipeline_store_enabled = old_store
-        point_app_at(app, *old)
 
 
 @pytest.fixture(scope="module")
