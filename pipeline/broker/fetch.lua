@@ -10,20 +10,34 @@
 -- ARGV: now (seconds, the worker's clock, as kombu scores the index), the
 --       number of queue lists n, then for each list i: '1' when its consumer
 --       acknowledges (the message is recorded), else '0'; then for each list i
---       the position in KEYS of its queue's wake list; then parking: the lock
+--       the position in KEYS of its queue's wake list; then ahead: '1' when
+--       the call takes the place of the wait on the wake lists (the message
+--       taken takes its token with it); then the number m of delivery tags
+--       acknowledged with this call, and the m tags (their records are
+--       removed first, as kombu's ack does); then parking: the lock
 --       key base ('' = parking off), the worker's host, the most jobs parked
 --       per call, the capacities of user, project, model and global, grant_ms,
 --       wait_ms, the event stream's maxlen, the job header's name, its newest
 --       version, the header of a copy to check.
 -- The key table K, WAKE_SUFFIX, WAKE_TOKEN and lib.lua come first (fetch.py).
--- Returns {i, item, tag, parked, more}: i = 0 when no message is delivered,
--- else the list it came from; tag '' when the item was not recorded (a
--- consumer without acks, or an item that is no kombu message: the worker sets
--- it aside); parked = for each job parked here its id, task, the resource it
--- waits for, what blocks it there and its position, flat; more = 1 when the
--- call stopped at its parking limit with messages left.
+-- Returns {i, item, tag, parked, more, left}: i = 0 when no message is
+-- delivered, else the list it came from; tag '' when the item was not recorded
+-- (a consumer without acks, or an item that is no kombu message: the worker
+-- sets it aside); parked = for each job parked here its id, task, the resource
+-- it waits for, what blocks it there and its position, flat; more = 1 when the
+-- call stopped at its parking limit with messages left; left = 1 when a
+-- message was delivered and the lists still hold more (the next call need not
+-- wait).
 local n = tonumber(ARGV[2])
-local o = 2 + 2 * n
+local ahead = ARGV[3 + 2 * n] == '1'
+local m = tonumber(ARGV[4 + 2 * n])
+if m > 0 then
+  local tags = {}
+  for t = 1, m do tags[t] = ARGV[4 + 2 * n + t] end
+  redis.call('HDEL', KEYS[1], unpack(tags))
+  redis.call('ZREM', KEYS[2], unpack(tags))
+end
+local o = 4 + 2 * n + m
 local PARK = nil
 if ARGV[o + 1] ~= '' then
   begin({ARGV[o + 1]})
@@ -76,7 +90,7 @@ while true do
     -- Every list is empty: the tokens left are stale (their messages were
     -- taken without them, parked, cancelled or purged).
     for k = 3 + n, #KEYS do redis.call('DEL', KEYS[k]) end
-    return {0, '', '', parked, 0}
+    return {0, '', '', parked, 0, 0}
   end
   local ok, msg = pcall(cjson.decode, item)
   if not ok then msg = nil end
@@ -92,8 +106,13 @@ while true do
   if not done then
     local tag = ''
     if ARGV[2 + i] == '1' then tag = record(item, msg) end
+    if ahead then redis.call('RPOP', wake) end
     keep_token(i)
-    return {i, item, tag, parked, 0}
+    local left = 0
+    for j = i, n do
+      if redis.call('LLEN', KEYS[2 + j]) > 0 then left = 1 break end
+    end
+    return {i, item, tag, parked, 0, left}
   end
   for _, v in ipairs(done) do parked[#parked + 1] = v end
   -- The parked message's own token goes with it.
@@ -104,10 +123,10 @@ while true do
     for j = 1, n do
       if redis.call('LLEN', KEYS[2 + j]) > 0 then
         keep_token(j)
-        return {0, '', '', parked, 1}
+        return {0, '', '', parked, 1, 0}
       end
     end
     for k = 3 + n, #KEYS do redis.call('DEL', KEYS[k]) end
-    return {0, '', '', parked, 0}
+    return {0, '', '', parked, 0, 0}
   end
 end

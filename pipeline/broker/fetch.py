@@ -103,11 +103,13 @@ class Fetched:
         item: the list item, as it was pushed.
         tag: its delivery tag when it was recorded as taken, else ``""`` (a
             consumer without acknowledgements, or an item no kombu message).
+        source: the list it was taken from (its full name).
     """
 
     queue: str
     item: bytes
     tag: str
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,11 +120,14 @@ class Taken:
         message: the message to deliver, None when there is none.
         parked: the jobs it parked first (:mod:`pipeline.broker.parking`).
         more: it stopped at its parking limit with messages left: call again.
+        left: a message was delivered and the lists hold more: the next fetch
+            need not wait for a wake token.
     """
 
     message: Fetched | None
     parked: list[FetchParked]
     more: bool
+    left: bool = False
 
 
 class Fetcher:
@@ -142,15 +147,35 @@ class Fetcher:
 
     def take_or_park(self, lists: Served) -> Taken:
         """Park what waits for held resources, then take the next message, recorded as taken."""
-        reply = self._script(keys=lists.keys,
-                             args=(time.time(), *lists.args, *self._parking_args),
+        reply = self._script(keys=lists.keys, args=self._args(lists, (), ahead=False),
                              client=self.client)
-        index, item, tag, parked, more = reply
+        return self.read(lists, reply)
+
+    def command(self, lists: Served, acks: Sequence[str]) -> tuple[Any, ...]:
+        """The fetch as a command to send without waiting (``EVALSHA``), in place of the wait
+        on the wake lists, acknowledging *acks* first; its reply is read by :meth:`read`.
+
+        The script must be loaded (:meth:`take_or_park` loads it); a reply ``NOSCRIPT``
+        means it was not, and nothing was done.
+        """
+        return ("EVALSHA", self._script.sha, len(lists.keys), *lists.keys,
+                *self._args(lists, acks, ahead=True))
+
+    def _args(self, lists: Served, acks: Sequence[str], *, ahead: bool
+              ) -> tuple[Any, ...]:
+        return (time.time(), *lists.args, "1" if ahead else "0", len(acks), *acks,
+                *self._parking_args)
+
+    @staticmethod
+    def read(lists: Served, reply: Any) -> Taken:
+        """What the fetch's *reply* says it did."""
+        index, item, tag, parked, more, left = reply
         found = None
         if int(index):
             found = Fetched(lists.queues[int(index) - 1], bytes(item),
-                            tag.decode() if isinstance(tag, bytes) else str(tag))
-        return Taken(found, parse(parked) if parked else [], bool(int(more)))
+                            tag.decode() if isinstance(tag, bytes) else str(tag),
+                            lists.keys[1 + int(index)])
+        return Taken(found, parse(parked) if parked else [], bool(int(more)), bool(int(left)))
 
     def forget(self, lists: Served, tag: str) -> None:
         """Remove the record of a message taken off *lists* but not delivered (set aside)."""

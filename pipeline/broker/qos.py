@@ -100,6 +100,9 @@ class PipelineQoS(kombu_redis.QoS):
         #: Of those, the ones to write as due at once (given back, not held).
         self._give_back: set[str] = set()
         self._guard = threading.Lock()
+        #: Acks that go to Redis with the channel's next fetch (:meth:`ack`), and since when.
+        self._riders: list[str] = []
+        self._riders_since = 0.0
 
     @contextlib.contextmanager
     def pipe_or_acquire(self, pipe: Any = None, client: Any = None) -> Iterator[Any]:
@@ -136,8 +139,54 @@ class PipelineQoS(kombu_redis.QoS):
             keeper().watch(self, self._renew_every)
 
     def ack(self, delivery_tag: str) -> None:
-        """Acknowledge; when Redis cannot be reached, the keeper retries it."""
+        """Acknowledge; when Redis cannot be reached, the keeper retries it.
+
+        When the channel's next step is a fetch sent at once (the queues hold
+        more, :meth:`PipelineChannel.fetch_follows`), the ack rides with that
+        fetch: the same Lua call removes the record, one round trip instead of
+        two. Otherwise it is sent now.
+        """
+        virtual.QoS.ack(self, delivery_tag)  # first: the credit it frees decides
+        if self.channel.fetch_follows():
+            self._settle_unwritten(delivery_tag, give_back=False)
+            with self._guard:
+                if not self._riders:
+                    self._riders_since = time.monotonic()
+                self._riders.append(delivery_tag)
+            return
         self._drop(delivery_tag, "ack")
+
+    def riders(self) -> list[str]:
+        """Take the acks waiting for the next fetch (:meth:`ack`); the caller sends them."""
+        with self._guard:
+            tags, self._riders = self._riders, []
+        return tags
+
+    def send_riders(self, tags: list[str] | None = None, *, older_than: float = 0.0) -> None:
+        """Send acks now: *tags*, or those still waiting for a fetch (with *older_than*,
+        only once the first has waited that many seconds). A send that fails is
+        retried by the keeper, as any ack."""
+        if tags is None:
+            if not self._riders or time.monotonic() - self._riders_since < older_than:
+                return
+            tags = self.riders()
+        if not tags:
+            return
+        try:
+            pipe = self._client.pipeline()
+            for tag in tags:
+                self._remove_from_indices(tag, pipe)
+            pipe.execute()
+        except _BROKER_DOWN as exc:
+            self.owe(tags, exc)
+
+    def owe(self, tags: list[str], exc: BaseException) -> None:
+        """Acks whose fate is unknown (the call that carried them failed): the keeper sends
+        them again (removing a record twice is harmless)."""
+        self._pending_drops.update(tags)
+        keeper().watch(self, self._renew_every or 5.0, owed=True)
+        logger.warning("ack of %d message(s) deferred, the broker is unreachable (%r); "
+                       "retried until it goes through", len(tags), exc)
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         """Requeue or drop; a requeue that cannot be done now is left to the visibility timeout."""
@@ -193,6 +242,7 @@ class PipelineQoS(kombu_redis.QoS):
         when their job ends. One that cannot be restored now (Redis is down)
         is no longer renewed, so the visibility timeout brings it back.
         """
+        self.send_riders()
         running = running_tags()
         conn = client or self._client
         for tag in list(self._delivered):
@@ -226,7 +276,7 @@ class PipelineQoS(kombu_redis.QoS):
     @property
     def owes(self) -> bool:
         """Whether writes are still owed to Redis (deferred acks, unwritten records)."""
-        return bool(self._pending_drops or self._unwritten)
+        return bool(self._pending_drops or self._unwritten or self._riders)
 
     def _write_unwritten(self) -> None:
         """Write the records Redis refused; under the guard, so no ack slips in between."""
@@ -252,6 +302,9 @@ class PipelineQoS(kombu_redis.QoS):
             How many messages were renewed.
         """
         self._write_unwritten()
+        # Acks wait for a fetch only while the channel's loop turns; a loop that stopped
+        # turning (a consumer cancelled, a worker shutting down) does not keep them.
+        self.send_riders(older_than=1.0)
         tags = self.held()
         drops = list(self._pending_drops)
         if not tags and not drops:

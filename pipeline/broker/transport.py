@@ -31,6 +31,7 @@ Transport options (``broker_transport_options``) read besides kombu's:
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from queue import Empty
 from typing import Any
@@ -100,6 +101,13 @@ class PipelineChannel(kombu_redis.Channel):
         self._plain: redis.Redis | None = None
         #: The delivery tag of the message being delivered, when the fetch recorded it as taken.
         self.recorded_tag: str | None = None
+        #: The last fetch left messages in the lists: the next one is sent at once, in
+        #: place of the wait on the wake lists (:meth:`_brpop_start`).
+        self._ahead = False
+        #: The fetch sent in place of the wait, and the acks it carries, until its reply is read.
+        self._sent_fetch: tuple[fetch.Served, list[str]] | None = None
+        #: The thread that runs the channel's loop (acks from another wait for nothing).
+        self._loop_thread: int | None = None
         super().__init__(*args, **kwargs)
         if not self.unacked_renew_interval:
             self.unacked_renew_interval = max(float(self.visibility_timeout) / 6, 0.5)
@@ -229,14 +237,52 @@ class PipelineChannel(kombu_redis.Channel):
         for queue in queues:
             pipe.lpush(wake_key(queue), WAKE_TOKEN)
 
+    def fetch_follows(self) -> bool:
+        """Whether this channel's next step is a fetch sent at once: the last one left
+        messages and no wait is outstanding. Asked by :meth:`PipelineQoS.ack`, whose acks
+        then ride with that fetch; only on the thread that runs the channel's loop."""
+        return (self._ahead and not self._in_poll and not getattr(self, "_closing", False)
+                and self._loop_thread == threading.get_ident() and bool(self.active_queues)
+                and self.qos.can_consume())
+
+    def basic_cancel(self, consumer_tag: str) -> Any:
+        """kombu's; acks waiting for a fetch go now (the loop may not fetch again)."""
+        found = super().basic_cancel(consumer_tag)
+        self.qos.send_riders(self.qos.riders())
+        return found
+
+    def _poll_error(self, type: str, **options: Any) -> Any:
+        """kombu's; a fetch sent in place of the wait is read as its reply would be."""
+        if type == "BRPOP" and self._sent_fetch is not None:
+            try:
+                return self._brpop_read(**options)
+            except Empty:
+                return None
+        return super()._poll_error(type, **options)
+
     def _brpop_start(self, timeout: Any = None) -> None:
-        """Wait for a wake token of the consumed queues (kombu waits on the lists themselves)."""
+        """Wait for a wake token of the consumed queues (kombu waits on the lists themselves).
+
+        When the last fetch left messages, the next fetch itself is sent instead, with
+        the acks given since (:meth:`PipelineQoS.ack`): one round trip per message
+        while the queues hold more, where a wait, a fetch and an ack take three.
+        """
+        self._loop_thread = threading.get_ident()
         queues = self._queue_cycle.consume(len(self.active_queues))
+        qos: PipelineQoS = self.qos
         if not queues:
+            qos.send_riders(qos.riders())
             return
         self._waiting_on = list(queues)
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]  # kombu: None
+        if self._ahead and self._fetcher is not None:
+            self._ahead = False
+            lists, acks = self._served_lists(queues), qos.riders()
+            self._sent_fetch = (lists, acks)
+            self.client.connection.send_command(*self._fetcher.command(lists, acks))
+            return
+        qos.send_riders(qos.riders())
         wait = self.brpop_timeout if timeout is None else timeout
         command = ["BRPOP", *(wake_key(queue) for queue in queues), wait or 0]
         if self.global_keyprefix:
@@ -245,12 +291,23 @@ class PipelineChannel(kombu_redis.Channel):
 
     def _brpop_read(self, **options: Any) -> bool:
         """Read the wait's reply, then take the next message (woken or not) and deliver it."""
+        sent, self._sent_fetch = self._sent_fetch, None
         try:
             try:
-                woken = self.client.parse_response(self.client.connection, "BRPOP", **options)
-            except self.connection_errors:
+                reply = self.client.parse_response(
+                    self.client.connection, "BRPOP" if sent is None else "EVALSHA", **options)
+            except self.connection_errors as exc:
                 self.client.connection.disconnect()
+                if sent is not None and sent[1]:
+                    self.qos.owe(sent[1], exc)
                 raise
+            except self.ResponseError:
+                if sent is None:
+                    raise
+                # NOSCRIPT (Redis restarted, or flushed its scripts): nothing was done.
+                # The synchronous fetch below loads the script; the acks go now.
+                self.qos.send_riders(sent[1])
+                reply, sent = None, None
         finally:
             self._in_poll = None  # type: ignore[assignment]  # kombu: False when idle
             flush = getattr(self, "_flush_brpop_reauth", None)
@@ -258,30 +315,59 @@ class PipelineChannel(kombu_redis.Channel):
                 flush()
         queues = [queue for queue in self._waiting_on if queue in self.active_queues]
         if getattr(self, "_closing", False):
-            queues = []  # kombu reads the wait's reply as the channel closes: take nothing
+            # kombu reads the wait's reply as the channel closes: take nothing, and put
+            # back what a fetch sent at once took.
+            if sent is not None and reply is not None:
+                self._put_back(fetch.Fetcher.read(sent[0], reply))
+            raise Empty()
+        if sent is not None:
+            took = fetch.Fetcher.read(sent[0], reply)
+            if took.message is not None and took.message.queue not in queues:
+                self._put_back(took)  # its consumer was cancelled while the fetch was out
+            elif self._take(queues, took):
+                return True
+            raise Empty()
         if queues and self._take(queues):
             return True
-        if woken and not queues:  # nobody here takes its message: the token stays
+        if reply and not queues:  # nobody here takes its message: the token stays
             with self.conn_or_acquire() as client:
-                client.lpush(woken[0], woken[1])
+                client.lpush(reply[0], reply[1])
         raise Empty()
 
-    def _take(self, queues: list[str]) -> bool:
+    def _put_back(self, took: fetch.Taken) -> None:
+        """Return a message a fetch took for a channel that closed before delivering it:
+        to the head of its list, where it was, with its token."""
+        if took.parked:
+            parking.report(took.parked)
+        taken = took.message
+        if taken is None:
+            return
+        if taken.tag:
+            self.qos.restore_by_tag(taken.tag, leftmost=False)
+            return
+        fetch.push(self.pool, [("RPUSH", taken.source, taken.item),
+                               ("LPUSH", self.global_keyprefix + wake_key(taken.queue),
+                                WAKE_TOKEN)])
+
+    def _take(self, queues: list[str], took: fetch.Taken | None = None) -> bool:
         """Take the next message of *queues* as taken and deliver it; False if there is none.
 
-        Items no consumer could read are set aside and the next one taken.
+        *took* is what a fetch sent at once did (:meth:`_brpop_start`), else one is
+        made here. Items no consumer could read are set aside and the next one taken.
         """
         lists = self._served_lists(queues)
         fetcher = self._get_fetcher()
         parking_calls = 0
         for _ in range(_MAX_SET_ASIDE_PER_TAKE):
-            took = fetcher.take_or_park(lists)
+            if took is None:
+                took = fetcher.take_or_park(lists)
             if took.parked:
                 parking.report(took.parked)
-            taken = took.message
+            taken, more, self._ahead = took.message, took.more, took.left
+            took = None
             if taken is None:
                 parking_calls += 1
-                if took.more and parking_calls < _MAX_PARKING_CALLS_PER_TAKE:
+                if more and parking_calls < _MAX_PARKING_CALLS_PER_TAKE:
                     continue
                 return False
             if not self._admit(taken.queue, taken.item):
