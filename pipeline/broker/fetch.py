@@ -39,6 +39,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from hashlib import sha1
 from importlib import resources
 from typing import Any
 
@@ -59,6 +60,24 @@ def _source(parking: bool) -> str:
     if parking:
         return lib_source() + _lua("park.lua") + "\n" + _lua("fetch.lua")
     return lua_wake() + _lua("fetch.lua")
+
+
+@cache
+def library() -> tuple[str, str]:
+    """The fetch as a Redis function library (``FUNCTION LOAD``) and the function's name.
+
+    As a script, the key table, ``lib.lua`` and ``park.lua`` are defined again on
+    every call; as a function, once when the library is loaded. The name carries a
+    digest of the code, so workers of two releases can share one Redis.
+    """
+    prelude, body = lib_source() + _lua("park.lua") + "\n", _lua("fetch.lua")
+    name = "pipeline_fetch_" + sha1((prelude + body).encode()).hexdigest()[:12]
+    return (f"#!lua name={name}\n{prelude}"
+            f"redis.register_function('{name}', function(KEYS, ARGV)\n{body}\nend)\n", name)
+
+
+def _missing_function(exc: redis.ResponseError) -> bool:
+    return "function not found" in str(exc).lower()
 
 
 @dataclass(frozen=True)
@@ -140,6 +159,21 @@ class Fetcher:
         self.client = client
         self._script = client.register_script(_source(parking is not None))
         self._parking_args = OFF_ARGS if parking is None else parking.args()
+        #: The function's name where Redis has functions (7 and newer) and it is loaded;
+        #: "" where it has none (the script is called); None until the first fetch.
+        self._function: str | None = None
+
+    def _load(self) -> str:
+        """Load the function library; "" where the server has no functions."""
+        source, name = library()
+        try:
+            self.client.execute_command("FUNCTION", "LOAD", "REPLACE", source)
+        except redis.ResponseError as exc:
+            text = str(exc).lower()
+            if "unknown command" in text or "unknown subcommand" in text:
+                return ""
+            raise
+        return name
 
     def take(self, lists: Served) -> Fetched | None:
         """The next message of *lists*, recorded as taken; None when they are all empty."""
@@ -147,19 +181,31 @@ class Fetcher:
 
     def take_or_park(self, lists: Served) -> Taken:
         """Park what waits for held resources, then take the next message, recorded as taken."""
-        reply = self._script(keys=lists.keys, args=self._args(lists, (), ahead=False),
-                             client=self.client)
+        args = self._args(lists, (), ahead=False)
+        if self._function is None:
+            self._function = self._load()
+        if not self._function:
+            return self.read(lists, self._script(keys=lists.keys, args=args, client=self.client))
+        try:
+            reply = self.client.execute_command("FCALL", self._function, len(lists.keys),
+                                                *lists.keys, *args)
+        except redis.ResponseError as exc:
+            if not _missing_function(exc):
+                raise
+            # Redis restarted or its functions were flushed: load them again.
+            self._function = self._load()
+            return self.take_or_park(lists)
         return self.read(lists, reply)
 
     def command(self, lists: Served, acks: Sequence[str]) -> tuple[Any, ...]:
         """The fetch as a command to send without waiting (``EVALSHA``), in place of the wait
         on the wake lists, acknowledging *acks* first; its reply is read by :meth:`read`.
 
-        The script must be loaded (:meth:`take_or_park` loads it); a reply ``NOSCRIPT``
-        means it was not, and nothing was done.
+        The function or script must be loaded (:meth:`take_or_park` loads it); an error
+        reply (``NOSCRIPT``, function not found) means it was not, and nothing was done.
         """
-        return ("EVALSHA", self._script.sha, len(lists.keys), *lists.keys,
-                *self._args(lists, acks, ahead=True))
+        head = ("FCALL", self._function) if self._function else ("EVALSHA", self._script.sha)
+        return (*head, len(lists.keys), *lists.keys, *self._args(lists, acks, ahead=True))
 
     def _args(self, lists: Served, acks: Sequence[str], *, ahead: bool
               ) -> tuple[Any, ...]:
