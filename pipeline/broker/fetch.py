@@ -31,6 +31,14 @@ token for the next worker.
 With parking in the fetch (:mod:`pipeline.broker.parking`) the same call parks
 the jobs whose resources are visibly held, taking the next message after each,
 up to a limit per call; a parked message's token goes with it.
+
+A busy worker skips the wait: when a fetch took a message and left more in the
+lists, the channel sends the next fetch at once in place of the ``BRPOP``
+(:meth:`Fetcher.command`, the message it takes takes its token with it), and
+the acknowledgements given since ride in the same call (kombu sends each on
+its own). While the queues hold more, a message costs the worker's main
+process one round trip instead of three. On Redis 7 and newer the fetch is a
+function (:func:`library`), its shared Lua set up once; a script on Redis 6.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ import redis
 
 from pipeline.broker.parking import OFF_ARGS, FetchParked, FetchParking, parse
 from pipeline.keys import lua_wake, wake_key
+from pipeline.locks.fastcall import packed
 from pipeline.locks.scripts import lib_source
 
 
@@ -187,8 +196,8 @@ class Fetcher:
         if not self._function:
             return self.read(lists, self._script(keys=lists.keys, args=args, client=self.client))
         try:
-            reply = self.client.execute_command("FCALL", self._function, len(lists.keys),
-                                                *lists.keys, *args)
+            reply = call(self.client.connection_pool,
+                         ("FCALL", self._function, len(lists.keys), *lists.keys, *args))
         except redis.ResponseError as exc:
             if not _missing_function(exc):
                 raise
@@ -247,9 +256,26 @@ def push(pool: redis.ConnectionPool, commands: Sequence[tuple[Any, ...]]) -> Non
     """
     connection = _connection(pool)
     try:
-        connection.send_packed_command(connection.pack_commands(commands))
+        connection.send_packed_command(
+            [chunk for command in commands for chunk in packed(connection, command)])
         for _ in commands:
             connection.read_response()
+    except BaseException:
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
+
+
+def call(pool: redis.ConnectionPool, command: tuple[Any, ...]) -> Any:
+    """Send one *command* on a connection of *pool* and return its reply (an error reply
+    raises, and leaves the connection usable); packed in C, without redis-py's client."""
+    connection = _connection(pool)
+    try:
+        connection.send_packed_command(packed(connection, command))
+        return connection.read_response()
+    except redis.ResponseError:
+        raise
     except BaseException:
         connection.disconnect()
         raise

@@ -46,6 +46,7 @@ from pipeline.broker.qos import PipelineQoS
 from pipeline.broker.screen import refusal
 from pipeline.broker.setaside import DEFAULT_MAX, set_aside_or_log
 from pipeline.keys import WAKE_TOKEN, Keys, pool_of_queue, wake_key
+from pipeline.locks.fastcall import packed
 from pipeline.locks.records import SEP
 from pipeline.messages.header import FRONT, NAME
 
@@ -280,7 +281,15 @@ class PipelineChannel(kombu_redis.Channel):
             self._ahead = False
             lists, acks = self._served_lists(queues), qos.riders()
             self._sent_fetch = (lists, acks)
-            self.client.connection.send_command(*self._fetcher.command(lists, acks))
+            try:
+                connection = self.client.connection
+                connection.send_packed_command(
+                    packed(connection, self._fetcher.command(lists, acks)))
+            except self.connection_errors as exc:
+                self._sent_fetch, self._in_poll = None, None  # type: ignore[assignment]
+                if acks:
+                    qos.owe(acks, exc)
+                raise
             return
         qos.send_riders(qos.riders())
         wait = self.brpop_timeout if timeout is None else timeout

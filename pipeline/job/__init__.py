@@ -9,7 +9,9 @@ The whole loop of one job, and where each step lives::
       │  broker.transport._put    message + wake token in one round trip
       ▼
     worker main process: broker/fetch.lua
-      │                           take the message and record it as unacked, one Lua call
+      │                           take the message and record it as unacked, one Lua call;
+      │                           while the queues hold more, sent at once with the acks
+      │                           given since (no wait on the wake list)
       ▼
     pool process: PipelineTask.before_start
       │  starting.start           every lock in one call (locks/lua/acquire.lua)

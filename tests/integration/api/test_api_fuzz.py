@@ -73,6 +73,15 @@ def test_no_request_is_a_server_error_or_loses_a_waiting_job(
     response = case.call(headers=ADMIN)
     assert response.status_code < 500, (case.method, case.path, response.text)
     for job in waiting["queued"]:
-        assert control.position(services_for(app), job).where == "queued", job
+        if not _named(case, job):
+            assert control.position(services_for(app), job).where == "queued", job
     for job in waiting["parked"]:
-        assert explain(job, app).status == "parked", job
+        if not _named(case, job):
+            assert explain(job, app).status == "parked", job
+
+
+def _named(case: Any, job: str) -> bool:
+    """Whether the request names *job*: by its id or a prefix of it (a generated "0" is
+    the unique prefix of a job whose random id starts with 0); it may act on that job."""
+    named = str((case.path_parameters or {}).get("job_id", "")).strip().rstrip("…")
+    return bool(named) and job.startswith(named)
