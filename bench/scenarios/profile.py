@@ -22,6 +22,7 @@ measures nothing. It runs last in a full run and is not part of the ``speed`` gr
 from __future__ import annotations
 
 import collections
+import os
 import shutil
 import signal
 import subprocess
@@ -38,6 +39,10 @@ from bench.scenarios.locks_throughput import lock_targets
 from bench.stats import summary
 
 RATE = 400
+#: The worker's pool: ``solo`` (everything in the one process py-spy watches) or, with
+#: ``$BENCH_PROFILE_POOL=prefork``, prefork ``-c 2``, py-spy on its main process (the one
+#: that fetches, hands jobs to the pool processes and acknowledges them).
+POOL = os.environ.get("BENCH_PROFILE_POOL", "solo")
 #: Where the raw profiles stay for a closer look (``bench/results/`` is ignored by git).
 RAW_DIR = REPO / "bench" / "results"
 #: (phase, the name of a frame on the stack that places a sample in it), first match wins.
@@ -119,10 +124,10 @@ def run(ctx: Context) -> dict[str, Any]:
         rates[name].append(rate)
         return rate
 
-    with lockbench.store_off_workers(ctx, both, "solo") as workers:
+    with lockbench.store_off_workers(ctx, both, POOL) as workers:
         ctx.start_workers([workers[name] for name in sides])
         ctx.alternate(list(sides), sample)
-    out: dict[str, Any] = {"jobs": jobs, "rounds": ctx.rounds, "pool": "solo", "rate_hz": RATE,
+    out: dict[str, Any] = {"jobs": jobs, "rounds": ctx.rounds, "pool": POOL, "rate_hz": RATE,
                            "unit": "us of busy worker time per job (median over rounds)"}
     for name, runs in profiles.items():
         keys = sorted({key for run_ in runs for key in run_})

@@ -10,9 +10,10 @@ instead (see :mod:`pipeline.broker.transport`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
+
+from kombu.utils.json import loads
 
 NOT_TEXT = "not UTF-8 text"
 NOT_JSON = "not JSON"
@@ -27,14 +28,27 @@ def refusal(item: bytes | str, decode_body: Callable[[Any, str], Any]) -> str | 
         item: the raw list item.
         decode_body: the channel's ``decode_body(body, encoding)``.
     """
+    return screened(item, decode_body)[1]
+
+
+def screened(item: bytes | str, decode_body: Callable[[Any, str], Any]
+             ) -> tuple[dict[str, Any] | None, str | None]:
+    """*item* decoded as kombu decodes it (its JSON, with kombu's types), or why kombu could
+    not deliver it: ``(payload, None)`` or ``(None, reason)``. The transport delivers the
+    payload, so an item is decoded once."""
     try:
         text = item.decode("utf-8") if isinstance(item, bytes) else item
     except UnicodeDecodeError:
-        return NOT_TEXT
+        return None, NOT_TEXT
     try:
-        payload = json.loads(text)
-    except ValueError:
-        return NOT_JSON
+        payload = loads(text)
+    except Exception:  # not JSON, or a kombu type marker its decoder cannot read
+        return None, NOT_JSON
+    reason = _envelope_refusal(payload, decode_body)
+    return (None, reason) if reason else (payload, None)
+
+
+def _envelope_refusal(payload: Any, decode_body: Callable[[Any, str], Any]) -> str | None:
     if not isinstance(payload, dict):
         return NOT_A_MESSAGE
     properties = payload.get("properties")

@@ -38,12 +38,11 @@ from typing import Any
 
 import redis
 from kombu.transport import redis as kombu_redis
-from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import dumps, loads
+from kombu.utils.json import dumps
 
 from pipeline.broker import fetch, parking
 from pipeline.broker.qos import PipelineQoS
-from pipeline.broker.screen import refusal
+from pipeline.broker.screen import screened
 from pipeline.broker.setaside import DEFAULT_MAX, set_aside_or_log
 from pipeline.keys import WAKE_TOKEN, Keys, pool_of_queue, wake_key
 from pipeline.locks.fastcall import packed
@@ -379,14 +378,15 @@ class PipelineChannel(kombu_redis.Channel):
                 if more and parking_calls < _MAX_PARKING_CALLS_PER_TAKE:
                     continue
                 return False
-            if not self._admit(taken.queue, taken.item):
+            payload = self._admitted(taken.queue, taken.item)
+            if payload is None:
                 if taken.tag:
                     fetcher.forget(lists, taken.tag)
                 continue
             self._queue_cycle.rotate(taken.queue)
             self.recorded_tag = taken.tag or None
             try:
-                self.connection._deliver(loads(bytes_to_str(taken.item)), taken.queue)
+                self.connection._deliver(payload, taken.queue)
             finally:
                 self.recorded_tag = None
             return True
@@ -424,12 +424,17 @@ class PipelineChannel(kombu_redis.Channel):
 
     def _admit(self, queue: str, item: bytes | str) -> bool:
         """Whether kombu can deliver *item* (taken off *queue*); if not, it is set aside."""
-        reason = refusal(item, self.decode_body)
+        return self._admitted(queue, item) is not None
+
+    def _admitted(self, queue: str, item: bytes | str) -> dict[str, Any] | None:
+        """*item* (taken off *queue*) decoded for kombu; None when kombu could not deliver
+        it, and it is set aside."""
+        payload, reason = screened(item, self.decode_body)
         if reason is None:
-            return True
+            return payload
         set_aside_or_log(self._plain_client(), self.set_aside_keys, item, queue=queue,
                          reason=reason, limit=int(self.set_aside_max))
-        return False
+        return None
 
 
 class Transport(kombu_redis.Transport):
