@@ -19,13 +19,9 @@ from redis.crc import key_slot
 
 from pipeline.broker import fetch
 from pipeline.broker.rescue import rescue_silent
-from pipeline.keys import WAKE_TOKEN, wake_key
+from pipeline.keys import WAKE_TOKEN
 from tests.helpers import redisdb
-
-QUEUE = "pipeline"
-HEAD = "{pipeline}:pipeline"
-NORMAL_LIST = HEAD + "\x06\x166"
-WAKE = wake_key(HEAD)
+from tests.helpers.queuekeys import NORMAL_LIST, QUEUE, WAKE
 
 
 @pytest.fixture

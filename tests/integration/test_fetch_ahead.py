@@ -18,15 +18,8 @@ from typing import Any
 import pytest
 import redis
 
-from pipeline.broker import fetch
-from pipeline.keys import wake_key
 from tests.helpers import redisdb
-
-QUEUE = "pipeline"
-HEAD = "{pipeline}:pipeline"
-WAKE = wake_key(HEAD)
-UNACKED = "{pipeline}:unacked"
-INDEX = "{pipeline}:unacked_index"
+from tests.helpers.queuekeys import HEAD, INDEX, QUEUE, UNACKED, WAKE
 
 
 @pytest.fixture

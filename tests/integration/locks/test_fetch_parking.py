@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from pipeline import conf, explain
 from pipeline.broker import fetch, parking
-from pipeline.keys import WAKE_TOKEN, Keys, wake_key
+from pipeline.keys import WAKE_TOKEN, Keys
 from pipeline.locks.engine import RedisLockEngine
 from pipeline.locks.records import claims_text
 from pipeline.locks.resources import CONTROL, Demand, claims
@@ -31,14 +31,12 @@ from pipeline.locks.scripts import lib_source
 from pipeline.locks.ticket import Acquired, Ticket
 from pipeline.messages.header import JobHeader
 from pipeline.runtime.services import services_for
+from tests.helpers.queuekeys import HEAD, QUEUE, WAKE
 from tests.integration.locks.support import wait_for
 from tests.tasks.lockprobes import hold, runs
 
 pytestmark = pytest.mark.timeout(180)
 
-QUEUE = "pipeline"
-HEAD = "{pipeline}:pipeline"
-WAKE = wake_key(HEAD)
 HOLDER = "test-holder"
 PRERUN = "probe:prerun"
 
