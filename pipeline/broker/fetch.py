@@ -206,15 +206,22 @@ class Fetcher:
             return self.take_or_park(lists)
         return self.read(lists, reply)
 
-    def command(self, lists: Served, acks: Sequence[str]) -> tuple[Any, ...]:
-        """The fetch as a command to send without waiting (``EVALSHA``), in place of the wait
-        on the wake lists, acknowledging *acks* first; its reply is read by :meth:`read`.
+    @property
+    def ready(self) -> bool:
+        """Whether the fetch's function or script is loaded (after the first fetch)."""
+        return self._function is not None
+
+    def command(self, lists: Served, acks: Sequence[str], *, ahead: bool = True
+                ) -> tuple[Any, ...]:
+        """The fetch as a command to send without waiting (``FCALL`` or ``EVALSHA``),
+        acknowledging *acks* first; its reply is read by :meth:`read`. *ahead*: sent in
+        place of the wait on the wake lists (the message takes its token), else behind it.
 
         The function or script must be loaded (:meth:`take_or_park` loads it); an error
         reply (``NOSCRIPT``, function not found) means it was not, and nothing was done.
         """
         head = ("FCALL", self._function) if self._function else ("EVALSHA", self._script.sha)
-        return (*head, len(lists.keys), *lists.keys, *self._args(lists, acks, ahead=True))
+        return (*head, len(lists.keys), *lists.keys, *self._args(lists, acks, ahead=ahead))
 
     def _args(self, lists: Served, acks: Sequence[str], *, ahead: bool
               ) -> tuple[Any, ...]:

@@ -104,8 +104,9 @@ class PipelineChannel(kombu_redis.Channel):
         #: The last fetch left messages in the lists: the next one is sent at once, in
         #: place of the wait on the wake lists (:meth:`_brpop_start`).
         self._ahead = False
-        #: The fetch sent in place of the wait, and the acks it carries, until its reply is read.
-        self._sent_fetch: tuple[fetch.Served, list[str]] | None = None
+        #: The fetch sent (its lists, the acks it carries, whether it is behind a wait)
+        #: until its reply is read.
+        self._sent_fetch: tuple[fetch.Served, list[str], bool] | None = None
         #: The thread that runs the channel's loop (acks from another wait for nothing).
         self._loop_thread: int | None = None
         super().__init__(*args, **kwargs)
@@ -263,9 +264,12 @@ class PipelineChannel(kombu_redis.Channel):
     def _brpop_start(self, timeout: Any = None) -> None:
         """Wait for a wake token of the consumed queues (kombu waits on the lists themselves).
 
-        When the last fetch left messages, the next fetch itself is sent instead, with
-        the acks given since (:meth:`PipelineQoS.ack`): one round trip per message
-        while the queues hold more, where a wait, a fetch and an ack take three.
+        The fetch is sent with the wait, behind it on the same connection: Redis runs
+        it the moment the wait returns (woken, or at its timeout), so the message
+        comes back with the token, one round trip after the push. When the last
+        fetch left messages, the fetch is sent alone, with the acks given since
+        (:meth:`PipelineQoS.ack`): one round trip per message while the queues hold
+        more, where kombu's wait and ack take two and the pipeline's fetch a third.
         """
         self._loop_thread = threading.get_ident()
         queues = self._queue_cycle.consume(len(self.active_queues))
@@ -276,70 +280,77 @@ class PipelineChannel(kombu_redis.Channel):
         self._waiting_on = list(queues)
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]  # kombu: None
-        if self._ahead and self._fetcher is not None:
+        fetcher, commands, acks = self._fetcher, [], []
+        if self._ahead and fetcher is not None:
             self._ahead = False
             lists, acks = self._served_lists(queues), qos.riders()
-            self._sent_fetch = (lists, acks)
-            try:
-                connection = self.client.connection
-                connection.send_packed_command(
-                    packed(connection, self._fetcher.command(lists, acks)))
-            except self.connection_errors as exc:
-                self._sent_fetch, self._in_poll = None, None  # type: ignore[assignment]
-                if acks:
-                    qos.owe(acks, exc)
-                raise
-            return
-        qos.send_riders(qos.riders())
-        wait = self.brpop_timeout if timeout is None else timeout
-        command = ["BRPOP", *(wake_key(queue) for queue in queues), wait or 0]
-        if self.global_keyprefix:
-            command = self.client._prefix_args(command)
-        self.client.connection.send_command(*command)
+            commands.append(fetcher.command(lists, acks, ahead=True))
+            self._sent_fetch = (lists, acks, False)
+        else:
+            # An ack waits for nothing: the wait may last until its timeout.
+            qos.send_riders(qos.riders())
+            wait = self.brpop_timeout if timeout is None else timeout
+            command = ["BRPOP", *(wake_key(queue) for queue in queues), wait or 0]
+            if self.global_keyprefix:
+                command = self.client._prefix_args(command)
+            commands.append(tuple(command))
+            if fetcher is not None and fetcher.ready:
+                lists = self._served_lists(queues)
+                commands.append(fetcher.command(lists, (), ahead=False))
+                self._sent_fetch = (lists, [], True)
+        connection = self.client.connection
+        try:
+            connection.send_packed_command(
+                [chunk for command in commands for chunk in packed(connection, command)])
+        except self.connection_errors as exc:
+            self._sent_fetch, self._in_poll = None, None  # type: ignore[assignment]
+            if acks:
+                qos.owe(acks, exc)
+            raise
 
     def _brpop_read(self, **options: Any) -> bool:
-        """Read the wait's reply, then take the next message (woken or not) and deliver it."""
+        """Read the wait's reply and the fetch's, then deliver what the fetch took (or take
+        the next message now, when no fetch was sent)."""
         sent, self._sent_fetch = self._sent_fetch, None
+        woken, reply = None, None
+        connection = self.client.connection
         try:
-            try:
-                reply = self.client.parse_response(
-                    self.client.connection, "BRPOP" if sent is None else "EVALSHA", **options)
-            except self.connection_errors as exc:
-                self.client.connection.disconnect()
-                if sent is not None and sent[1]:
-                    self.qos.owe(sent[1], exc)
-                raise
-            except self.ResponseError:
-                if sent is None:
-                    raise
-                # NOSCRIPT (Redis restarted, or flushed its scripts): nothing was done.
-                # The synchronous fetch below loads the script; the acks go now.
-                self.qos.send_riders(sent[1])
-                reply, sent = None, None
+            if sent is None or sent[2]:
+                woken = self.client.parse_response(connection, "BRPOP", **options)
+            if sent is not None:
+                try:
+                    reply = self.client.parse_response(connection, "EVALSHA", **options)
+                except self.ResponseError:
+                    # The function or script is gone (Redis restarted, or flushed them):
+                    # nothing was done. The fetch below loads it; the acks go now.
+                    self.qos.send_riders(sent[1])
+                    sent = None
+        except BaseException as exc:
+            # A reply left unread would be taken for the next one's: start afresh.
+            connection.disconnect()
+            if sent is not None and sent[1]:
+                self.qos.owe(sent[1], exc)
+            raise
         finally:
             self._in_poll = None  # type: ignore[assignment]  # kombu: False when idle
             flush = getattr(self, "_flush_brpop_reauth", None)
             if flush is not None:
                 flush()
         queues = [queue for queue in self._waiting_on if queue in self.active_queues]
+        took = None if sent is None else fetch.Fetcher.read(sent[0], reply)
         if getattr(self, "_closing", False):
             # kombu reads the wait's reply as the channel closes: take nothing, and put
-            # back what a fetch sent at once took.
-            if sent is not None and reply is not None:
-                self._put_back(fetch.Fetcher.read(sent[0], reply))
+            # back what the fetch took.
+            if took is not None:
+                self._put_back(took)
             raise Empty()
-        if sent is not None:
-            took = fetch.Fetcher.read(sent[0], reply)
-            if took.message is not None and took.message.queue not in queues:
-                self._put_back(took)  # its consumer was cancelled while the fetch was out
-            elif self._take(queues, took):
-                return True
-            raise Empty()
-        if queues and self._take(queues):
+        if took is not None and took.message is not None and took.message.queue not in queues:
+            self._put_back(took)  # its consumer was cancelled while the fetch was out
+        elif queues and self._take(queues, took):
             return True
-        if reply and not queues:  # nobody here takes its message: the token stays
-            with self.conn_or_acquire() as client:
-                client.lpush(reply[0], reply[1])
+        elif woken and not queues and (took is None or took.message is None):
+            with self.conn_or_acquire() as client:  # nobody here takes its message: the token stays
+                client.lpush(woken[0], woken[1])
         raise Empty()
 
     def _put_back(self, took: fetch.Taken) -> None:

@@ -125,6 +125,42 @@ def test_a_fetch_redis_has_no_function_for_is_made_again_and_loses_no_ack(
     channel.close()
 
 
+def test_an_idle_channel_sends_its_fetch_behind_its_wait_and_gets_the_message_with_the_token(
+        app: Any, channel: Any, redis_client: redis.Redis) -> None:
+    got: list[Any] = []
+    consume(channel, got)
+    fetcher = channel._get_fetcher()
+    fetcher._function = fetcher._load()
+    client = channel.client
+    client.connection = client.connection_pool.get_connection()
+    channel._brpop_start()  # idle: the wait, and the fetch behind it
+    assert channel._sent_fetch is not None and channel._sent_fetch[2] is True
+    time.sleep(0.1)
+    assert not client.connection.can_read(timeout=0)  # the wait holds the fetch back
+    published = publish(1)
+    assert channel._brpop_read() is True  # one read: the token, then the message
+    assert [m.headers["id"] for m in got] == published
+    assert redis_client.hexists(UNACKED, got[0].delivery_tag)
+    assert redis_client.llen(WAKE) == 0
+    channel.close()
+
+
+def test_a_message_taken_behind_a_wait_as_the_channel_closes_goes_back(
+        app: Any, channel: Any, redis_client: redis.Redis) -> None:
+    published = publish(1)
+    got: list[Any] = []
+    consume(channel, got)
+    fetcher = channel._get_fetcher()
+    fetcher._function = fetcher._load()
+    client = channel.client
+    client.connection = client.connection_pool.get_connection()
+    channel._brpop_start()  # the token is there: the wait returns and the fetch takes it
+    channel.close()
+    assert got == []
+    assert ids(redis_client.lrange(HEAD + "\x06\x166", 0, -1)) == published
+    assert redis_client.hlen(UNACKED) == 0 and redis_client.llen(WAKE) >= 1
+
+
 def test_acks_left_waiting_for_a_fetch_are_sent_by_the_keeper(
         app: Any, channel: Any, redis_client: redis.Redis) -> None:
     redis_client.hset(UNACKED, "left", "[]")
