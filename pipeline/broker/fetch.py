@@ -17,7 +17,9 @@ Here a worker never pops a queue list itself:
   blocks on the queue lists). Woken, and every ``brpop_timeout`` seconds when
   not, it runs ``fetch.lua`` (:class:`Fetcher`): one Lua call that moves the
   next message, most urgent level first, from its list into the ``unacked``
-  hash and index, the record kombu would have written.
+  hash and index, the record kombu would have written. The fetch is sent with
+  the wait, behind it on the same connection: Redis runs it the moment the wait
+  returns, so the message arrives with its token, no round trip later.
 
 A kill at any moment leaves the message in its list or in its record, which
 the visibility timeout hands to another worker. A token is a hint only: one
@@ -33,7 +35,7 @@ the jobs whose resources are visibly held, taking the next message after each,
 up to a limit per call; a parked message's token goes with it.
 
 A busy worker skips the wait: when a fetch took a message and left more in the
-lists, the channel sends the next fetch at once in place of the ``BRPOP``
+lists, the channel sends the next fetch alone, in place of the ``BRPOP``
 (:meth:`Fetcher.command`, the message it takes takes its token with it), and
 the acknowledgements given since ride in the same call (kombu sends each on
 its own). While the queues hold more, a message costs the worker's main

@@ -9,9 +9,10 @@ The whole loop of one job, and where each step lives::
       │  broker.transport._put    message + wake token in one round trip
       ▼
     worker main process: broker/fetch.lua
-      │                           take the message and record it as unacked, one Lua call;
-      │                           while the queues hold more, sent at once with the acks
-      │                           given since (no wait on the wake list)
+      │                           take the message and record it as unacked, one Lua call,
+      │                           sent behind the wait on the wake list (it runs as a token
+      │                           wakes it); while the queues hold more, sent alone with the
+      │                           acks given since
       ▼
     pool process: PipelineTask.before_start
       │  starting.start           every lock in one call (locks/lua/acquire.lua)
