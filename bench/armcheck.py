@@ -134,15 +134,7 @@ def peer_contention(worker: Worker, jobs: int = 12, seconds: float = 0.02,
     worker.client.delete(key)
     for _ in range(jobs):
         task.apply_async((seconds, *names, key))
-    deadline = time.monotonic() + timeout
-    while int(worker.client.llen(key)) < jobs:
-        worker.check_alive()
-        if time.monotonic() > deadline:
-            raise BenchError(f"lock peer: {worker.client.llen(key)} of {jobs} contending jobs "
-                             f"ran in {timeout:.0f} s{worker.log_tail()}")
-        time.sleep(0.05)
-    raw: Any = worker.client.lrange(key, 0, -1)
-    spans = [Span(s, e, e) for s, e in (json.loads(item) for item in raw)]
+    spans = peer_spans(worker, key, jobs, timeout, "contending jobs")
     overlapped = overlaps(spans)
     wall = max(s.ended for s in spans) - min(s.started for s in spans)
     result = {"jobs": jobs, "hold_s": seconds, "overlapping_jobs": overlapped,
@@ -151,3 +143,20 @@ def peer_contention(worker: Worker, jobs: int = 12, seconds: float = 0.02,
         raise BenchError(f"lock peer: {overlapped} of {jobs} jobs sharing their locks "
                          "overlapped: the peer does not really lock")
     return result
+
+
+def peer_spans(worker: Worker, key: str, jobs: int, timeout: float, what: str) -> list[Span]:
+    """The spans the peer's *jobs* push to list *key* (``lockpeer.TIMED``), once all ran.
+
+    Raises:
+        BenchError: fewer ran within *timeout* seconds, or the worker died.
+    """
+    deadline = time.monotonic() + timeout
+    while int(worker.client.llen(key)) < jobs:
+        worker.check_alive()
+        if time.monotonic() > deadline:
+            raise BenchError(f"lock peer: {worker.client.llen(key)} of {jobs} {what} ran in "
+                             f"{timeout:.0f} s{worker.log_tail()}")
+        time.sleep(0.05)
+    raw: Any = worker.client.lrange(key, 0, -1)
+    return [Span(s, e, e) for s, e in (json.loads(item) for item in raw)]

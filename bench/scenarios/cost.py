@@ -29,17 +29,15 @@ The table (``bench/cost.py``) goes to stderr and the JSON's ``summary``.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import costarms, costpark, drains, lockbench, lockpeer
+from bench import armcheck, costarms, costpark, drains, lockbench, lockpeer
 from bench.costarms import CELERY, GUARDED, PEER, PIPELINE
 from bench.dramatiq_arm import DramatiqWorker, missing
-from bench.errors import BenchError
 from bench.harness import POOLS, Context, Worker
 from bench.lockbench import Span
 from bench.scenarios import Scenario, one_model, parked_scale
@@ -123,16 +121,9 @@ def _peer_spans(worker: Worker, jobs: int, round_no: int) -> list[Span]:
     for i in range(jobs):
         task.apply_async((JOB_S, f"ou{round_no}-{i}", ONE_MODEL, f"op{round_no}-{i}", key))
     worker.resume()
-    deadline = time.monotonic() + 300
-    while int(worker.client.llen(key)) < jobs:
-        worker.check_alive()
-        if time.monotonic() > deadline:
-            raise BenchError(f"lock peer: {worker.client.llen(key)} of {jobs} ran"
-                                      f"{worker.log_tail()}")
-        time.sleep(0.05)
+    spans = armcheck.peer_spans(worker, key, jobs, 300, "jobs on one model")
     worker.pause()
-    raw: Any = worker.client.lrange(key, 0, -1)
-    return [Span(s, e, e) for s, e in (json.loads(item) for item in raw)]
+    return spans
 
 
 def _one_model(ctx: Context, jobs: int) -> dict[str, Any]:
