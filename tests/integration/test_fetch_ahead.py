@@ -77,16 +77,17 @@ def consume(channel: Any, got: list[Any]) -> None:
     channel.basic_consume(QUEUE, False, lambda message: got.append(message), consumer_tag="t")
 
 
-def send_fetch_at_once(channel: Any, redis_client: redis.Redis) -> None:
-    """Make the channel's next start a fetch sent at once, and start it."""
+def start(channel: Any, *, ahead: bool) -> None:
+    """Start the channel's next take as its loop would, the fetch loaded: *ahead*, a fetch
+    sent alone (the last one left messages), else the wait with the fetch behind it."""
     fetcher = channel._get_fetcher()
     fetcher._function = fetcher._load()  # as the channel's first fetch does
     client = channel.client
     if getattr(client, "connection", None) is None:  # the poller gives it one as it registers
         client.connection = client.connection_pool.get_connection()
-    channel._ahead = True
+    channel._ahead = ahead
     channel._brpop_start()
-    assert channel._sent_fetch is not None
+    assert channel._sent_fetch is not None and channel._sent_fetch[2] is not ahead
 
 
 def test_a_message_a_fetch_took_for_a_closing_channel_goes_back_to_the_head(
@@ -94,7 +95,7 @@ def test_a_message_a_fetch_took_for_a_closing_channel_goes_back_to_the_head(
     published = publish(2)
     got: list[Any] = []
     consume(channel, got)
-    send_fetch_at_once(channel, redis_client)
+    start(channel, ahead=True)
     channel.close()  # kombu reads the outstanding reply as it closes
     assert got == []
     back = redis_client.lrange(HEAD + "\x06\x166", 0, -1)
@@ -113,7 +114,7 @@ def test_a_fetch_redis_has_no_function_for_is_made_again_and_loses_no_ack(
     redis_client.hset(UNACKED, "earlier", "[]")
     redis_client.zadd(INDEX, {"earlier": time.time()})
     channel.qos._riders.append("earlier")
-    send_fetch_at_once(channel, redis_client)
+    start(channel, ahead=True)
     assert channel._sent_fetch is not None and channel._sent_fetch[1] == ["earlier"]
     # Redis forgets its functions and scripts (a restart, FUNCTION FLUSH) before the fetch runs.
     redis_client.function_flush()
@@ -129,12 +130,8 @@ def test_an_idle_channel_sends_its_fetch_behind_its_wait_and_gets_the_message_wi
         app: Any, channel: Any, redis_client: redis.Redis) -> None:
     got: list[Any] = []
     consume(channel, got)
-    fetcher = channel._get_fetcher()
-    fetcher._function = fetcher._load()
+    start(channel, ahead=False)  # idle: the wait, and the fetch behind it
     client = channel.client
-    client.connection = client.connection_pool.get_connection()
-    channel._brpop_start()  # idle: the wait, and the fetch behind it
-    assert channel._sent_fetch is not None and channel._sent_fetch[2] is True
     time.sleep(0.1)
     assert not client.connection.can_read(timeout=0)  # the wait holds the fetch back
     published = publish(1)
@@ -150,11 +147,7 @@ def test_a_message_taken_behind_a_wait_as_the_channel_closes_goes_back(
     published = publish(1)
     got: list[Any] = []
     consume(channel, got)
-    fetcher = channel._get_fetcher()
-    fetcher._function = fetcher._load()
-    client = channel.client
-    client.connection = client.connection_pool.get_connection()
-    channel._brpop_start()  # the token is there: the wait returns and the fetch takes it
+    start(channel, ahead=False)  # the token is there: the wait returns and the fetch takes it
     channel.close()
     assert got == []
     assert ids(redis_client.lrange(HEAD + "\x06\x166", 0, -1)) == published
