@@ -45,8 +45,9 @@ function (:func:`library`), its shared Lua set up once; a script on Redis 6.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from hashlib import sha1
@@ -57,7 +58,7 @@ import redis
 
 from pipeline.broker.parking import OFF_ARGS, FetchParked, FetchParking, parse
 from pipeline.keys import lua_wake, wake_key
-from pipeline.locks.fastcall import packed
+from pipeline.locks.fastcall import function_missing, load_library, packed
 from pipeline.locks.scripts import lib_source
 
 
@@ -85,10 +86,6 @@ def library() -> tuple[str, str]:
     name = "pipeline_fetch_" + sha1((prelude + body).encode()).hexdigest()[:12]
     return (f"#!lua name={name}\n{prelude}"
             f"redis.register_function('{name}', function(KEYS, ARGV)\n{body}\nend)\n", name)
-
-
-def _missing_function(exc: redis.ResponseError) -> bool:
-    return "function not found" in str(exc).lower()
 
 
 @dataclass(frozen=True)
@@ -139,7 +136,7 @@ class Fetched:
     queue: str
     item: bytes
     tag: str
-    source: str = ""
+    source: str
 
 
 @dataclass(frozen=True)
@@ -157,7 +154,7 @@ class Taken:
     message: Fetched | None
     parked: list[FetchParked]
     more: bool
-    left: bool = False
+    left: bool
 
 
 class Fetcher:
@@ -177,14 +174,8 @@ class Fetcher:
     def _load(self) -> str:
         """Load the function library; "" where the server has no functions."""
         source, name = library()
-        try:
-            self.client.execute_command("FUNCTION", "LOAD", "REPLACE", source)
-        except redis.ResponseError as exc:
-            text = str(exc).lower()
-            if "unknown command" in text or "unknown subcommand" in text:
-                return ""
-            raise
-        return name
+        with _borrowed(self.client.connection_pool) as connection:
+            return name if load_library(connection, source) else ""
 
     def take(self, lists: Served) -> Fetched | None:
         """The next message of *lists*, recorded as taken; None when they are all empty."""
@@ -201,7 +192,7 @@ class Fetcher:
             reply = call(self.client.connection_pool,
                          ("FCALL", self._function, len(lists.keys), *lists.keys, *args))
         except redis.ResponseError as exc:
-            if not _missing_function(exc):
+            if not function_missing(exc):
                 raise
             # Redis restarted or its functions were flushed: load them again.
             self._function = self._load()
@@ -257,36 +248,34 @@ def _connection(pool: redis.ConnectionPool) -> Any:
         return pool.get_connection("_")  # type: ignore[call-arg,unused-ignore]
 
 
-def push(pool: redis.ConnectionPool, commands: Sequence[tuple[Any, ...]]) -> None:
-    """Send *commands* (full key names) in one round trip, e.g. a message and its token.
-
-    Cheaper than a redis-py pipeline on the publish path, and like one, not a
-    transaction: the token follows the message, so a worker it wakes finds it.
-    """
+@contextlib.contextmanager
+def _borrowed(pool: redis.ConnectionPool) -> Iterator[Any]:
+    """A connection of *pool*, given back after; dropped if anything went wrong on it (a
+    reply left unread would be taken for the next command's)."""
     connection = _connection(pool)
     try:
-        connection.send_packed_command(
-            [chunk for command in commands for chunk in packed(connection, command)])
-        for _ in commands:
-            connection.read_response()
+        yield connection
     except BaseException:
         connection.disconnect()
         raise
     finally:
         pool.release(connection)
+
+
+def push(pool: redis.ConnectionPool, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Send *commands* (full key names) in one round trip, e.g. a message and its token;
+    their replies.
+
+    Cheaper than a redis-py pipeline on the publish path (packed in C, no client), and
+    like one, not a transaction: the token follows the message, so a worker it wakes
+    finds it.
+    """
+    with _borrowed(pool) as connection:
+        connection.send_packed_command(
+            [chunk for command in commands for chunk in packed(connection, command)])
+        return [connection.read_response() for _ in commands]
 
 
 def call(pool: redis.ConnectionPool, command: tuple[Any, ...]) -> Any:
-    """Send one *command* on a connection of *pool* and return its reply (an error reply
-    raises, and leaves the connection usable); packed in C, without redis-py's client."""
-    connection = _connection(pool)
-    try:
-        connection.send_packed_command(packed(connection, command))
-        return connection.read_response()
-    except redis.ResponseError:
-        raise
-    except BaseException:
-        connection.disconnect()
-        raise
-    finally:
-        pool.release(connection)
+    """Send one *command* on a connection of *pool* and return its reply (:func:`push`)."""
+    return push(pool, [command])[0]

@@ -44,6 +44,25 @@ def packed(conn: Any, command: tuple[Any, ...]) -> Any:
     return [_pack(command)] if _pack else conn.pack_command(*command)
 
 
+def load_library(conn: Any, source: str) -> bool:
+    """Load a function library (``FUNCTION LOAD REPLACE``) on the connection *conn*; False
+    where the server has no functions (Redis < 7)."""
+    conn.send_packed_command(packed(conn, ("FUNCTION", "LOAD", "REPLACE", source)))
+    try:
+        conn.read_response()
+    except ResponseError as exc:
+        if "unknown command" in str(exc).lower() or "unknown subcommand" in str(exc).lower():
+            return False
+        raise
+    return True
+
+
+def function_missing(exc: ResponseError) -> bool:
+    """Whether *exc* says the function called is not loaded (Redis restarted, or its
+    functions were flushed): load the library and call again."""
+    return "function not found" in str(exc).lower()
+
+
 class _Local(threading.local):
     conn: Any = None
     pid: int = 0
@@ -120,17 +139,7 @@ class ScriptCaller:
 
     def _load_library(self, conn: Any) -> bool:
         """Load the function library; False where the server has no functions (Redis < 7)."""
-        if self.library is None:
-            return False
-        conn.send_packed_command(conn.pack_command("FUNCTION", "LOAD", "REPLACE",
-                                                   self.library[0]))
-        try:
-            conn.read_response()
-        except ResponseError as exc:
-            if "unknown command" in str(exc).lower() or "unknown subcommand" in str(exc).lower():
-                return False
-            raise
-        return True
+        return self.library is not None and load_library(conn, self.library[0])
 
     def _read(self, conn: Any, name: str, args: Sequence[Any]) -> Any:
         try:
@@ -138,7 +147,7 @@ class ScriptCaller:
         except NoScriptError:
             self._load(conn, name)
         except ResponseError as exc:
-            if "function not found" not in str(exc).lower():
+            if not function_missing(exc):
                 raise
             self._load_library(conn)
         self._send(conn, name, args)
