@@ -147,14 +147,14 @@ class PipelineQoS(kombu_redis.QoS):
         two. Otherwise it is sent now.
         """
         virtual.QoS.ack(self, delivery_tag)  # first: the credit it frees decides
+        self._settle_unwritten(delivery_tag, give_back=False)
         if self.channel.fetch_follows():
-            self._settle_unwritten(delivery_tag, give_back=False)
             with self._guard:
                 if not self._riders:
                     self._riders_since = time.monotonic()
                 self._riders.append(delivery_tag)
             return
-        self._drop(delivery_tag, "ack")
+        self._remove([delivery_tag], "ack")
 
     def riders(self) -> list[str]:
         """Take the acks waiting for the next fetch (:meth:`ack`); the caller sends them."""
@@ -170,23 +170,26 @@ class PipelineQoS(kombu_redis.QoS):
             if not self._riders or time.monotonic() - self._riders_since < older_than:
                 return
             tags = self.riders()
-        if not tags:
-            return
+        if tags:
+            self._remove(tags, "ack")
+
+    def _remove(self, tags: list[str], what: str) -> None:
+        """Remove the records of *tags* (acknowledged or dropped) in one round trip."""
         try:
             pipe = self._client.pipeline()
             for tag in tags:
                 self._remove_from_indices(tag, pipe)
             pipe.execute()
         except _BROKER_DOWN as exc:
-            self.owe(tags, exc)
+            self.owe(tags, exc, what)
 
-    def owe(self, tags: list[str], exc: BaseException) -> None:
-        """Acks whose fate is unknown (the call that carried them failed): the keeper sends
-        them again (removing a record twice is harmless)."""
+    def owe(self, tags: list[str], exc: BaseException, what: str = "ack") -> None:
+        """Removals whose fate is unknown (Redis was unreachable, or the call that carried
+        them failed): the keeper sends them again (removing a record twice is harmless)."""
         self._pending_drops.update(tags)
         keeper().watch(self, self._renew_every or 5.0, owed=True)
-        logger.warning("ack of %d message(s) deferred, the broker is unreachable (%r); "
-                       "retried until it goes through", len(tags), exc)
+        logger.warning("%s of message(s) %s deferred, the broker is unreachable (%r); "
+                       "retried until it goes through", what, ", ".join(tags), exc)
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
         """Requeue or drop; a requeue that cannot be done now is left to the visibility timeout."""
@@ -222,13 +225,7 @@ class PipelineQoS(kombu_redis.QoS):
         # A record Redis refused is never written now; it may have been written all
         # the same (the reply was lost, not the command): it is removed like any other.
         self._settle_unwritten(delivery_tag, give_back=False)
-        try:
-            self._remove_from_indices(delivery_tag).execute()
-        except _BROKER_DOWN as exc:
-            self._pending_drops.add(delivery_tag)
-            keeper().watch(self, self._renew_every or 5.0, owed=True)
-            logger.warning("%s of message %s deferred, the broker is unreachable (%r); "
-                           "retried until it goes through", what, delivery_tag, exc)
+        self._remove([delivery_tag], what)
         virtual.QoS.ack(self, delivery_tag)
 
     def _forget(self, delivery_tag: str, why: str) -> None:
